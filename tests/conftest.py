@@ -1,0 +1,88 @@
+"""Shared fixtures: real data from ../shared/data, one model and one small index per test session.
+
+Embedding runs at a few dozen passages a second on CI's two cores, so the
+index over a few hundred real abstracts is built once and reused read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from qa import build_index
+from qa.embed import Embedder, quiet_third_party
+from qa.ingest import Record, read_source, record_to_dict
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("QA_SHARED_DATA", REPO.parent / "shared" / "data"))
+SEED_PMID = "25589616"
+SUBSET_SIZE = 300
+
+quiet_third_party()
+
+
+def _require_shared() -> Path:
+    if not (SHARED / "pubmedqa" / "pubmed-1000.xml.gz").is_file():
+        pytest.fail(f"test data not found at {SHARED}; clone next to ../shared or set QA_SHARED_DATA", pytrace=False)
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    return _require_shared()
+
+
+@pytest.fixture(scope="session")
+def pubmedqa_records(shared: Path) -> list[Record]:
+    return [r for r in read_source(shared / "pubmedqa" / "pubmed-1000.xml.gz") if isinstance(r, Record)]
+
+
+@pytest.fixture(scope="session")
+def queries(shared: Path) -> dict[str, tuple[str, str]]:
+    """query id -> (question, relevant PMID), from the BEIR files."""
+    texts = {}
+    with open(shared / "pubmedqa" / "queries.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            obj = json.loads(line)
+            texts[obj["_id"]] = obj["text"]
+    out = {}
+    with open(shared / "pubmedqa" / "qrels.tsv", encoding="utf-8") as fh:
+        next(fh)
+        for line in fh:
+            qid, pmid, _score = line.rstrip("\n").split("\t")
+            out[qid] = (texts[qid], pmid)
+    return out
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def subset_jsonl(tmp_path_factory: pytest.TempPathFactory, pubmedqa_records: list[Record]) -> Path:
+    """The first SUBSET_SIZE PubMedQA records as JSONL (so builds exercise two formats at once)."""
+    path = tmp_path_factory.mktemp("data") / "subset.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for record in pubmedqa_records[:SUBSET_SIZE]:
+            fh.write(json.dumps(record_to_dict(record)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_index(tmp_path_factory: pytest.TempPathFactory, shared: Path, subset_jsonl: Path, embedder: Embedder) -> Path:
+    """An index of SUBSET_SIZE real abstracts plus the seed record; treat as read-only."""
+    index = tmp_path_factory.mktemp("index") / "index"
+    build_index([subset_jsonl, shared / "seed" / f"{SEED_PMID}.xml"], index, embedder=embedder)
+    return index
+
+
+@pytest.fixture()
+def seed_index(tmp_path: Path, shared: Path, embedder: Embedder) -> Path:
+    """A throwaway index of the seed record alone (a few passages: cheap to rebuild)."""
+    index = tmp_path / "seed-index"
+    build_index([shared / "seed" / f"{SEED_PMID}.xml"], index, embedder=embedder)
+    return index
