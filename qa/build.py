@@ -102,9 +102,7 @@ def build_index(
                     notify("read", report.records_read, None)
             total = writer.record_count()
             if total == 0:
-                raise QAError(
-                    f"no records with an abstract in {', '.join(str(f) for f in files)}; nothing to index"
-                )
+                raise QAError(f"no records with an abstract in {', '.join(str(f) for f in files)}; nothing to index")
             chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, settings)
             done = 0
             notify("embed", 0, total)

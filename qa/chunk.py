@@ -8,9 +8,10 @@ embedded carries the title and section label as context.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .ingest import Record
 
@@ -51,9 +52,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     """Sentence spans of ``text`` (pysbd's rules know "e.g.", "p<0.05", "Fig. 2")."""
     if not text.strip():
         return []
-    import pysbd
-
-    segmenter = _segmenter(pysbd)
+    segmenter = _segmenter()
     spans: list[tuple[int, int]] = []
     pos = 0
     for sentence in segmenter.segment(text):
@@ -77,16 +76,12 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-_SEGMENTERS: dict[int, object] = {}
+@functools.cache
+def _segmenter() -> Any:
+    """pysbd's Segmenter keeps no state between calls; build it once per process, not per abstract."""
+    import pysbd
 
-
-def _segmenter(pysbd):  # type: ignore[no-untyped-def]
-    # A Segmenter is stateless between calls; build it once per process, not per abstract.
-    seg = _SEGMENTERS.get(0)
-    if seg is None:
-        seg = pysbd.Segmenter(language="en", clean=False)
-        _SEGMENTERS[0] = seg
-    return seg
+    return pysbd.Segmenter(language="en", clean=False)
 
 
 class Chunker:

@@ -21,7 +21,7 @@ app = typer.Typer(
     help=(
         "Ask questions of a collection of PubMed abstracts and get back the passages that answer them, "
         "each cited by PMID.\n\n"
-        "Start with `qa build FILE...` (PubMed XML, MEDLINE/.nbib or JSONL), then `qa ask \"...\"` or `qa chat`."
+        'Start with `qa build FILE...` (PubMed XML, MEDLINE/.nbib or JSONL), then `qa ask "..."` or `qa chat`.'
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -65,7 +65,7 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except QAError as exc:
-        _stderr().print(Text(f"Error: {exc}", style="bold red"))
+        _stderr().print(Text(f"Error: {exc}", style="bold red"), soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         _stderr().print(Text("Interrupted; the index was left as it was.", style="yellow"))
@@ -227,7 +227,11 @@ def chat(
     state = {"k": k, "all": False}
     if interactive:
         m = retriever.manifest
-        err.print(Text(f"{m.records:,} abstracts, {m.chunks:,} passages. Type /help for commands, Ctrl-D to quit.", style="dim"))
+        err.print(
+            Text(
+                f"{m.records:,} abstracts, {m.chunks:,} passages. Type /help for commands, Ctrl-D to quit.", style="dim"
+            )
+        )
 
     def handle(line: str) -> bool:
         """Answer or run one line; False means quit."""
@@ -255,7 +259,7 @@ def chat(
         try:
             hits = retriever.search(line, k=int(state["k"]), all_passages=bool(state["all"]))
         except QAError as exc:
-            err.print(Text(f"Error: {exc}", style="red"))
+            err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
             return True
         if as_json:
             print(json.dumps(hits_to_json(line, hits), ensure_ascii=False), flush=True)

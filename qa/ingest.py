@@ -15,7 +15,7 @@ import json
 import re
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Union
 from xml.etree.ElementTree import Element, ParseError
@@ -108,7 +108,8 @@ def expand_sources(paths: Iterable[str | Path]) -> list[Path]:
         path = Path(raw)
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
+                p
+                for p in path.rglob("*")
                 if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(_SOURCE_SUFFIXES)
             )
             if not found:
@@ -201,14 +202,17 @@ def _read_xml(raw: IO[bytes], path: Path) -> Iterator[Event]:
     depth = 0
     seen_root = False
     try:
-        for event, el in iterparse(raw, events=("start", "end"), forbid_dtd=False, forbid_entities=True, forbid_external=True):
+        for event, el in iterparse(
+            raw, events=("start", "end"), forbid_dtd=False, forbid_entities=True, forbid_external=True
+        ):
             if event == "start":
                 if root is None:
                     root = el
                     seen_root = True
                     if el.tag not in ("PubmedArticleSet", "PubmedArticle", "PubmedBookArticleSet"):
                         raise IngestError(
-                            f"{path}: XML root is <{el.tag}>, not <PubmedArticleSet> (is this a PubMed efetch/baseline file?)"
+                            f"{path}: XML root is <{el.tag}>, not <PubmedArticleSet> "
+                            "(is this a PubMed efetch/baseline file?)"
                         )
                 depth += 1
                 continue
@@ -230,7 +234,10 @@ def _read_xml(raw: IO[bytes], path: Path) -> Iterator[Event]:
         where = f" at line {line}, column {col}" if line else ""
         raise IngestError(f"{path}: malformed XML{where} ({msg})") from None
     except DefusedXmlException as exc:
-        raise IngestError(f"{path}: refused unsafe XML ({type(exc).__name__}: entity declarations and external references are not allowed)") from None
+        raise IngestError(
+            f"{path}: refused unsafe XML ({type(exc).__name__}: "
+            "entity declarations and external references are not allowed)"
+        ) from None
     if not seen_root:
         raise IngestError(f"{path}: no XML content")
 
@@ -253,17 +260,17 @@ def _xml_article(art: Element, path: Path) -> Event:
             sections.append(Section(label.strip() if label else None, text))
     if not sections:
         return Skipped(pmid, "no abstract")
-    journal = _text(article.find("Journal/Title")) or _text(article.find("Journal/ISOAbbreviation")) or _text(
-        cit.find("MedlineJournalInfo/MedlineTA")
+    journal = (
+        _text(article.find("Journal/Title"))
+        or _text(article.find("Journal/ISOAbbreviation"))
+        or _text(cit.find("MedlineJournalInfo/MedlineTA"))
     )
     pub = article.find("Journal/JournalIssue/PubDate")
     year = None
     if pub is not None:
         year = _year_from(_text(pub.find("Year"))) or _year_from(_text(pub.find("MedlineDate")))
     year = year or _year_from(_text(article.find("ArticleDate/Year")))
-    mesh = tuple(
-        t for t in (_text(d) for d in cit.findall("MeshHeadingList/MeshHeading/DescriptorName")) if t
-    )
+    mesh = tuple(t for t in (_text(d) for d in cit.findall("MeshHeadingList/MeshHeading/DescriptorName")) if t)
     doi = None
     for loc in article.findall("ELocationID"):
         if loc.get("EIdType") == "doi" and _text(loc):
@@ -302,7 +309,7 @@ def split_labelled_abstract(text: str) -> tuple[Section, ...]:
     sections = []
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        body = text[m.end():end].strip()
+        body = text[m.end() : end].strip()
         if body:
             sections.append(Section(m.group(1).strip(), body))
     return tuple(sections)
@@ -315,7 +322,9 @@ def _read_medline(text: IO[str], path: Path) -> Iterator[Event]:
     for n, rec in enumerate(Medline.parse(text), start=1):
         pmid = (rec.get("PMID") or "").strip()
         if not pmid.isdigit():
-            raise IngestError(f"{path}: MEDLINE record {n} has no valid PMID line (is this a PubMed 'PubMed format' export?)")
+            raise IngestError(
+                f"{path}: MEDLINE record {n} has no valid PMID line (is this a PubMed 'PubMed format' export?)"
+            )
         count += 1
         abstract = rec.get("AB") or ""
         sections = split_labelled_abstract(abstract)
@@ -331,9 +340,7 @@ def _read_medline(text: IO[str], path: Path) -> Iterator[Event]:
                     break
             if doi:
                 break
-        mesh = tuple(
-            m.split("/")[0].lstrip("*").strip() for m in (rec.get("MH") or []) if m.split("/")[0].strip()
-        )
+        mesh = tuple(m.split("/")[0].lstrip("*").strip() for m in (rec.get("MH") or []) if m.split("/")[0].strip())
         yield Record(
             pmid=pmid,
             title=clean_text(rec["TI"]) if rec.get("TI") else None,
@@ -368,7 +375,7 @@ def record_from_dict(obj: dict, where: str = "record") -> Event:
     """Build a Record from the JSONL shape ``{"pmid", "title", "abstract", ...}``."""
     pmid = str(obj.get("pmid", "")).strip()
     if not pmid.isdigit():
-        raise IngestError(f"{where}: missing or non-numeric \"pmid\" ({obj.get('pmid')!r})")
+        raise IngestError(f'{where}: missing or non-numeric "pmid" ({obj.get("pmid")!r})')
     sections: tuple[Section, ...]
     if obj.get("sections"):
         try:
@@ -378,11 +385,11 @@ def record_from_dict(obj: dict, where: str = "record") -> Event:
                 if clean_text(str(s.get("text") or ""))
             )
         except (TypeError, KeyError, AttributeError):
-            raise IngestError(f"{where}: \"sections\" must be a list of {{\"label\", \"text\"}} objects") from None
+            raise IngestError(f'{where}: "sections" must be a list of {{"label", "text"}} objects') from None
     else:
         abstract = obj.get("abstract")
         if abstract is not None and not isinstance(abstract, str):
-            raise IngestError(f"{where}: \"abstract\" must be a string")
+            raise IngestError(f'{where}: "abstract" must be a string')
         sections = (Section(None, clean_text(abstract)),) if abstract and clean_text(abstract) else ()
     if not sections:
         return Skipped(pmid, "no abstract")
@@ -436,4 +443,3 @@ __all__ = [
     "split_labelled_abstract",
     "pubmed_url",
 ]
-_ = field  # dataclasses.field kept available for subclasses of Record

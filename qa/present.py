@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -41,8 +42,10 @@ def render_hits(console: Console, question: str, hits: Sequence[Hit]) -> None:
             head.append("  " + " · ".join(facts), style="dim")
         head.append(f"  score {hit.score:.3f}", style="dim")
         console.print(head)
-        console.print(Text("   " + (hit.title or "(no title in the record)"), style="bold" if hit.title else "dim italic"))
-        body = Text("   ")
+        indent = (0, 0, 0, 3)
+        title = Text(hit.title or "(no title in the record)", style="bold" if hit.title else "dim italic")
+        console.print(Padding(title, indent, expand=False))
+        body = Text()
         body.append(f"[{_section_name(hit.section)}] ", style="magenta")
         if hit.highlight:
             s, e = hit.highlight
@@ -51,8 +54,8 @@ def render_hits(console: Console, question: str, hits: Sequence[Hit]) -> None:
             body.append(hit.text[e:])
         else:
             body.append(hit.text)
-        console.print(body)
-        console.print(Text("   " + hit.url, style="blue underline"))
+        console.print(Padding(body, indent, expand=False))
+        console.print(Padding(Text(hit.url, style="blue underline"), indent, expand=False))
         console.print()
 
 

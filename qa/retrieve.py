@@ -92,7 +92,9 @@ class Retriever:
         fresh = self.store.open()
         if fresh.manifest.model != self.embedder.name:
             fresh.close()
-            raise ModelError(f"index {self.store.path} was rebuilt with model {fresh.manifest.model!r}; restart to use it")
+            raise ModelError(
+                f"index {self.store.path} was rebuilt with model {fresh.manifest.model!r}; restart to use it"
+            )
         old, self.snapshot = self.snapshot, fresh
         old.close()
         return True

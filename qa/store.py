@@ -196,7 +196,9 @@ class IndexStore:
         if self.exists():
             live = (self.path / CURRENT).read_text(encoding="utf-8").strip()
         for child in self.path.iterdir():
-            if child.is_dir() and (child.name.startswith(".build-") or (child.name.startswith("snap-") and child.name != live)):
+            if child.is_dir() and (
+                child.name.startswith(".build-") or (child.name.startswith("snap-") and child.name != live)
+            ):
                 shutil.rmtree(child, ignore_errors=True)
 
     def publish(self, snapshot_dir: Path) -> None:
@@ -257,7 +259,9 @@ class SnapshotWriter:
         return int(self.db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
     def iter_records(self, batch: int = 256) -> Iterator[list[Record]]:
-        cursor = self.db.execute("SELECT pmid, version, title, journal, year, doi, mesh, abstract, sections FROM records ORDER BY pmid")
+        cursor = self.db.execute(
+            "SELECT pmid, version, title, journal, year, doi, mesh, abstract, sections FROM records ORDER BY pmid"
+        )
         while rows := cursor.fetchmany(batch):
             yield [_record_from_row(r) for r in rows]
 
@@ -269,7 +273,16 @@ class SnapshotWriter:
         self.db.executemany(
             "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)",
             [
-                (int(i), c.pmid, c.ordinal, c.section, c.start, c.end, json.dumps([list(s) for s in c.sentences]), c.n_tokens)
+                (
+                    int(i),
+                    c.pmid,
+                    c.ordinal,
+                    c.section,
+                    c.start,
+                    c.end,
+                    json.dumps([list(s) for s in c.sentences]),
+                    c.n_tokens,
+                )
                 for i, c in zip(ids, chunks)
             ],
         )
@@ -331,7 +344,9 @@ class Snapshot:
         try:
             self.index = faiss.read_index(str(vectors))
         except RuntimeError as exc:
-            raise IndexStoreError(f"{vectors}: unreadable FAISS index ({str(exc).splitlines()[-1][:120]}); rebuild with qa build") from None
+            raise IndexStoreError(
+                f"{vectors}: unreadable FAISS index ({str(exc).splitlines()[-1][:120]}); rebuild with qa build"
+            ) from None
         if self.index.d != self.manifest.dimension or self.index.ntotal != self.manifest.chunks:
             raise IndexStoreError(
                 f"{vectors}: holds {self.index.ntotal} vectors of dimension {self.index.d}, manifest says "
@@ -378,7 +393,8 @@ class Snapshot:
 
     def record(self, pmid: str) -> Record | None:
         row = self.db.execute(
-            "SELECT pmid, version, title, journal, year, doi, mesh, abstract, sections FROM records WHERE pmid=?", (pmid,)
+            "SELECT pmid, version, title, journal, year, doi, mesh, abstract, sections FROM records WHERE pmid=?",
+            (pmid,),
         ).fetchone()
         return _record_from_row(row) if row else None
 
@@ -388,9 +404,6 @@ class Snapshot:
         years = self.db.execute("SELECT MIN(year), MAX(year) FROM records").fetchone()
         size = sum(f.stat().st_size for f in self.dir.iterdir() if f.is_file())
         return {"records": records, "chunks": chunks, "year_min": years[0], "year_max": years[1], "bytes": size}
-
-
-
 
 
 def describe(path: str | Path) -> dict[str, Any]:
@@ -430,4 +443,6 @@ def describe(path: str | Path) -> dict[str, Any]:
         "size_bytes": size,
         "format_version": manifest.format_version,
     }
+
+
 __all__ = ["IndexStore", "Snapshot", "SnapshotWriter", "Manifest", "StoredChunk", "FORMAT_VERSION", "describe"]

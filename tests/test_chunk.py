@@ -96,7 +96,9 @@ def test_sentence_splitter_keeps_abbreviations_and_offsets() -> None:
     assert got == ["Levels fell (p<0.05, e.g. in Fig. 2).", "43 patients were treated.", "Dr. Smith agreed."]
 
 
-def test_very_long_title_never_pushes_a_chunk_past_the_model(embedder: Embedder, pubmedqa_records: list[Record]) -> None:
+def test_very_long_title_never_pushes_a_chunk_past_the_model(
+    embedder: Embedder, pubmedqa_records: list[Record]
+) -> None:
     base = pubmedqa_records[0]
     record = Record(pmid=base.pmid, title="Cytokine storm " * 150, sections=base.sections)
     chunks = Chunker(embedder.tokenizer, embedder.max_seq_length, ChunkSettings(chunk_tokens=128)).chunk(record)

@@ -177,7 +177,7 @@ def test_truncated_gzip(shared: Path, tmp_path: Path) -> None:
 
 def test_billion_laughs_is_refused(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.xml"
-    lol = "".join(f'<!ENTITY lol{i} "{"&lol%d;" % (i - 1) * 10}">' for i in range(1, 10))
+    lol = "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
     bomb.write_text(
         f'<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY lol0 "lol">{lol}]>'
         "<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMID><Article><Abstract>"
