@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.padding import Padding
-from rich.table import Table
 from rich.text import Text
 
 from .build import BuildReport
@@ -29,6 +27,13 @@ def _section_name(section: str | None) -> str:
     return section.title() if section else "Abstract"
 
 
+def _print_indented(console: Console, text: Text, indent: int = 3) -> None:
+    """Wrap to the terminal with a hanging indent and no trailing padding."""
+    for line in text.wrap(console, max(20, console.width - indent)):
+        line.rstrip()
+        console.print(Text(" " * indent) + line, soft_wrap=True)
+
+
 def render_hits(console: Console, question: str, hits: Sequence[Hit]) -> None:
     if not hits:
         console.print(Text("No passages found.", style="yellow"))
@@ -42,9 +47,8 @@ def render_hits(console: Console, question: str, hits: Sequence[Hit]) -> None:
             head.append("  " + " · ".join(facts), style="dim")
         head.append(f"  score {hit.score:.3f}", style="dim")
         console.print(head)
-        indent = (0, 0, 0, 3)
         title = Text(hit.title or "(no title in the record)", style="bold" if hit.title else "dim italic")
-        console.print(Padding(title, indent, expand=False))
+        _print_indented(console, title)
         body = Text()
         body.append(f"[{_section_name(hit.section)}] ", style="magenta")
         if hit.highlight:
@@ -54,8 +58,8 @@ def render_hits(console: Console, question: str, hits: Sequence[Hit]) -> None:
             body.append(hit.text[e:])
         else:
             body.append(hit.text)
-        console.print(Padding(body, indent, expand=False))
-        console.print(Padding(Text(hit.url, style="blue underline"), indent, expand=False))
+        _print_indented(console, body)
+        _print_indented(console, Text(hit.url, style="blue underline"))
         console.print()
 
 
@@ -80,12 +84,17 @@ def render_report(console: Console, report: BuildReport) -> None:
 
 
 def render_info(console: Console, info: dict[str, Any]) -> None:
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
+    width = max(len(k) for k in info) + 2
     for key, value in info.items():
-        table.add_row(key, Text(str(value)))
-    console.print(table)
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        elif key == "size_bytes" and isinstance(value, int):
+            key, value = "size", f"{value / 1e6:.1f} MB"
+        line = Text(key.replace("_", " ").ljust(width), style="bold")
+        line.append(str(value))
+        console.print(line, soft_wrap=True)
 
 
 __all__ = ["hits_to_json", "render_hits", "render_report", "render_info"]
