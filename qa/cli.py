@@ -224,6 +224,8 @@ def chat(
         if interactive:
             err.print(Text("Loading index and model...", style="dim"))
         retriever = Retriever(index, model=model)
+        if interactive:
+            retriever.warm_up()
     state = {"k": k, "all": False}
     if interactive:
         m = retriever.manifest
@@ -277,8 +279,11 @@ def chat(
                     continue  # Ctrl-C clears the line, as in a shell
                 except EOFError:
                     break
-                if not handle(line):
-                    break
+                try:
+                    if not handle(line):
+                        break
+                except KeyboardInterrupt:
+                    err.print(Text("(cancelled)", style="dim"))
         else:
             for line in sys.stdin:
                 if not handle(line):

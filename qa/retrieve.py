@@ -85,6 +85,10 @@ class Retriever:
     def manifest(self):  # type: ignore[no-untyped-def]
         return self.snapshot.manifest
 
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first question (for interactive use)."""
+        self.embedder.encode(["warm up"])
+
     def reload(self) -> bool:
         """Switch to a newer snapshot if a build has published one; True if it changed."""
         if self.store.current_dir() == self.snapshot.dir:
