@@ -162,6 +162,45 @@ def build(
 
 # ----------------------------------------------------------------------- ask
 
+ModeOption = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        help="Ranking: hybrid (lexical + dense, the default: it measures best), dense (meaning) or lexical (BM25).",
+    ),
+]
+YearFromOption = Annotated[
+    Optional[int], typer.Option("--year-from", help="Only records published in or after this year.")
+]
+YearToOption = Annotated[
+    Optional[int], typer.Option("--year-to", help="Only records published in or before this year.")
+]
+MeshOption = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--mesh", help="Only records with this MeSH descriptor (repeat to require several).", show_default=False
+    ),
+]
+JournalOption = Annotated[
+    Optional[str], typer.Option("--journal", help="Only records whose journal name contains this text.")
+]
+
+
+def _filters(year_from: int | None, year_to: int | None, mesh: list[str] | None, journal: str | None):  # type: ignore[no-untyped-def]
+    from .store import Filters
+
+    if year_from is not None and year_to is not None and year_from > year_to:
+        raise QAError(f"--year-from {year_from} is after --year-to {year_to}")
+    return Filters(year_from=year_from, year_to=year_to, mesh=tuple(mesh or ()), journal=journal or None)
+
+
+def _check_mode(mode: str) -> str:
+    from .retrieve import MODES
+
+    if mode not in MODES:
+        raise QAError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    return mode
+
 
 @app.command()
 def ask(
@@ -169,35 +208,50 @@ def ask(
     k: KOption = 5,
     index: IndexOption = Path("index"),
     model: ModelOption = None,
+    mode: ModeOption = "hybrid",
+    year_from: YearFromOption = None,
+    year_to: YearToOption = None,
+    mesh: MeshOption = None,
+    journal: JournalOption = None,
     all_passages: Annotated[
         bool, typer.Option("--all-passages", help="Allow several passages from one abstract (default: best per PMID).")
     ] = False,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Answer one question with ranked passages, each with its PMID and PubMed link."""
+    """Answer one question: a cited answer, then ranked passages with PMID and PubMed link."""
     _prepare(verbose)
-    from .present import hits_to_json, render_hits
+    from .present import render_response
     from .retrieve import Retriever
 
     with _user_errors():
         if not question.strip():
             raise QAError("the question is empty")
+        filters = _filters(year_from, year_to, mesh, journal)
+        _check_mode(mode)
         with Retriever(index, model=model) as retriever:
-            hits = retriever.search(question, k=k, all_passages=all_passages)
+            response = retriever.ask(question, k, mode=mode, filters=filters, all_passages=all_passages)  # type: ignore[arg-type]
     if as_json:
-        print(json.dumps(hits_to_json(question, hits), ensure_ascii=False))
+        print(json.dumps(response.to_dict(), ensure_ascii=False))
     else:
-        render_hits(_stdout(), question, hits)
+        if not response.hits:
+            _stderr().print(Text(f"No record matches the filters ({filters.describe()}).", style="yellow"))
+        render_response(_stdout(), response)
 
 
 # ---------------------------------------------------------------------- chat
 
-CHAT_HELP = """Type a question and press Enter. Commands:
-  /k N      show N passages per answer (now {k})
-  /all      toggle several passages per abstract (now {all})
-  /help     this text
-  /quit     leave (or Ctrl-D)"""
+CHAT_HELP = """Type a question and press Enter. A follow-up ("and its side effects?") is searched
+together with the previous question; /new starts a fresh topic. Commands:
+  /new                 start a new topic
+  /k N                 show N passages per answer (now {k})
+  /mode M              hybrid, dense or lexical (now {mode})
+  /filter ...          e.g. /filter year>=2010 year<=2015 mesh="Breast Neoplasms" journal=lancet
+  /filter off          remove filters (now: {filters})
+  /all                 toggle several passages per abstract (now {all})
+  /reload              switch to a newer build of the index
+  /help                this text
+  /quit                leave (or Ctrl-D)"""
 
 
 @app.command()
@@ -205,28 +259,37 @@ def chat(
     k: KOption = 5,
     index: IndexOption = Path("index"),
     model: ModelOption = None,
+    mode: ModeOption = "hybrid",
+    year_from: YearFromOption = None,
+    year_to: YearToOption = None,
+    mesh: MeshOption = None,
+    journal: JournalOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per answer (the `qa ask --json` shape); for scripts.")
     ] = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Ask question after question; the index and model are loaded once.
+    """A conversation: ask question after question; the index and model are loaded once.
 
-    When standard input is not a terminal, questions are read one per line.
+    When standard input is not a terminal, questions are read one per line
+    (commands such as /new and /filter work there too).
     """
     _prepare(verbose)
-    from .present import hits_to_json, render_hits
+    from .conversation import Conversation, parse_filters
+    from .present import render_response
     from .retrieve import Retriever
 
     out, err = _stdout(), _stderr()
     interactive = sys.stdin.isatty() and not as_json
     with _user_errors():
+        filters = _filters(year_from, year_to, mesh, journal)
+        _check_mode(mode)
         if interactive:
             err.print(Text("Loading index and model...", style="dim"))
         retriever = Retriever(index, model=model)
         if interactive:
             retriever.warm_up()
-    state = {"k": k, "all": False}
+    talk = Conversation(retriever, k=k, mode=mode, filters=filters)  # type: ignore[arg-type]
     if interactive:
         m = retriever.manifest
         err.print(
@@ -235,38 +298,64 @@ def chat(
             )
         )
 
+    def note(message: str, style: str = "dim") -> None:
+        err.print(Text(message, style=style), soft_wrap=True)
+
+    def command(line: str) -> bool:
+        cmd, _, arg = line.partition(" ")
+        arg = arg.strip()
+        if cmd in ("/quit", "/exit", "/q"):
+            return False
+        if cmd == "/help":
+            note(
+                CHAT_HELP.format(
+                    k=talk.k, mode=talk.mode, filters=talk.filters.describe(), all="on" if talk.all_passages else "off"
+                ),
+                style="",
+            )
+        elif cmd == "/new":
+            talk.new_topic()
+            note("New topic.")
+        elif cmd == "/k":
+            if arg.isdigit() and 1 <= int(arg) <= 1000:
+                talk.k = int(arg)
+                note(f"Showing {talk.k} passages per answer.")
+            else:
+                note("Usage: /k N  (N between 1 and 1000)", "yellow")
+        elif cmd == "/mode":
+            talk.set_mode(arg)
+            note(f"Mode: {talk.mode}.")
+        elif cmd == "/filter":
+            if not arg:
+                note(f"Filters: {talk.filters.describe()}.")
+            else:
+                talk.filters = parse_filters(arg, talk.filters)
+                note(f"Filters: {talk.filters.describe()}.")
+        elif cmd == "/all":
+            talk.all_passages = not talk.all_passages
+            note(f"Several passages per abstract: {'on' if talk.all_passages else 'off'}.")
+        elif cmd == "/reload":
+            note("Switched to the newest build." if retriever.reload() else "Already on the newest build.")
+        else:
+            note(f"Unknown command {cmd}; type /help.", "yellow")
+        return True
+
     def handle(line: str) -> bool:
         """Answer or run one line; False means quit."""
         line = line.strip()
         if not line:
             return True
-        if line.startswith("/"):
-            cmd, _, arg = line.partition(" ")
-            if cmd in ("/quit", "/exit", "/q"):
-                return False
-            if cmd == "/help":
-                err.print(Text(CHAT_HELP.format(k=state["k"], all="on" if state["all"] else "off")))
-            elif cmd == "/k":
-                if arg.strip().isdigit() and 1 <= int(arg) <= 1000:
-                    state["k"] = int(arg)
-                    err.print(Text(f"Showing {state['k']} passages per answer.", style="dim"))
-                else:
-                    err.print(Text("Usage: /k N  (N between 1 and 1000)", style="yellow"))
-            elif cmd == "/all":
-                state["all"] = not state["all"]
-                err.print(Text(f"Several passages per abstract: {'on' if state['all'] else 'off'}.", style="dim"))
-            else:
-                err.print(Text(f"Unknown command {cmd}; type /help.", style="yellow"))
-            return True
         try:
-            hits = retriever.search(line, k=int(state["k"]), all_passages=bool(state["all"]))
+            if line.startswith("/"):
+                return command(line)
+            response = talk.ask(line)
         except QAError as exc:
-            err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
+            note(f"Error: {exc}", "red")
             return True
         if as_json:
-            print(json.dumps(hits_to_json(line, hits), ensure_ascii=False), flush=True)
+            print(json.dumps(response.to_dict(), ensure_ascii=False), flush=True)
         else:
-            render_hits(out, line, hits)
+            render_response(out, response)
         return True
 
     try:
@@ -283,7 +372,7 @@ def chat(
                     if not handle(line):
                         break
                 except KeyboardInterrupt:
-                    err.print(Text("(cancelled)", style="dim"))
+                    note("(cancelled)")
         else:
             for line in sys.stdin:
                 if not handle(line):
@@ -292,6 +381,61 @@ def chat(
         pass
     finally:
         retriever.close()
+
+
+# ---------------------------------------------------------------------- eval
+
+
+@app.command(name="eval")
+def evaluate_command(
+    queries: Annotated[Path, typer.Argument(help='BEIR queries: one {"_id", "text"} JSON object per line.')],
+    qrels: Annotated[Path, typer.Argument(help="BEIR qrels TSV: query-id, corpus-id (the PMID), score; with header.")],
+    mode: Annotated[
+        Optional[list[str]], typer.Option("--mode", help="Mode to evaluate (repeatable; default: all three).")
+    ] = None,
+    index: IndexOption = Path("index"),
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Measure retrieval on judged questions: Recall@1/5/10, MRR@10, nDCG@10, one hit per PMID."""
+    _prepare(verbose)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .evaluate import evaluate, load_qrels, load_queries
+    from .present import render_eval
+    from .retrieve import MODES, Retriever
+
+    err = _stderr()
+    results: dict[str, dict[str, float | int]] = {}
+    with _user_errors():
+        modes = [_check_mode(m) for m in (mode or list(MODES))]
+        questions, judgements = load_queries(queries), load_qrels(qrels)
+        with (
+            Retriever(index) as retriever,
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+                disable=not err.is_terminal,
+            ) as progress,
+        ):
+            for m in modes:
+                task = progress.add_task(f"Evaluating {m}", total=None)
+                metrics = evaluate(
+                    retriever,
+                    questions,
+                    judgements,
+                    mode=m,
+                    progress=lambda done, total, task=task: progress.update(task, completed=done, total=total),
+                )
+                results[m] = metrics.to_dict()
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        render_eval(_stdout(), results)
 
 
 def _prompt_session():  # type: ignore[no-untyped-def]

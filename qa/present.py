@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from .answer import Answer, Response
 from .build import BuildReport
 from .retrieve import Hit
 
@@ -63,6 +64,42 @@ def render_hits(console: Console, question: str, hits: Sequence[Hit]) -> None:
         console.print()
 
 
+def render_answer(console: Console, answer: Answer) -> None:
+    """The cited answer block: each sentence followed by its [PMID]."""
+    if not answer.sentences:
+        console.print(
+            Text("No sentence in the top passages answers this closely; see the passages below.", style="dim")
+        )
+        console.print()
+        return
+    console.print(Text("Answer", style="bold underline"))
+    body = Text()
+    for i, sentence in enumerate(answer.sentences):
+        if i:
+            body.append(" ")
+        body.append(sentence.text)
+        body.append(f" [{sentence.pmid}]", style="bold cyan")
+    _print_indented(console, body)
+    console.print()
+
+
+def render_response(console: Console, response: Response) -> None:
+    if response.query and response.query != response.question:
+        console.print(Text(f"(searched: {response.query})", style="dim"), soft_wrap=True)
+    if response.hits:
+        render_answer(console, response.answer)
+    render_hits(console, response.question, response.hits)
+
+
+def render_eval(console: Console, results: dict[str, dict[str, Any]]) -> None:
+    keys = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
+    header = Text("mode".ljust(9) + "".join(k.rjust(11) for k in keys) + "queries".rjust(9), style="bold")
+    console.print(header)
+    for mode, metrics in results.items():
+        row = mode.ljust(9) + "".join(f"{metrics[k]:11.4f}" for k in keys) + f"{metrics['queries']:9d}"
+        console.print(Text(row))
+
+
 def render_report(console: Console, report: BuildReport) -> None:
     skipped = sum(report.skipped.values())
     reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items()))
@@ -97,4 +134,12 @@ def render_info(console: Console, info: dict[str, Any]) -> None:
         console.print(line, soft_wrap=True)
 
 
-__all__ = ["hits_to_json", "render_hits", "render_report", "render_info"]
+__all__ = [
+    "hits_to_json",
+    "render_hits",
+    "render_answer",
+    "render_response",
+    "render_eval",
+    "render_report",
+    "render_info",
+]

@@ -16,6 +16,7 @@ format, everything else is SQLite and JSON.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -32,8 +33,9 @@ import numpy as np
 from .chunk import Chunk
 from .errors import IndexStoreError
 from .ingest import Record, Section
+from .lexical import BM25_K1, COLUMN_WEIGHTS, FTS_SCHEMA, document_text, match_expression, terms
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: adds the FTS5 lexical table
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 PASSAGES = "passages.sqlite"
@@ -64,6 +66,28 @@ CREATE TABLE chunks (
 );
 CREATE INDEX chunks_pmid ON chunks(pmid);
 """
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict retrieval to some records; applied inside the search so k results still come back."""
+
+    year_from: int | None = None
+    year_to: int | None = None
+    mesh: tuple[str, ...] = ()  # every term must be a MeSH descriptor of the record (case-insensitive)
+    journal: str | None = None  # case-insensitive substring of the journal name
+
+    def __bool__(self) -> bool:
+        return bool(self.year_from or self.year_to or self.mesh or self.journal)
+
+    def describe(self) -> str:
+        parts = []
+        if self.year_from or self.year_to:
+            parts.append(f"year {self.year_from or ''}-{self.year_to or ''}")
+        parts += [f"MeSH {m!r}" for m in self.mesh]
+        if self.journal:
+            parts.append(f"journal ~ {self.journal!r}")
+        return ", ".join(parts) or "none"
 
 
 @dataclass
@@ -294,6 +318,7 @@ class SnapshotWriter:
 
         manifest.chunks = int(self.index.ntotal)
         manifest.records = self.record_count()
+        self._index_lexical()
         self.db.commit()
         self.db.close()
         faiss.write_index(self.index, str(self.dir / VECTORS))
@@ -306,6 +331,18 @@ class SnapshotWriter:
         self.store.publish(final)
         self.store.remove_stale()
         return final
+
+    def _index_lexical(self) -> None:
+        """Fill the FTS5 table from the final records (after replacements and deletions)."""
+        self.db.execute(FTS_SCHEMA)
+        rows = self.db.execute("SELECT pmid, title, abstract, mesh FROM records").fetchall()
+        self.db.executemany(
+            "INSERT INTO lexical(rowid, title, abstract, mesh) VALUES (?,?,?,?)",
+            [
+                (int(pmid), document_text(title), document_text(abstract), document_text(" ; ".join(json.loads(mesh))))
+                for pmid, title, abstract, mesh in rows
+            ],
+        )
 
     def abort(self) -> None:
         try:
@@ -354,6 +391,8 @@ class Snapshot:
             )
         # Read-only and shareable across threads: readers never write.
         self.db = sqlite3.connect(f"file:{passages}?mode=ro", uri=True, check_same_thread=False)
+        self._n_records = int(self.db.execute("SELECT count(*) FROM records").fetchone()[0])
+        self._df_cache: dict[str, int] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -390,6 +429,110 @@ class Snapshot:
                 doi=doi,
             )
         return out
+
+    # -- filters -----------------------------------------------------------
+
+    def filter_pmids(self, filters: Filters) -> list[str]:
+        """PMIDs of the records a filter lets through."""
+        where, args = [], []
+        if filters.year_from is not None:
+            where.append("year >= ?")
+            args.append(filters.year_from)
+        if filters.year_to is not None:
+            where.append("year <= ?")
+            args.append(filters.year_to)
+        if filters.journal:
+            where.append("lower(journal) LIKE ?")
+            args.append(f"%{filters.journal.lower()}%")
+        for term in filters.mesh:
+            where.append("EXISTS (SELECT 1 FROM json_each(records.mesh) WHERE lower(json_each.value) = ?)")
+            args.append(term.lower())
+        sql = "SELECT pmid FROM records" + (" WHERE " + " AND ".join(where) if where else "")
+        return [row[0] for row in self.db.execute(sql, args)]
+
+    def pmids_of(self, chunk_ids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for i in range(0, len(chunk_ids), 900):
+            batch = [int(c) for c in chunk_ids[i : i + 900]]
+            marks = ",".join("?" * len(batch))
+            out.update(self.db.execute(f"SELECT id, pmid FROM chunks WHERE id IN ({marks})", batch).fetchall())
+        return out
+
+    def chunk_ids_of(self, pmids: Sequence[str]) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for i in range(0, len(pmids), 900):  # stay under SQLite's variable limit
+            batch = list(pmids[i : i + 900])
+            marks = ",".join("?" * len(batch))
+            for pmid, cid in self.db.execute(f"SELECT pmid, id FROM chunks WHERE pmid IN ({marks})", batch):
+                out.setdefault(pmid, []).append(cid)
+        return out
+
+    # -- dense ---------------------------------------------------------------
+
+    def dense_search(
+        self, query: np.ndarray, n: int, allowed_chunk_ids: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """``(chunk id, cosine)`` of the ``n`` nearest passages, optionally only among some ids."""
+        import faiss
+
+        total = int(self.index.ntotal)
+        if allowed_chunk_ids is not None:
+            if len(allowed_chunk_ids) == 0:
+                return []
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed_chunk_ids, dtype=np.int64)))
+            n = max(1, min(n, len(allowed_chunk_ids)))
+            scores, ids = self.index.search(np.ascontiguousarray(query, dtype=np.float32), n, params=params)
+        else:
+            n = max(1, min(n, total))
+            scores, ids = self.index.search(np.ascontiguousarray(query, dtype=np.float32), n)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def dense_scores(self, query: np.ndarray, chunk_ids: Sequence[int]) -> np.ndarray:
+        """Exact cosine of the query with given passages (vectors read back from FAISS)."""
+        if not chunk_ids:
+            return np.zeros(0, dtype=np.float32)
+        vectors = self.index.reconstruct_batch(np.asarray(chunk_ids, dtype=np.int64))
+        return vectors @ np.asarray(query, dtype=np.float32).reshape(-1)
+
+    # -- lexical -------------------------------------------------------------
+
+    def lexical_search(
+        self, question: str, n: int, allowed_pmids: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """``(pmid, BM25)`` of the best-matching records, highest first (SQLite FTS5)."""
+        expression = match_expression(question)
+        if expression is None or n < 1:
+            return []
+        weights = ", ".join(str(w) for w in COLUMN_WEIGHTS)
+        sql = f"SELECT rowid, -bm25(lexical, {weights}) AS score FROM lexical WHERE lexical MATCH ?"
+        args: list[Any] = [expression]
+        if allowed_pmids is not None:
+            if not allowed_pmids:
+                return []
+            sql += " AND rowid IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps([int(p) for p in allowed_pmids]))
+        sql += " ORDER BY score DESC LIMIT ?"
+        args.append(n)
+        return [(str(rowid), float(score)) for rowid, score in self.db.execute(sql, args)]
+
+    def lexical_ceiling(self, question: str) -> float:
+        """The BM25 a record holding every question term would approach: sum of idf x (k1 + 1) x top weight."""
+        total = 0.0
+        for term in dict.fromkeys(terms(question, drop_stopwords=True)):
+            n = self._document_frequency(term)
+            if n:
+                idf = max(1e-6, math.log((self._n_records - n + 0.5) / (n + 0.5)))  # FTS5's own idf
+                total += idf * (BM25_K1 + 1) * max(COLUMN_WEIGHTS)
+        return total
+
+    def _document_frequency(self, term: str) -> int:
+        # The snapshot never changes, so counts can be kept for the life of this reader.
+        n = self._df_cache.get(term)
+        if n is None:
+            (n,) = self.db.execute("SELECT count(*) FROM lexical WHERE lexical MATCH ?", (f'"{term}"',)).fetchone()
+            if len(self._df_cache) < 100_000:
+                self._df_cache[term] = n
+        return n
 
     def record(self, pmid: str) -> Record | None:
         row = self.db.execute(
@@ -445,4 +588,13 @@ def describe(path: str | Path) -> dict[str, Any]:
     }
 
 
-__all__ = ["IndexStore", "Snapshot", "SnapshotWriter", "Manifest", "StoredChunk", "FORMAT_VERSION", "describe"]
+__all__ = [
+    "IndexStore",
+    "Snapshot",
+    "SnapshotWriter",
+    "Manifest",
+    "StoredChunk",
+    "Filters",
+    "FORMAT_VERSION",
+    "describe",
+]

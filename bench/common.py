@@ -1,0 +1,51 @@
+"""Shared by the benchmarks: where the data is, and the cached index of the 1,001 shared records."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+SHARED = Path(os.environ.get("QA_SHARED_DATA", REPO.parent / "shared" / "data"))
+CORPUS = [SHARED / "pubmedqa" / "pubmed-1000.xml.gz", SHARED / "seed" / "25589616.xml"]
+SHARED_QUERIES = SHARED / "pubmedqa" / "queries.jsonl"
+SHARED_QRELS = SHARED / "pubmedqa" / "qrels.tsv"
+PARAPHRASE_QUERIES = BENCH / "paraphrase" / "queries.jsonl"
+PARAPHRASE_QRELS = BENCH / "paraphrase" / "qrels.tsv"
+CACHE = BENCH / ".cache"
+RESULTS = BENCH / "results"
+
+
+def corpus_index(rebuild: bool = False) -> Path:
+    """Build the index of the shared corpus once; rebuild only when data, format or settings change."""
+    sys.path.insert(0, str(REPO))
+    from qa import build_index
+    from qa.store import FORMAT_VERSION, IndexStore
+
+    for f in CORPUS:
+        if not f.is_file():
+            sys.exit(f"missing {f}: clone next to ../shared or set QA_SHARED_DATA")
+    index = CACHE / "index-1001"
+    stamp = {
+        "format": FORMAT_VERSION,
+        "files": [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in CORPUS],
+    }
+    stamp_file = CACHE / "index-1001.stamp.json"
+    store = IndexStore(index)
+    fresh = store.exists() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp
+    if rebuild or not fresh:
+        print(f"building the benchmark index in {index} (about a minute)...", file=sys.stderr)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        build_index(CORPUS, index)
+        stamp_file.write_text(json.dumps(stamp))
+    return index
+
+
+def write_results(name: str, data: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
