@@ -11,7 +11,7 @@ import pytest
 from qa import Hit, Retriever, build_index
 from qa.embed import Embedder
 from qa.errors import IndexStoreError, IngestError, ModelError, QAError
-from qa.store import IndexStore
+from qa.store import FORMAT_VERSION, IndexStore
 
 from .conftest import SEED_PMID, SUBSET_SIZE
 
@@ -83,7 +83,7 @@ def test_manifest_records_model_and_counts(small_index: Path) -> None:
     assert manifest.chunks > manifest.records
     assert manifest.chunking == {"chunk_tokens": 128, "overlap_sentences": 1}
     on_disk = json.loads((IndexStore(small_index).current_dir() / "manifest.json").read_text())
-    assert on_disk["format_version"] == 1 and on_disk["built_at"]
+    assert on_disk["format_version"] == FORMAT_VERSION and on_disk["built_at"]
 
 
 def test_querying_with_another_model_is_refused(small_index: Path, tmp_path: Path) -> None:
