@@ -6,15 +6,20 @@ The public API, small on purpose::
 
     build_index(["pubmed.xml.gz"], "index")
     with Retriever("index") as retriever:
-        for hit in retriever.search("Which IL-6 inhibitors are clinically registered?", k=3):
+        response = retriever.ask("Which IL-6 inhibitors are clinically registered?", k=3)
+        print(response.answer.text)
+        for hit in response.hits:
             print(hit.pmid, hit.score, hit.url)
 """
 
+from .answer import Answer, AnswerSentence, Response
 from .build import BuildReport, build_index
+from .conversation import Conversation
 from .embed import DEFAULT_MODEL
 from .errors import IndexStoreError, IngestError, ModelError, QAError
 from .ingest import Record, Section, read_source
-from .retrieve import Hit, Retriever
+from .retrieve import Fusion, Hit, Retriever
+from .store import Filters
 
 __version__ = "0.1.0"
 
@@ -23,6 +28,12 @@ __all__ = [
     "BuildReport",
     "Retriever",
     "Hit",
+    "Response",
+    "Answer",
+    "AnswerSentence",
+    "Filters",
+    "Fusion",
+    "Conversation",
     "Record",
     "Section",
     "read_source",
