@@ -1,7 +1,11 @@
-"""Build: the pipeline that runs ingest -> chunk -> embed -> store for ``qa build``.
+"""Build: the pipeline that runs ingest -> chunk -> embed -> store for ``qa build`` and ``qa remove``.
 
-This module only wires the stages together and keeps the tally a user sees
-at the end; each stage's logic lives in its own module.
+Every build is an update of the live snapshot (an empty one for the first
+build or ``full=True``): incoming records are staged, compared by content
+hash with what is indexed, and only new or changed records are chunked and
+embedded -- and even then a passage whose text did not change keeps its
+vector. Nothing to change means no new snapshot at all. This module only
+wires the stages together and keeps the tally a user sees at the end.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .chunk import Chunker, ChunkSettings
-from .embed import Embedder
+from .embed import Embedder, canonical_model_name
 from .errors import QAError
 from .ingest import Deletion, Record, Skipped, expand_sources, read_source
-from .store import IndexStore, Manifest
+from .store import IndexStore, Manifest, Plan, Snapshot, SnapshotWriter, text_hash
 
 ProgressCallback = Callable[[str, int, "int | None"], None]
 """Called as ``progress(stage, done, total)``; stages are "read", "embed"."""
@@ -28,29 +34,49 @@ class BuildReport:
 
     index: str
     sources: list[str]
+    full: bool = False
     records_read: int = 0
-    records_indexed: int = 0
-    replaced: int = 0
-    deleted: int = 0
+    replaced: int = 0  # PMIDs seen more than once in this build's input (the last one kept)
     skipped: dict[str, int] = field(default_factory=dict)
-    chunks: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0  # removed from the index, or withdrawn before ever being indexed
+    cancelled: int = 0  # of those, records read earlier in this same build
+    not_found: list[str] = field(default_factory=list)  # asked to delete, but not in the index
+    records_indexed: int = 0  # records in the index afterwards
+    chunks: int = 0  # passages in the index afterwards
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
     @property
+    def noop(self) -> bool:
+        return not (self.added or self.updated or self.deleted - self.cancelled)
+
+    @property
     def chunks_per_second(self) -> float:
-        return self.chunks / self.embed_seconds if self.embed_seconds > 0 else 0.0
+        return self.chunks_embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, object]:
         return {
             "index": self.index,
             "sources": self.sources,
+            "full": self.full,
+            "noop": self.noop,
             "records_read": self.records_read,
-            "records_indexed": self.records_indexed,
             "replaced": self.replaced,
-            "deleted": self.deleted,
             "skipped": dict(self.skipped),
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "not_found": self.not_found,
+            "records_indexed": self.records_indexed,
             "chunks": self.chunks,
+            "chunks_embedded": self.chunks_embedded,
+            "chunks_reused": self.chunks_reused,
             "seconds": round(self.seconds, 2),
             "embed_seconds": round(self.embed_seconds, 2),
             "chunks_per_second": round(self.chunks_per_second, 1),
@@ -61,82 +87,220 @@ def build_index(
     sources: Iterable[str | Path],
     index: str | Path = "index",
     *,
+    full: bool = False,
     model: str | None = None,
-    chunk_tokens: int = ChunkSettings.chunk_tokens,
-    overlap_sentences: int = ChunkSettings.overlap_sentences,
+    chunk_tokens: int | None = None,
+    overlap_sentences: int | None = None,
     device: str | None = None,
     batch_size: int | None = None,
     embedder: Embedder | None = None,
     progress: ProgressCallback | None = None,
 ) -> BuildReport:
-    """Index PubMed files into ``index``, replacing what was there only once the new index is complete.
+    """Add PubMed files to the index at ``index`` (creating it), embedding only what is new or changed.
 
-    Later files win: a PMID seen twice keeps its last record, and a
-    ``<DeleteCitation>`` removes PMIDs read before it.
+    Later files win: a PMID seen twice keeps its last record, and a ``<DeleteCitation>``
+    removes PMIDs, whether indexed before or read earlier in this build. ``full=True``
+    rebuilds from ``sources`` alone. The live index is replaced only once the new one is
+    complete. Chunking settings and model default to the existing index's.
     """
-    started = time.perf_counter()
     files = expand_sources(sources)
     if not files:
         raise QAError("no input files given")
-    settings = ChunkSettings(chunk_tokens=chunk_tokens, overlap_sentences=overlap_sentences)
-    embedder = embedder or Embedder(model, device=device, batch_size=batch_size)
-    store = IndexStore(index)
-    report = BuildReport(index=str(store.path), sources=[str(f) for f in files])
-    skipped: Counter[str] = Counter()
     notify = progress or (lambda stage, done, total: None)
+    store = IndexStore(index)
 
+    def stage(writer: SnapshotWriter, report: BuildReport) -> None:
+        skipped: Counter[str] = Counter()
+        cancelled = 0
+        for path in files:
+            for event in read_source(path):
+                if isinstance(event, Record):
+                    report.records_read += 1
+                    report.replaced += writer.stage_record(event)
+                elif isinstance(event, Deletion):
+                    cancelled += writer.stage_deletions(event.pmids)
+                elif isinstance(event, Skipped):
+                    report.records_read += 1
+                    skipped[event.reason] += 1
+                notify("read", report.records_read, None)
+        report.skipped = dict(skipped)
+        report.cancelled = cancelled
+        if writer.staged_count() == 0 and not writer.plan().deleted:
+            raise QAError(f"no records with an abstract in {', '.join(str(f) for f in files)}; nothing to index")
+
+    return _update(
+        store,
+        stage,
+        sources=[str(f) for f in files],
+        full=full,
+        model=model,
+        chunk_tokens=chunk_tokens,
+        overlap_sentences=overlap_sentences,
+        device=device,
+        batch_size=batch_size,
+        embedder=embedder,
+        notify=notify,
+    )
+
+
+def remove_records(
+    pmids: Iterable[str], index: str | Path = "index", *, embedder: Embedder | None = None
+) -> BuildReport:
+    """Delete PMIDs from an existing index (a new snapshot without them; nothing is re-embedded)."""
+    wanted = [str(p).strip() for p in pmids]
+    bad = [p for p in wanted if not p.isdigit()]
+    if bad:
+        raise QAError(f"not a PMID: {bad[0]!r}")
+    if not wanted:
+        raise QAError("no PMIDs given")
+    store = IndexStore(index)
+    store.current_dir()  # a clear error when there is no index yet
+
+    def stage(writer: SnapshotWriter, report: BuildReport) -> None:
+        writer.stage_deletions(wanted)
+
+    return _update(store, stage, sources=[], full=False, embedder=embedder, notify=lambda *a: None)
+
+
+def _update(
+    store: IndexStore,
+    stage: Callable[[SnapshotWriter, BuildReport], None],
+    *,
+    sources: list[str],
+    full: bool,
+    notify: ProgressCallback,
+    model: str | None = None,
+    chunk_tokens: int | None = None,
+    overlap_sentences: int | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    embedder: Embedder | None = None,
+) -> BuildReport:
+    started = time.perf_counter()
+    report = BuildReport(index=str(store.path), sources=sources, full=full)
     lock = store.lock()
+    base: Snapshot | None = None
     try:
-        writer = store.begin(dimension=embedder.dimension)
+        store.remove_stale()  # unfinished builds a crash left behind
+        if store.exists() and not full:
+            base = store.open()
+        settings, model_name = _settings(base, model, chunk_tokens, overlap_sentences, embedder)
+        embedder = embedder or Embedder(model_name, device=device, batch_size=batch_size)
+        writer = store.begin(dimension=embedder.dimension, base=base)
         try:
-            for path in files:
-                for event in read_source(path):
-                    if isinstance(event, Record):
-                        report.records_read += 1
-                        report.replaced += writer.put_record(event)
-                    elif isinstance(event, Deletion):
-                        report.deleted += writer.delete_records(event.pmids)
-                    elif isinstance(event, Skipped):
-                        report.records_read += 1
-                        skipped[event.reason] += 1
-                    notify("read", report.records_read, None)
-            total = writer.record_count()
-            if total == 0:
-                raise QAError(f"no records with an abstract in {', '.join(str(f) for f in files)}; nothing to index")
-            chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, settings)
-            done = 0
-            notify("embed", 0, total)
-            for records in writer.iter_records():
-                chunks = [c for r in records for c in chunker.chunk(r)]
-                t0 = time.perf_counter()
-                vectors = embedder.encode([c.embed_text for c in chunks])
-                report.embed_seconds += time.perf_counter() - t0
-                writer.add_chunks(chunks, vectors)
-                done += len(records)
-                report.chunks += len(chunks)
-                notify("embed", done, total)
-            report.records_indexed = total
-            report.skipped = dict(skipped)
-            report.seconds = time.perf_counter() - started
-            writer.commit(
-                Manifest(
+            stage(writer, report)
+            plan = writer.plan()
+            report.added, report.updated, report.unchanged = len(plan.new), len(plan.changed), plan.unchanged
+            report.deleted, report.not_found = len(plan.deleted) + report.cancelled, plan.not_found
+            if base is not None and plan.is_noop:
+                writer.abort()
+                report.records_indexed, report.chunks = base.manifest.records, base.manifest.chunks
+            else:
+                writer.delete_records(plan.deleted)
+                _embed(
+                    writer,
+                    plan,
+                    embedder,
+                    Chunker(embedder.tokenizer, embedder.max_seq_length, settings),
+                    report,
+                    notify,
+                )
+                previous = base.manifest.sources if base is not None else []
+                manifest = Manifest(
                     model=embedder.name,
                     dimension=embedder.dimension,
                     max_seq_length=embedder.max_seq_length,
                     chunking={"chunk_tokens": settings.chunk_tokens, "overlap_sentences": settings.overlap_sentences},
-                    records=total,
-                    chunks=report.chunks,
-                    build_seconds=round(report.seconds, 2),
-                    sources=[f.name for f in files],
+                    records=0,
+                    chunks=0,
+                    build_seconds=round(time.perf_counter() - started, 2),
+                    sources=list(dict.fromkeys(previous + [Path(s).name for s in sources])),
                 )
-            )
+                writer.commit(manifest)
+                report.records_indexed, report.chunks = manifest.records, manifest.chunks
         except BaseException:
             writer.abort()
             raise
     finally:
+        if base is not None:
+            base.close()
         lock.release()
     report.seconds = time.perf_counter() - started
     return report
 
 
-__all__ = ["build_index", "BuildReport", "ProgressCallback"]
+def _settings(
+    base: Snapshot | None,
+    model: str | None,
+    chunk_tokens: int | None,
+    overlap_sentences: int | None,
+    embedder: Embedder | None,
+) -> tuple[ChunkSettings, str | None]:
+    """Settings for this build: what was asked, else what the index was built with, else the defaults."""
+    defaults = ChunkSettings()
+    if base is None:
+        settings = ChunkSettings(
+            chunk_tokens if chunk_tokens is not None else defaults.chunk_tokens,
+            overlap_sentences if overlap_sentences is not None else defaults.overlap_sentences,
+        )
+        return settings, model
+    built = base.manifest
+    settings = ChunkSettings(
+        chunk_tokens if chunk_tokens is not None else built.chunking.get("chunk_tokens", defaults.chunk_tokens),
+        overlap_sentences
+        if overlap_sentences is not None
+        else built.chunking.get("overlap_sentences", defaults.overlap_sentences),
+    )
+    asked = embedder.name if embedder is not None else (canonical_model_name(model) if model else built.model)
+    if asked != built.model:
+        raise QAError(
+            f"index {base.dir.parent} was built with model {built.model!r}, not {asked!r}; "
+            "add --full to rebuild it with the new model"
+        )
+    if (settings.chunk_tokens, settings.overlap_sentences) != (
+        built.chunking.get("chunk_tokens"),
+        built.chunking.get("overlap_sentences"),
+    ):
+        raise QAError(
+            f"index {base.dir.parent} was built with chunk_tokens={built.chunking.get('chunk_tokens')}, "
+            f"overlap={built.chunking.get('overlap_sentences')}; add --full to rebuild it with new chunking"
+        )
+    return settings, built.model
+
+
+def _embed(
+    writer: SnapshotWriter,
+    plan: Plan,
+    embedder: Embedder,
+    chunker: Chunker,
+    report: BuildReport,
+    notify: ProgressCallback,
+) -> None:
+    """Chunk and embed new and changed records; reuse vectors of passages whose text is unchanged."""
+    todo = plan.new + plan.changed
+    done = 0
+    notify("embed", 0, len(todo))
+    for records in writer.staged_records(todo):
+        reuse: dict[str, np.ndarray] = {}
+        for record in records:
+            reuse.update(writer.reusable_vectors(record.pmid))
+            writer.put_record(record)
+        chunks = [c for r in records for c in chunker.chunk(r)]
+        hashes = [text_hash(c.embed_text) for c in chunks]
+        fresh = [i for i, h in enumerate(hashes) if h not in reuse]
+        vectors = np.zeros((len(chunks), writer.dimension), dtype=np.float32)
+        if fresh:
+            t0 = time.perf_counter()
+            vectors[fresh] = embedder.encode([chunks[i].embed_text for i in fresh])
+            report.embed_seconds += time.perf_counter() - t0
+        for i, h in enumerate(hashes):
+            if h in reuse:
+                vectors[i] = reuse[h]
+        writer.add_chunks(chunks, vectors)
+        report.chunks_embedded += len(fresh)
+        report.chunks_reused += len(chunks) - len(fresh)
+        done += len(records)
+        notify("embed", done, len(todo))
+
+
+__all__ = ["build_index", "remove_records", "BuildReport", "ProgressCallback"]

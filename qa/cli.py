@@ -92,19 +92,38 @@ def build(
     ],
     index: IndexOption = Path("index"),
     model: ModelOption = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild from SOURCES alone instead of updating the existing index.")
+    ] = False,
     chunk_tokens: Annotated[
-        int, typer.Option(min=16, max=512, help="Largest passage in model tokens, title and section label included.")
-    ] = 128,
-    overlap: Annotated[int, typer.Option(min=0, max=10, help="Sentences repeated between neighbouring passages.")] = 1,
+        Optional[int],
+        typer.Option(
+            min=16,
+            max=512,
+            help="Largest passage in model tokens, title and section label included [default: 128, or the index's].",
+            show_default=False,
+        ),
+    ] = None,
+    overlap: Annotated[
+        Optional[int],
+        typer.Option(
+            min=0,
+            max=10,
+            help="Sentences repeated between neighbouring passages [default: 1, or the index's].",
+            show_default=False,
+        ),
+    ] = None,
     device: Annotated[Optional[str], typer.Option(help="Torch device for embedding: cpu, cuda, cuda:1, mps.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Passages per encoder batch.")] = None,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Build (or rebuild) an index from PubMed records.
+    """Build an index from PubMed records, or update it: only new or changed records are embedded.
 
-    The new index replaces the old one only when it is complete: a failed or
-    interrupted build leaves the previous index untouched.
+    Records already indexed and unchanged are kept as they are; PMIDs that a
+    source withdraws (<DeleteCitation>) are removed; `--full` rebuilds from
+    SOURCES alone. The new index replaces the old one only when it is
+    complete: a failed or interrupted build leaves the previous index untouched.
     """
     _prepare(verbose)
     from rich.progress import (
@@ -147,6 +166,7 @@ def build(
             report = build_index(
                 sources,
                 index,
+                full=full,
                 model=model,
                 chunk_tokens=chunk_tokens,
                 overlap_sentences=overlap,
@@ -154,6 +174,24 @@ def build(
                 batch_size=batch_size,
                 progress=on_progress,
             )
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        render_report(_stdout(), report)
+
+
+@app.command()
+def remove(
+    pmids: Annotated[list[str], typer.Argument(help="PMIDs to delete from the index.", show_default=False)],
+    index: IndexOption = Path("index"),
+    as_json: JsonOption = False,
+) -> None:
+    """Delete records from the index by PMID (atomically, nothing is re-embedded)."""
+    from .build import remove_records
+    from .present import render_report
+
+    with _user_errors():
+        report = remove_records(pmids, index)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -101,23 +101,32 @@ def render_eval(console: Console, results: dict[str, dict[str, Any]]) -> None:
 
 
 def render_report(console: Console, report: BuildReport) -> None:
-    skipped = sum(report.skipped.values())
-    reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items()))
-    lines = [
-        f"Indexed {report.records_indexed:,} records into {report.index}",
-        f"  read {report.records_read:,} records from {len(report.sources)} file(s)",
-        f"  skipped {skipped:,}" + (f" ({reasons})" if reasons else ""),
-    ]
+    lines: list[str] = []
+    if report.noop:
+        lines.append(f"Index {report.index} is up to date: nothing to add, change or delete")
+    else:
+        action = "Rebuilt" if report.full else "Updated"
+        lines.append(f"{action} {report.index}: {report.records_indexed:,} records, {report.chunks:,} passages")
+    if report.sources:
+        skipped = sum(report.skipped.values())
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items()))
+        lines.append(f"  read {report.records_read:,} records from {len(report.sources)} file(s)")
+        lines.append(f"  skipped {skipped:,}" + (f" ({reasons})" if reasons else ""))
     if report.replaced:
         lines.append(f"  {report.replaced:,} PMIDs seen more than once (the last record was kept)")
-    if report.deleted:
-        lines.append(f"  {report.deleted:,} records removed by DeleteCitation")
-    lines.append(
-        f"  {report.chunks:,} passages in {report.seconds:.1f} s "
-        f"(embedding {report.embed_seconds:.1f} s, {report.chunks_per_second:.1f} passages/s)"
-    )
-    for line in lines:
-        console.print(Text(line, style="bold green" if line is lines[0] else ""))
+    counts = f"added {report.added:,}, updated {report.updated:,}, unchanged {report.unchanged:,}"
+    lines.append(f"  {counts}, deleted {report.deleted:,}")
+    if report.not_found:
+        shown = ", ".join(report.not_found[:5]) + (" ..." if len(report.not_found) > 5 else "")
+        lines.append(f"  {len(report.not_found):,} PMIDs to delete were not in the index ({shown})")
+    if report.chunks_embedded or report.chunks_reused:
+        lines.append(
+            f"  embedded {report.chunks_embedded:,} passages in {report.embed_seconds:.1f} s "
+            f"({report.chunks_per_second:.1f} passages/s), reused {report.chunks_reused:,}"
+        )
+    lines.append(f"  {report.seconds:.1f} s in all")
+    for i, line in enumerate(lines):
+        console.print(Text(line, style="bold green" if i == 0 else ""), soft_wrap=True)
 
 
 def render_info(console: Console, info: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ format, everything else is SQLite and JSON.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -32,10 +33,10 @@ import numpy as np
 
 from .chunk import Chunk
 from .errors import IndexStoreError
-from .ingest import Record, Section
+from .ingest import Record, Section, record_from_dict, record_to_dict
 from .lexical import BM25_K1, COLUMN_WEIGHTS, FTS_SCHEMA, document_text, match_expression, terms
 
-FORMAT_VERSION = 2  # 2: adds the FTS5 lexical table
+FORMAT_VERSION = 3  # 2: FTS5 lexical table; 3: content hashes for incremental builds
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 PASSAGES = "passages.sqlite"
@@ -52,7 +53,8 @@ CREATE TABLE records (
     doi      TEXT,
     mesh     TEXT NOT NULL,       -- JSON list of MeSH descriptor names
     abstract TEXT NOT NULL,
-    sections TEXT NOT NULL        -- JSON list of [label, start, end] into abstract
+    sections TEXT NOT NULL,       -- JSON list of [label, start, end] into abstract
+    hash     TEXT NOT NULL        -- content hash: an unchanged record is never re-embedded
 );
 CREATE TABLE chunks (
     id        INTEGER PRIMARY KEY, -- the vector's id in FAISS
@@ -62,10 +64,40 @@ CREATE TABLE chunks (
     start     INTEGER NOT NULL,    -- offsets into records.abstract
     end       INTEGER NOT NULL,
     sentences TEXT NOT NULL,       -- JSON list of [start, end] into records.abstract
-    n_tokens  INTEGER NOT NULL
+    n_tokens  INTEGER NOT NULL,
+    text_hash TEXT NOT NULL        -- hash of the embedded text: its vector can be reused
 );
 CREATE INDEX chunks_pmid ON chunks(pmid);
 """
+
+# Incoming records of one build, resolved before anything is embedded (TEMP: never in the snapshot).
+_STAGING = """
+CREATE TEMP TABLE staged (pmid TEXT PRIMARY KEY, hash TEXT NOT NULL, record TEXT NOT NULL);
+CREATE TEMP TABLE staged_deletions (pmid TEXT PRIMARY KEY);
+"""
+
+
+def record_hash(record: Record) -> str:
+    return hashlib.sha256(json.dumps(record_to_dict(record), sort_keys=True).encode()).hexdigest()[:32]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass
+class Plan:
+    """What a build will change, decided before any embedding."""
+
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    deleted: list[str] = field(default_factory=list)  # present in the base and withdrawn
+    not_found: list[str] = field(default_factory=list)  # asked to delete but not indexed
+
+    @property
+    def is_noop(self) -> bool:
+        return not (self.new or self.changed or self.deleted)
 
 
 @dataclass(frozen=True)
@@ -208,11 +240,10 @@ class IndexStore:
             ) from None
         return lock
 
-    def begin(self, *, dimension: int) -> SnapshotWriter:
-        """Start a new snapshot; call under ``lock()``."""
+    def begin(self, *, dimension: int, base: Snapshot | None = None) -> SnapshotWriter:
+        """Start a new snapshot, empty or from a copy of ``base``; call under ``lock()``."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self.remove_stale()
-        return SnapshotWriter(self, self.path / f".build-{uuid.uuid4().hex[:12]}", dimension)
+        return SnapshotWriter(self, self.path / f".build-{uuid.uuid4().hex[:12]}", dimension, base)
 
     def remove_stale(self) -> None:
         """Delete unfinished builds and snapshots that are no longer live (call under the lock)."""
@@ -235,30 +266,119 @@ class IndexStore:
 
 
 class SnapshotWriter:
-    """Fills a temporary directory; ``commit`` turns it into the live snapshot."""
+    """Fills a temporary directory, starting from a copy of the live snapshot (or empty).
 
-    def __init__(self, store: IndexStore, directory: Path, dimension: int) -> None:
+    ``commit`` turns it into the live snapshot; ``abort`` throws it away.
+    """
+
+    def __init__(self, store: IndexStore, directory: Path, dimension: int, base: Snapshot | None = None) -> None:
         import faiss
 
         self.store = store
         self.dir = directory
         self.dir.mkdir(parents=True)
+        if base is not None:
+            shutil.copyfile(base.dir / PASSAGES, self.dir / PASSAGES)
+            self.index = faiss.clone_index(base.index)
+        else:
+            self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         self.db = sqlite3.connect(self.dir / PASSAGES)
         # Durability comes from fsync + rename at commit, so skip the journal while filling.
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
-        self.db.executescript(_SCHEMA)
-        self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        if base is None:
+            self.db.executescript(_SCHEMA)
+            self.db.execute(FTS_SCHEMA)
+        self.db.executescript(_STAGING)
+        self._cancelled: set[str] = set()  # staged records withdrawn by a later deletion
         self.dimension = dimension
-        self._next_id = 0
+        (top,) = self.db.execute("SELECT MAX(id) FROM chunks").fetchone()
+        self._next_id = 0 if top is None else int(top) + 1
 
-    # records are staged first so that "last one wins" and deletions resolve before chunking
-    def put_record(self, record: Record) -> bool:
-        """Store a record; True if it replaced an earlier one with the same PMID."""
-        existed = self.db.execute("SELECT 1 FROM records WHERE pmid=?", (record.pmid,)).fetchone() is not None
+    # -- staging: resolve "last record wins" and deletions before embedding --
+
+    def stage_record(self, record: Record) -> bool:
+        """Queue a record; True if an earlier record of this build had the same PMID."""
+        existed = self.db.execute("SELECT 1 FROM staged WHERE pmid=?", (record.pmid,)).fetchone() is not None
+        self.db.execute(
+            "INSERT OR REPLACE INTO staged VALUES (?,?,?)",
+            (record.pmid, record_hash(record), json.dumps(record_to_dict(record))),
+        )
+        self.db.execute("DELETE FROM staged_deletions WHERE pmid=?", (record.pmid,))
+        return existed
+
+    def stage_deletions(self, pmids: Iterable[str]) -> int:
+        """Queue deletions; returns how many records read earlier in this build they cancel."""
+        cancelled = 0
+        for pmid in pmids:
+            if self.db.execute("DELETE FROM staged WHERE pmid=?", (pmid,)).rowcount:
+                cancelled += 1
+                self._cancelled.add(pmid)
+            self.db.execute("INSERT OR IGNORE INTO staged_deletions VALUES (?)", (pmid,))
+        return cancelled
+
+    def staged_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM staged").fetchone()[0])
+
+    def plan(self) -> Plan:
+        plan = Plan()
+        rows = self.db.execute(
+            "SELECT s.pmid, s.hash, r.hash FROM staged s LEFT JOIN records r ON r.pmid = s.pmid ORDER BY s.pmid"
+        )
+        for pmid, new_hash, old_hash in rows:
+            if old_hash is None:
+                plan.new.append(pmid)
+            elif old_hash != new_hash:
+                plan.changed.append(pmid)
+            else:
+                plan.unchanged += 1
+        for pmid, present in self.db.execute(
+            "SELECT d.pmid, r.pmid IS NOT NULL FROM staged_deletions d LEFT JOIN records r ON r.pmid = d.pmid"
+        ):
+            if present:
+                plan.deleted.append(pmid)
+            elif pmid not in self._cancelled:
+                plan.not_found.append(pmid)
+        return plan
+
+    def staged_records(self, pmids: Sequence[str], batch: int = 256) -> Iterator[list[Record]]:
+        for i in range(0, len(pmids), batch):
+            chunk = list(pmids[i : i + batch])
+            marks = ",".join("?" * len(chunk))
+            rows = dict(self.db.execute(f"SELECT pmid, record FROM staged WHERE pmid IN ({marks})", chunk).fetchall())
+            yield [record_from_dict(json.loads(rows[p])) for p in chunk]  # type: ignore[misc]
+
+    # -- applying changes ------------------------------------------------------
+
+    def delete_records(self, pmids: Iterable[str]) -> int:
+        """Remove records with their passages, vectors and lexical rows; returns how many existed."""
+        removed = 0
+        for pmid in pmids:
+            self._remove_chunks(pmid)
+            self.db.execute("DELETE FROM lexical WHERE rowid=?", (int(pmid),))
+            removed += self.db.execute("DELETE FROM records WHERE pmid=?", (pmid,)).rowcount
+        return removed
+
+    def reusable_vectors(self, pmid: str) -> dict[str, np.ndarray]:
+        """Vectors of a record's current passages by text hash, to reuse when its text is unchanged."""
+        rows = self.db.execute("SELECT id, text_hash FROM chunks WHERE pmid=?", (pmid,)).fetchall()
+        if not rows:
+            return {}
+        vectors = self.index.reconstruct_batch(np.asarray([r[0] for r in rows], dtype=np.int64))
+        return {h: vectors[i] for i, (_, h) in enumerate(rows)}
+
+    def _remove_chunks(self, pmid: str) -> None:
+        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE pmid=?", (pmid,))]
+        if ids:
+            self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+            self.db.execute("DELETE FROM chunks WHERE pmid=?", (pmid,))
+
+    def put_record(self, record: Record) -> None:
+        """Store a record (replacing an older version and its passages) and index it lexically."""
+        self._remove_chunks(record.pmid)
         spans = [[label, s, e] for label, s, e in record.section_spans]
         self.db.execute(
-            "INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 record.pmid,
                 record.version,
@@ -269,25 +389,22 @@ class SnapshotWriter:
                 json.dumps(list(record.mesh)),
                 record.abstract,
                 json.dumps(spans),
+                record_hash(record),
             ),
         )
-        return existed
-
-    def delete_records(self, pmids: Iterable[str]) -> int:
-        removed = 0
-        for pmid in pmids:
-            removed += self.db.execute("DELETE FROM records WHERE pmid=?", (pmid,)).rowcount
-        return removed
+        self.db.execute("DELETE FROM lexical WHERE rowid=?", (int(record.pmid),))
+        self.db.execute(
+            "INSERT INTO lexical(rowid, title, abstract, mesh) VALUES (?,?,?,?)",
+            (
+                int(record.pmid),
+                document_text(record.title),
+                document_text(record.abstract),
+                document_text(" ; ".join(record.mesh)),
+            ),
+        )
 
     def record_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-
-    def iter_records(self, batch: int = 256) -> Iterator[list[Record]]:
-        cursor = self.db.execute(
-            "SELECT pmid, version, title, journal, year, doi, mesh, abstract, sections FROM records ORDER BY pmid"
-        )
-        while rows := cursor.fetchmany(batch):
-            yield [_record_from_row(r) for r in rows]
 
     def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         if len(chunks) != len(vectors):
@@ -295,7 +412,7 @@ class SnapshotWriter:
         ids = np.arange(self._next_id, self._next_id + len(chunks), dtype=np.int64)
         self._next_id += len(chunks)
         self.db.executemany(
-            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)",
             [
                 (
                     int(i),
@@ -306,6 +423,7 @@ class SnapshotWriter:
                     c.end,
                     json.dumps([list(s) for s in c.sentences]),
                     c.n_tokens,
+                    text_hash(c.embed_text),
                 )
                 for i, c in zip(ids, chunks)
             ],
@@ -318,7 +436,9 @@ class SnapshotWriter:
 
         manifest.chunks = int(self.index.ntotal)
         manifest.records = self.record_count()
-        self._index_lexical()
+        (n_chunks,) = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()
+        if n_chunks != manifest.chunks:  # never publish vectors and rows that disagree
+            raise IndexStoreError(f"internal error: {manifest.chunks} vectors but {n_chunks} passages; index unchanged")
         self.db.commit()
         self.db.close()
         faiss.write_index(self.index, str(self.dir / VECTORS))
@@ -332,18 +452,6 @@ class SnapshotWriter:
         self.store.remove_stale()
         return final
 
-    def _index_lexical(self) -> None:
-        """Fill the FTS5 table from the final records (after replacements and deletions)."""
-        self.db.execute(FTS_SCHEMA)
-        rows = self.db.execute("SELECT pmid, title, abstract, mesh FROM records").fetchall()
-        self.db.executemany(
-            "INSERT INTO lexical(rowid, title, abstract, mesh) VALUES (?,?,?,?)",
-            [
-                (int(pmid), document_text(title), document_text(abstract), document_text(" ; ".join(json.loads(mesh))))
-                for pmid, title, abstract, mesh in rows
-            ],
-        )
-
     def abort(self) -> None:
         try:
             self.db.close()
@@ -352,7 +460,7 @@ class SnapshotWriter:
 
 
 def _record_from_row(row: Sequence[Any]) -> Record:
-    pmid, version, title, journal, year, doi, mesh, abstract, sections = row
+    pmid, version, title, journal, year, doi, mesh, abstract, sections = row[:9]
     return Record(
         pmid=pmid,
         version=version,
@@ -589,6 +697,9 @@ def describe(path: str | Path) -> dict[str, Any]:
 
 
 __all__ = [
+    "Plan",
+    "record_hash",
+    "text_hash",
     "IndexStore",
     "Snapshot",
     "SnapshotWriter",

@@ -102,7 +102,11 @@ def test_build_via_cli_and_rebuild(tmp_path: Path, shared: Path) -> None:
     report = json.loads(result.stdout)
     assert report["records_indexed"] == 1 and report["chunks"] >= 2 and report["chunks_per_second"] > 0
     text = run("build", str(shared / "samples" / "biopython" / "pubmed1.xml"), "--index", str(index)).stdout
-    assert "Indexed 1 records" in text and "1 no abstract" in text
+    assert "Updated" in text and ": 2 records" in text and "1 no abstract" in text and "added 1," in text
+    again = run("build", str(shared / "samples" / "biopython" / "pubmed1.xml"), "--index", str(index)).stdout
+    assert "is up to date" in again and "unchanged 1" in again
+    full = run("build", str(shared / "samples" / "biopython" / "pubmed1.xml"), "--index", str(index), "--full").stdout
+    assert "Rebuilt" in full and ": 1 records" in full
 
 
 # ------------------------------------------------------------------- errors

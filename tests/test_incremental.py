@@ -1,0 +1,194 @@
+"""Incremental builds: only new or changed records are embedded, deletions apply, ids stay in sync."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from qa import Retriever, build_index
+from qa.build import remove_records
+from qa.cli import app
+from qa.embed import Embedder
+from qa.errors import QAError
+from qa.ingest import Record, record_to_dict
+from qa.store import IndexStore
+
+from .conftest import SEED_PMID
+
+IL6_QUESTION = "Which IL-6 inhibitors are clinically registered?"
+
+
+def write_jsonl(path: Path, records: list[Record]) -> Path:
+    path.write_text("".join(json.dumps(record_to_dict(r)) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture()
+def base(tmp_path: Path, pubmedqa_records: list[Record], embedder: Embedder, shared: Path) -> tuple[Path, Path]:
+    """An index of 20 real records plus the seed; returns (index, jsonl of the 20)."""
+    source = write_jsonl(tmp_path / "twenty.jsonl", pubmedqa_records[:20])
+    index = tmp_path / "index"
+    build_index([source, shared / "seed" / f"{SEED_PMID}.xml"], index, embedder=embedder)
+    return index, source
+
+
+def consistent(index: Path) -> None:
+    """Every FAISS id has its passage row and vice versa, and vectors are the records' own."""
+    snap = IndexStore(index).open()
+    try:
+        rows = {cid for (cid,) in snap.db.execute("SELECT id FROM chunks")}
+        faiss_ids = {int(snap.index.id_map.at(i)) for i in range(snap.index.ntotal)}
+        assert rows == faiss_ids
+        (orphans,) = snap.db.execute(
+            "SELECT COUNT(*) FROM chunks WHERE pmid NOT IN (SELECT pmid FROM records)"
+        ).fetchone()
+        assert orphans == 0
+        (bare,) = snap.db.execute("SELECT COUNT(*) FROM records WHERE pmid NOT IN (SELECT pmid FROM chunks)").fetchone()
+        assert bare == 0
+        (fts,) = snap.db.execute("SELECT COUNT(*) FROM lexical").fetchone()
+        assert fts == snap.manifest.records
+    finally:
+        snap.close()
+
+
+def test_rerun_on_unchanged_input_is_a_noop(base, shared: Path, embedder: Embedder) -> None:
+    index, source = base
+    snapshot = IndexStore(index).current_dir()
+    report = build_index([source, shared / "seed" / f"{SEED_PMID}.xml"], index, embedder=embedder)
+    assert report.noop and report.unchanged == 21 and report.chunks_embedded == 0
+    assert IndexStore(index).current_dir() == snapshot  # no new snapshot written
+
+
+def test_new_records_are_added_and_only_they_are_embedded(
+    base, tmp_path: Path, pubmedqa_records: list[Record], embedder: Embedder
+) -> None:
+    index, _ = base
+    before = IndexStore(index).manifest()
+    more = write_jsonl(tmp_path / "more.jsonl", pubmedqa_records[20:25])
+    report = build_index([more], index, embedder=embedder)
+    assert (report.added, report.updated, report.unchanged, report.deleted) == (5, 0, 0, 0)
+    after = IndexStore(index).manifest()
+    assert after.records == before.records + 5
+    assert report.chunks_embedded == after.chunks - before.chunks
+    consistent(index)
+    with Retriever(index, embedder=embedder) as r:
+        assert r.search(IL6_QUESTION, k=1)[0].pmid == SEED_PMID  # old records still answer
+
+
+def vectors_by_text(index: Path, pmid: str) -> dict[str, np.ndarray]:
+    snap = IndexStore(index).open()
+    try:
+        rows = snap.db.execute("SELECT id, text_hash FROM chunks WHERE pmid=?", (pmid,)).fetchall()
+        vectors = snap.index.reconstruct_batch(np.array([r[0] for r in rows], dtype=np.int64))
+        return {h: vectors[i] for i, (_, h) in enumerate(rows)}
+    finally:
+        snap.close()
+
+
+def test_changed_record_is_re_embedded_and_unchanged_passages_reuse_vectors(
+    base, tmp_path: Path, pubmedqa_records: list[Record], embedder: Embedder
+) -> None:
+    index, _ = base
+    original = pubmedqa_records[3]
+    old_vectors = vectors_by_text(index, original.pmid)
+    sections = list(original.sections)
+    sections[-1] = type(sections[-1])(sections[-1].label, sections[-1].text + " This sentence was added in a revision.")
+    revised = Record(**{**original.__dict__, "sections": tuple(sections), "version": 2})
+    report = build_index([write_jsonl(tmp_path / "rev.jsonl", [revised])], index, embedder=embedder)
+    assert (report.added, report.updated) == (0, 1)
+    assert report.chunks_reused >= 1 and report.chunks_embedded >= 1  # only the changed section's passages
+    consistent(index)
+    new_vectors = vectors_by_text(index, original.pmid)
+    kept = set(old_vectors) & set(new_vectors)
+    assert len(kept) == report.chunks_reused and set(new_vectors) - kept
+    for h in kept:  # a reused vector is exactly the old one
+        assert np.array_equal(old_vectors[h], new_vectors[h])
+    with Retriever(index, embedder=embedder) as r:
+        stored = r.snapshot.record(original.pmid)
+        assert stored is not None and stored.version == 2 and stored.abstract.endswith("added in a revision.")
+        assert r.search("This sentence was added in a revision", k=1, mode="lexical")[0].pmid == original.pmid
+
+
+def test_delete_citation_in_an_update_file_removes_records(base, shared: Path, embedder: Embedder) -> None:
+    index, _ = base
+    report = build_index([shared / "samples" / "update-with-deletions.xml"], index, embedder=embedder)
+    # the update file revises the seed (version 2) and withdraws two PubMedQA records
+    assert report.updated == 1 and report.deleted == 2 and report.not_found == []
+    consistent(index)
+    with Retriever(index, embedder=embedder) as r:
+        assert r.snapshot.record("21645374") is None and r.snapshot.record("16418930") is None
+        assert r.snapshot.record(SEED_PMID).version == 2  # type: ignore[union-attr]
+        pmids = {h.pmid for h in r.search("lace plant programmed cell death mitochondria", k=30)}
+        assert "21645374" not in pmids
+
+
+def test_remove_command(base, embedder: Embedder) -> None:
+    index, _ = base
+    before = IndexStore(index).manifest()
+    result = CliRunner().invoke(app, ["remove", SEED_PMID, "99999999", "--index", str(index), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["deleted"] == 1 and report["not_found"] == ["99999999"] and report["chunks_embedded"] == 0
+    assert IndexStore(index).manifest().records == before.records - 1
+    consistent(index)
+    with Retriever(index, embedder=embedder) as r:
+        assert SEED_PMID not in {h.pmid for h in r.search(IL6_QUESTION, k=10)}
+    bad = CliRunner().invoke(app, ["remove", "abc", "--index", str(index)])
+    assert bad.exit_code == 1 and "not a PMID" in bad.stderr
+    with pytest.raises(QAError, match="qa build"):
+        remove_records(["1"], index.parent / "nowhere")
+
+
+def test_full_rebuild_drops_what_is_not_in_the_sources(base, shared: Path, embedder: Embedder) -> None:
+    index, _ = base
+    report = build_index([shared / "seed" / f"{SEED_PMID}.xml"], index, embedder=embedder, full=True)
+    assert report.full and report.records_indexed == 1
+    consistent(index)
+
+
+def test_changing_settings_needs_full(base, shared: Path, embedder: Embedder) -> None:
+    index, _ = base
+    with pytest.raises(QAError, match="--full"):
+        build_index([shared / "seed" / f"{SEED_PMID}.xml"], index, embedder=embedder, chunk_tokens=64)
+    report = build_index([shared / "seed" / f"{SEED_PMID}.xml"], index, embedder=embedder, chunk_tokens=64, full=True)
+    assert IndexStore(index).manifest().chunking["chunk_tokens"] == 64 and report.records_indexed == 1
+
+
+def test_interrupted_update_keeps_the_previous_index(
+    base, tmp_path: Path, pubmedqa_records: list[Record], embedder: Embedder
+) -> None:
+    index, _ = base
+    snapshot = IndexStore(index).current_dir()
+    with Retriever(index, embedder=embedder) as r:
+        before = [(h.pmid, h.score) for h in r.search(IL6_QUESTION, k=5)]
+
+    def interrupt(stage: str, done: int, total: int | None) -> None:
+        if stage == "embed" and done > 0:
+            raise KeyboardInterrupt
+
+    more = write_jsonl(tmp_path / "more.jsonl", pubmedqa_records[20:600])
+    with pytest.raises(KeyboardInterrupt):
+        build_index([more], index, embedder=embedder, progress=interrupt)
+    assert IndexStore(index).current_dir() == snapshot
+    with Retriever(index, embedder=embedder) as r:
+        assert [(h.pmid, h.score) for h in r.search(IL6_QUESTION, k=5)] == before
+    consistent(index)
+
+
+def test_ids_stay_unique_across_updates(
+    base, tmp_path: Path, pubmedqa_records: list[Record], embedder: Embedder
+) -> None:
+    index, _ = base
+    remove_records([pubmedqa_records[0].pmid], index, embedder=embedder)
+    build_index([write_jsonl(tmp_path / "a.jsonl", pubmedqa_records[30:33])], index, embedder=embedder)
+    snap = IndexStore(index).open()
+    try:
+        ids = np.array([snap.index.id_map.at(i) for i in range(snap.index.ntotal)])
+        assert len(set(ids.tolist())) == len(ids)
+    finally:
+        snap.close()
+    consistent(index)
