@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from .chunk import Chunker, ChunkSettings
-from .embed import Embedder, canonical_model_name
+from .embed import DEFAULT_MODEL, Embedder, canonical_model_name, encoder_dir_name
 from .errors import QAError
 from .ingest import Deletion, Record, Skipped, expand_sources, read_source
 from .store import IndexStore, Manifest, Plan, Snapshot, SnapshotWriter, text_hash
+
+DEFAULT_BACKEND = "onnx-int8"  # 2.3x the build throughput of torch fp32 at -0.0003 MRR@10 (README "Speed")
 
 ProgressCallback = Callable[[str, int, "int | None"], None]
 """Called as ``progress(stage, done, total)``; stages are "read", "embed"."""
@@ -89,6 +91,8 @@ def build_index(
     *,
     full: bool = False,
     model: str | None = None,
+    backend: str | None = None,
+    index_type: str = "auto",
     chunk_tokens: int | None = None,
     overlap_sentences: int | None = None,
     device: str | None = None,
@@ -101,7 +105,7 @@ def build_index(
     Later files win: a PMID seen twice keeps its last record, and a ``<DeleteCitation>``
     removes PMIDs, whether indexed before or read earlier in this build. ``full=True``
     rebuilds from ``sources`` alone. The live index is replaced only once the new one is
-    complete. Chunking settings and model default to the existing index's.
+    complete. Model, backend and chunking settings default to the existing index's.
     """
     files = expand_sources(sources)
     if not files:
@@ -134,6 +138,8 @@ def build_index(
         sources=[str(f) for f in files],
         full=full,
         model=model,
+        backend=backend,
+        index_type=index_type,
         chunk_tokens=chunk_tokens,
         overlap_sentences=overlap_sentences,
         device=device,
@@ -170,6 +176,8 @@ def _update(
     full: bool,
     notify: ProgressCallback,
     model: str | None = None,
+    backend: str | None = None,
+    index_type: str = "auto",
     chunk_tokens: int | None = None,
     overlap_sentences: int | None = None,
     device: str | None = None,
@@ -184,15 +192,24 @@ def _update(
         store.remove_stale()  # unfinished builds a crash left behind
         if store.exists() and not full:
             base = store.open()
-        settings, model_name = _settings(base, model, chunk_tokens, overlap_sentences, embedder)
-        embedder = embedder or Embedder(model_name, device=device, batch_size=batch_size)
-        writer = store.begin(dimension=embedder.dimension, base=base)
+        settings, model_name, backend = _settings(base, model, backend, chunk_tokens, overlap_sentences, embedder)
+        if embedder is None:
+            encoder_dir = store.path / "models" / encoder_dir_name(model_name or DEFAULT_MODEL)
+            embedder = Embedder(
+                model_name,
+                backend=backend,
+                encoder_dir=encoder_dir if backend == "onnx-int8" else None,
+                device=device,
+                batch_size=batch_size,
+            )
+        writer = store.begin(dimension=embedder.dimension, base=base, index_type=index_type)
         try:
             stage(writer, report)
             plan = writer.plan()
             report.added, report.updated, report.unchanged = len(plan.new), len(plan.changed), plan.unchanged
             report.deleted, report.not_found = len(plan.deleted) + report.cancelled, plan.not_found
-            if base is not None and plan.is_noop:
+            retype = base is not None and index_type not in ("auto", base.manifest.index_type)
+            if base is not None and plan.is_noop and not retype:
                 writer.abort()
                 report.records_indexed, report.chunks = base.manifest.records, base.manifest.chunks
             else:
@@ -215,6 +232,12 @@ def _update(
                     chunks=0,
                     build_seconds=round(time.perf_counter() - started, 2),
                     sources=list(dict.fromkeys(previous + [Path(s).name for s in sources])),
+                    backend=embedder.backend,
+                    encoder=(
+                        str(embedder.encoder_dir.relative_to(store.path))
+                        if embedder.backend == "onnx-int8" and embedder.encoder_dir is not None
+                        else None
+                    ),
                 )
                 writer.commit(manifest)
                 report.records_indexed, report.chunks = manifest.records, manifest.chunks
@@ -232,18 +255,21 @@ def _update(
 def _settings(
     base: Snapshot | None,
     model: str | None,
+    backend: str | None,
     chunk_tokens: int | None,
     overlap_sentences: int | None,
     embedder: Embedder | None,
-) -> tuple[ChunkSettings, str | None]:
+) -> tuple[ChunkSettings, str | None, str]:
     """Settings for this build: what was asked, else what the index was built with, else the defaults."""
     defaults = ChunkSettings()
+    if embedder is not None:
+        backend = embedder.backend
     if base is None:
         settings = ChunkSettings(
             chunk_tokens if chunk_tokens is not None else defaults.chunk_tokens,
             overlap_sentences if overlap_sentences is not None else defaults.overlap_sentences,
         )
-        return settings, model
+        return settings, model, backend or DEFAULT_BACKEND
     built = base.manifest
     settings = ChunkSettings(
         chunk_tokens if chunk_tokens is not None else built.chunking.get("chunk_tokens", defaults.chunk_tokens),
@@ -257,6 +283,11 @@ def _settings(
             f"index {base.dir.parent} was built with model {built.model!r}, not {asked!r}; "
             "add --full to rebuild it with the new model"
         )
+    if backend is not None and backend != built.backend:
+        raise QAError(
+            f"index {base.dir.parent} was built with the {built.backend} backend, not {backend}; "
+            "add --full to rebuild it with the new backend"
+        )
     if (settings.chunk_tokens, settings.overlap_sentences) != (
         built.chunking.get("chunk_tokens"),
         built.chunking.get("overlap_sentences"),
@@ -265,7 +296,7 @@ def _settings(
             f"index {base.dir.parent} was built with chunk_tokens={built.chunking.get('chunk_tokens')}, "
             f"overlap={built.chunking.get('overlap_sentences')}; add --full to rebuild it with new chunking"
         )
-    return settings, built.model
+    return settings, built.model, built.backend
 
 
 def _embed(

@@ -9,9 +9,11 @@ is fetched from a hub at run time.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -67,24 +69,69 @@ def quiet_third_party(verbose: bool = False) -> None:
     warnings.filterwarnings("ignore", module=r"(transformers|sentence_transformers|torch|huggingface_hub)(\..*)?")
 
 
+BACKENDS = ("torch", "onnx-int8")
+
+
+def encoder_dir_name(model: str) -> str:
+    """Folder name, inside an index's ``models/``, of a model's int8 ONNX export."""
+    name = canonical_model_name(model)
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name).name).strip("-") or "model"
+    if name != DEFAULT_MODEL:
+        base += "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{base}-onnx-int8"
+
+
 class Embedder:
-    """A sentence-transformers model, loaded on first use; vectors are float32 and L2-normalized."""
+    """A sentence-transformers model, loaded on first use; vectors are float32 and L2-normalized.
+
+    ``backend="torch"`` runs the model with PyTorch (any device). ``backend="onnx-int8"`` runs
+    its int8 ONNX export from ``encoder_dir`` with onnxruntime, exported there on first use: about
+    3x faster on CPU and no torch import at query time. It encodes one text per call on purpose:
+    dynamic quantization scales activations per batch, so batching would make a text's vector
+    depend on its batch-mates; one at a time, a question and a passage get exactly the vector they
+    would get anywhere else.
+    """
 
     def __init__(
         self,
         model: str | None = None,
         *,
+        backend: str = "torch",
+        encoder_dir: Path | None = None,
         device: str | None = None,
         batch_size: int | None = None,
         verbose: bool = False,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend == "onnx-int8" and encoder_dir is None:
+            raise ModelError("the onnx-int8 backend needs a folder for the exported encoder")
+        if backend == "onnx-int8" and device and device != "cpu":
+            raise ModelError(f"--device {device} needs --backend torch (the int8 ONNX encoder runs on the CPU)")
         self.name = canonical_model_name(model)
         self.path = resolve_model_path(model)
+        self.backend = backend
+        self.encoder_dir = encoder_dir
         self.device = device
         self.batch_size = batch_size or (128 if device and device.startswith("cuda") else 32)
         self.verbose = verbose
         self._model: Any = None
+        self._onnx: Any = None
         self._tokenizer: Tokenizer | None = None
+
+    @property
+    def onnx(self) -> Any:
+        """The int8 ONNX encoder (exported into ``encoder_dir`` the first time)."""
+        if self._onnx is None:
+            from .onnx_backend import OnnxEncoder, export_int8
+
+            assert self.encoder_dir is not None
+            if not (self.encoder_dir / "model.onnx").is_file():
+                quiet_third_party(self.verbose)
+                with _silenced(not self.verbose):
+                    export_int8(self.path, self.encoder_dir, verbose=self.verbose)
+            self._onnx = OnnxEncoder(self.encoder_dir)
+        return self._onnx
 
     # -- loading ---------------------------------------------------------
 
@@ -132,6 +179,8 @@ class Embedder:
     @property
     def max_seq_length(self) -> int:
         """Tokens the encoder reads before truncating (256 for all-MiniLM-L6-v2)."""
+        if self.backend == "onnx-int8":
+            return int(self.onnx.max_seq_length)
         if self._model is None:
             file = Path(self.path) / "sentence_bert_config.json"
             if file.is_file():
@@ -144,6 +193,8 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
+        if self.backend == "onnx-int8":
+            return int(self.onnx.dimension)
         model = self.model
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get_dim())
@@ -154,6 +205,8 @@ class Embedder:
         """Vectors for ``texts`` as a (n, dim) float32 array, rows of unit length."""
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.backend == "onnx-int8":
+            return self.onnx.encode(texts, batch_size=1)
         vectors = self.model.encode(
             list(texts),
             batch_size=batch_size or self.batch_size,
@@ -184,4 +237,12 @@ def _silenced(active: bool) -> Iterator[None]:
         yield
 
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "canonical_model_name", "resolve_model_path", "quiet_third_party"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "BACKENDS",
+    "Embedder",
+    "encoder_dir_name",
+    "canonical_model_name",
+    "resolve_model_path",
+    "quiet_third_party",
+]

@@ -77,6 +77,67 @@ CREATE TEMP TABLE staged_deletions (pmid TEXT PRIMARY KEY);
 """
 
 
+INDEX_TYPES = ("auto", "flat", "ivf-sq8")
+IVF_THRESHOLD = 100_000  # passages; below it exact search is fast enough and needs no training
+DEFAULT_NPROBE = 32
+
+
+def resolve_index_type(requested: str, n_vectors: int) -> str:
+    """The vector index for ``n_vectors``: exact below the threshold, IVF with 8-bit codes above it."""
+    if requested not in INDEX_TYPES:
+        raise IndexStoreError(f"unknown index type {requested!r}; choose one of {', '.join(INDEX_TYPES)}")
+    if requested != "auto":
+        return requested
+    return "flat" if n_vectors < IVF_THRESHOLD else "ivf-sq8"
+
+
+def index_kind(index: Any) -> str:
+    import faiss
+
+    return "ivf-sq8" if isinstance(index, faiss.IndexIVF) else "flat"
+
+
+def all_ids(index: Any) -> np.ndarray:
+    """Every id stored in a flat (IDMap2) or IVF index."""
+    import faiss
+
+    if isinstance(index, faiss.IndexIVF):
+        lists = index.invlists
+        parts = [
+            faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+            for i in range(index.nlist)
+            if lists.list_size(i)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return faiss.vector_to_array(index.id_map)
+
+
+def convert_index(index: Any, kind: str, dimension: int) -> Any:
+    """Rebuild ``index`` as ``kind`` keeping every id (IVF: trained on a sample of the vectors)."""
+    import faiss
+
+    if index_kind(index) == kind:
+        return index
+    ids = all_ids(index)
+    if kind == "flat":
+        out = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    else:
+        n = len(ids)
+        # about 4 x sqrt(n) lists, but at least 39 training points per list (FAISS's minimum)
+        nlist = int(max(1, min(65536, 4 * math.sqrt(max(n, 1)), n // 39)))
+        quantizer = faiss.IndexFlatIP(dimension)
+        out = faiss.IndexIVFScalarQuantizer(
+            quantizer, dimension, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+        sample = np.random.default_rng(0).choice(ids, size=min(n, 64 * nlist), replace=False) if n else ids
+        out.train(index.reconstruct_batch(np.sort(sample)))
+        out.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by id
+    for i in range(0, len(ids), 50_000):
+        block = ids[i : i + 50_000]
+        out.add_with_ids(index.reconstruct_batch(block), block)
+    return out
+
+
 def record_hash(record: Record) -> str:
     return hashlib.sha256(json.dumps(record_to_dict(record), sort_keys=True).encode()).hexdigest()[:32]
 
@@ -135,7 +196,10 @@ class Manifest:
     built_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     build_seconds: float = 0.0
     sources: list[str] = field(default_factory=list)
-    index_type: str = "flat-ip"
+    index_type: str = "flat"  # "flat" (exact inner product) or "ivf-sq8"
+    nprobe: int = DEFAULT_NPROBE  # ivf-sq8: inverted lists searched per question
+    backend: str = "torch"  # how vectors were made: "torch" or "onnx-int8"
+    encoder: str | None = None  # onnx-int8: the exported encoder's folder, relative to the index
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -240,10 +304,11 @@ class IndexStore:
             ) from None
         return lock
 
-    def begin(self, *, dimension: int, base: Snapshot | None = None) -> SnapshotWriter:
+    def begin(self, *, dimension: int, base: Snapshot | None = None, index_type: str = "auto") -> SnapshotWriter:
         """Start a new snapshot, empty or from a copy of ``base``; call under ``lock()``."""
         self.path.mkdir(parents=True, exist_ok=True)
-        return SnapshotWriter(self, self.path / f".build-{uuid.uuid4().hex[:12]}", dimension, base)
+        resolve_index_type(index_type, 0)  # reject unknown names before any work
+        return SnapshotWriter(self, self.path / f".build-{uuid.uuid4().hex[:12]}", dimension, base, index_type)
 
     def remove_stale(self) -> None:
         """Delete unfinished builds and snapshots that are no longer live (call under the lock)."""
@@ -271,15 +336,23 @@ class SnapshotWriter:
     ``commit`` turns it into the live snapshot; ``abort`` throws it away.
     """
 
-    def __init__(self, store: IndexStore, directory: Path, dimension: int, base: Snapshot | None = None) -> None:
+    def __init__(
+        self,
+        store: IndexStore,
+        directory: Path,
+        dimension: int,
+        base: Snapshot | None = None,
+        index_type: str = "auto",
+    ) -> None:
         import faiss
 
         self.store = store
         self.dir = directory
         self.dir.mkdir(parents=True)
+        self.index_type = index_type
         if base is not None:
             shutil.copyfile(base.dir / PASSAGES, self.dir / PASSAGES)
-            self.index = faiss.clone_index(base.index)
+            self.index = faiss.read_index(str(base.dir / VECTORS))  # a private, writable copy
         else:
             self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         self.db = sqlite3.connect(self.dir / PASSAGES)
@@ -434,6 +507,11 @@ class SnapshotWriter:
     def commit(self, manifest: Manifest) -> Path:
         import faiss
 
+        kind = resolve_index_type(self.index_type, int(self.index.ntotal))
+        if self.index_type == "auto" and index_kind(self.index) == "ivf-sq8":
+            kind = "ivf-sq8"  # an index that grew into IVF stays IVF; --index-type flat converts back
+        self.index = convert_index(self.index, kind, self.dimension)
+        manifest.index_type = kind
         manifest.chunks = int(self.index.ntotal)
         manifest.records = self.record_count()
         (n_chunks,) = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()
@@ -487,7 +565,9 @@ class Snapshot:
             if not f.is_file():
                 raise FileNotFoundError(f)
         try:
-            self.index = faiss.read_index(str(vectors))
+            # IVF lists are memory-mapped: the OS pages in what queries touch, nothing is copied.
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if self.manifest.index_type == "ivf-sq8" else 0
+            self.index = faiss.read_index(str(vectors), flags)
         except RuntimeError as exc:
             raise IndexStoreError(
                 f"{vectors}: unreadable FAISS index ({str(exc).splitlines()[-1][:120]}); rebuild with qa build"
@@ -584,15 +664,21 @@ class Snapshot:
         import faiss
 
         total = int(self.index.ntotal)
+        ivf = self.manifest.index_type == "ivf-sq8"
+        selector = None
         if allowed_chunk_ids is not None:
             if len(allowed_chunk_ids) == 0:
                 return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed_chunk_ids, dtype=np.int64)))
+            selector = faiss.IDSelectorBatch(np.asarray(allowed_chunk_ids, dtype=np.int64))
             n = max(1, min(n, len(allowed_chunk_ids)))
-            scores, ids = self.index.search(np.ascontiguousarray(query, dtype=np.float32), n, params=params)
         else:
             n = max(1, min(n, total))
-            scores, ids = self.index.search(np.ascontiguousarray(query, dtype=np.float32), n)
+        if ivf:
+            params: Any = faiss.SearchParametersIVF(nprobe=self.manifest.nprobe, sel=selector)
+        else:
+            params = faiss.SearchParameters(sel=selector) if selector is not None else None
+        x = np.ascontiguousarray(query, dtype=np.float32)
+        scores, ids = self.index.search(x, n, params=params) if params is not None else self.index.search(x, n)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def dense_scores(self, query: np.ndarray, chunk_ids: Sequence[int]) -> np.ndarray:
@@ -697,6 +783,11 @@ def describe(path: str | Path) -> dict[str, Any]:
 
 
 __all__ = [
+    "INDEX_TYPES",
+    "IVF_THRESHOLD",
+    "resolve_index_type",
+    "convert_index",
+    "all_ids",
     "Plan",
     "record_hash",
     "text_hash",

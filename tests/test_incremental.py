@@ -15,7 +15,7 @@ from qa.cli import app
 from qa.embed import Embedder
 from qa.errors import QAError
 from qa.ingest import Record, record_to_dict
-from qa.store import IndexStore
+from qa.store import Filters, IndexStore, all_ids
 
 from .conftest import SEED_PMID
 
@@ -41,7 +41,7 @@ def consistent(index: Path) -> None:
     snap = IndexStore(index).open()
     try:
         rows = {cid for (cid,) in snap.db.execute("SELECT id FROM chunks")}
-        faiss_ids = {int(snap.index.id_map.at(i)) for i in range(snap.index.ntotal)}
+        faiss_ids = set(all_ids(snap.index).tolist())
         assert rows == faiss_ids
         (orphans,) = snap.db.execute(
             "SELECT COUNT(*) FROM chunks WHERE pmid NOT IN (SELECT pmid FROM records)"
@@ -187,8 +187,41 @@ def test_ids_stay_unique_across_updates(
     build_index([write_jsonl(tmp_path / "a.jsonl", pubmedqa_records[30:33])], index, embedder=embedder)
     snap = IndexStore(index).open()
     try:
-        ids = np.array([snap.index.id_map.at(i) for i in range(snap.index.ntotal)])
+        ids = all_ids(snap.index)
         assert len(set(ids.tolist())) == len(ids)
     finally:
         snap.close()
+    consistent(index)
+
+
+def test_index_type_follows_the_size() -> None:
+    from qa.store import IVF_THRESHOLD, resolve_index_type
+
+    assert resolve_index_type("auto", IVF_THRESHOLD - 1) == "flat"
+    assert resolve_index_type("auto", IVF_THRESHOLD) == "ivf-sq8"
+    assert resolve_index_type("flat", 10**7) == "flat"
+    with pytest.raises(QAError):
+        resolve_index_type("hnsw", 10)
+
+
+def test_ivf_index_builds_updates_and_answers(
+    tmp_path: Path, pubmedqa_records: list[Record], embedder: Embedder, shared: Path
+) -> None:
+    source = write_jsonl(tmp_path / "forty.jsonl", pubmedqa_records[:40])
+    index = tmp_path / "ivf"
+    build_index([source, shared / "seed" / f"{SEED_PMID}.xml"], index, embedder=embedder, index_type="ivf-sq8")
+    assert IndexStore(index).manifest().index_type == "ivf-sq8"
+    consistent(index)
+    with Retriever(index, embedder=embedder) as r:
+        assert r.search(IL6_QUESTION, k=3)[0].pmid == SEED_PMID
+        filtered = r.search(IL6_QUESTION, k=3, mode="dense", filters=Filters(journal="clinical"))
+        assert [h.pmid for h in filtered] == [SEED_PMID]
+    # an update keeps the trained IVF index and stays in sync
+    report = build_index([write_jsonl(tmp_path / "more.jsonl", pubmedqa_records[40:45])], index, embedder=embedder)
+    assert report.added == 5 and IndexStore(index).manifest().index_type == "ivf-sq8"
+    remove_records([pubmedqa_records[0].pmid], index, embedder=embedder)
+    consistent(index)
+    # and converting back to exact search is a rebuild of the vector index only
+    report = build_index([tmp_path / "more.jsonl"], index, embedder=embedder, index_type="flat")
+    assert report.chunks_embedded == 0 and IndexStore(index).manifest().index_type == "flat"
     consistent(index)

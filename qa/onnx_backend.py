@@ -1,0 +1,127 @@
+"""The int8 ONNX encoder: the embedding stage's fast CPU backend, with no torch at run time.
+
+``export_int8`` turns a sentence-transformers folder into a self-contained
+encoder folder (dynamically int8-quantized ONNX graph, tokenizer, settings)
+once, with sentence-transformers' own exporter. ``OnnxEncoder`` then runs it
+with onnxruntime and the ``tokenizers`` library alone -- mean pooling and L2
+normalisation, exactly what the model's sentence-transformers pipeline does --
+so a one-shot ``qa ask`` starts in a fraction of a second. Builds and queries
+of an index use the very same file, so their vectors always agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+MODEL_FILE = "model.onnx"
+SETTINGS_FILE = "encoder.json"
+QUANTIZATION = "avx512_vnni"  # sentence-transformers' dynamic int8 config; runs on any x86-64 CPU
+
+
+def export_int8(model_path: str, target: Path, *, verbose: bool = False) -> Path:
+    """Create ``target`` (if missing) holding the int8 ONNX export of the model at ``model_path``."""
+    if (target / MODEL_FILE).is_file() and (target / SETTINGS_FILE).is_file():
+        return target
+    source = Path(model_path)
+    if not (source / "modules.json").is_file():
+        raise ModelError(f"the onnx-int8 backend needs a local sentence-transformers folder, not {model_path!r}")
+    pooling = json.loads((source / "1_Pooling" / "config.json").read_text()) if (source / "1_Pooling").is_dir() else {}
+    if not pooling.get("pooling_mode_mean_tokens"):
+        raise ModelError("the onnx-int8 backend supports mean-pooling models only; use --backend torch")
+    try:
+        from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
+    except ImportError:  # pragma: no cover - depends on the install
+        raise ModelError("exporting to ONNX needs: pip install 'sentence-transformers[onnx]'") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    try:
+        copy = work / "model"
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("onnx", "openvino", "*.onnx"))
+        try:
+            model = SentenceTransformer(str(copy), backend="onnx", device="cpu")
+            export_dynamic_quantized_onnx_model(model, QUANTIZATION, str(copy))
+        except Exception as exc:  # optimum raises many kinds; the user needs one line
+            raise ModelError(f"ONNX export of {model_path!r} failed: {str(exc).splitlines()[0][:200]}") from None
+        quantized = next((copy / "onnx").glob("*qint8*.onnx"))
+        out = work / "encoder"
+        out.mkdir()
+        shutil.copyfile(quantized, out / MODEL_FILE)
+        shutil.copyfile(copy / "tokenizer.json", out / "tokenizer.json")
+        max_seq = json.loads((copy / "sentence_bert_config.json").read_text()).get("max_seq_length", 256)
+        digest = hashlib.sha256((out / MODEL_FILE).read_bytes()).hexdigest()
+        settings = {"max_seq_length": max_seq, "pooling": "mean", "normalize": True, "sha256": digest,
+                    "quantization": QUANTIZATION, "source": str(model_path)}  # fmt: skip
+        (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+        try:
+            os.rename(out, target)
+        except OSError:  # another process finished first; theirs is as good
+            if not (target / MODEL_FILE).is_file():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+class OnnxEncoder:
+    """Encodes texts with an exported int8 ONNX model: tokenize, run, mean-pool, normalise."""
+
+    def __init__(self, directory: Path, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        settings_file = directory / SETTINGS_FILE
+        if not settings_file.is_file() or not (directory / MODEL_FILE).is_file():
+            raise ModelError(f"{directory}: no exported encoder here; rebuild the index with --full")
+        self.settings = json.loads(settings_file.read_text())
+        self.max_seq_length = int(self.settings["max_seq_length"])
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_seq_length)
+        self.dimension = int(self.session.get_outputs()[0].shape[-1])
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self.tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))  # similar lengths share a batch
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(encodings[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            types = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                e = encodings[i]
+                n = len(e.ids)
+                ids[row, :n], mask[row, :n], types[row, :n] = e.ids, e.attention_mask, e.type_ids
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0]
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            out[idx] = pooled
+        return out
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+__all__ = ["OnnxEncoder", "export_int8"]
