@@ -19,8 +19,11 @@ CACHE = BENCH / ".cache"
 RESULTS = BENCH / "results"
 
 
-def corpus_index(rebuild: bool = False) -> Path:
-    """Build the index of the shared corpus once; rebuild only when data, format or settings change."""
+def corpus_index(rebuild: bool = False, backend: str | None = None) -> Path:
+    """Build the index of the shared corpus once; rebuild only when data, format or settings change.
+
+    ``backend=None`` uses the default encoder backend; "torch" gives a second, PyTorch-built index.
+    """
     sys.path.insert(0, str(REPO))
     from qa import build_index
     from qa.store import FORMAT_VERSION, IndexStore
@@ -28,18 +31,22 @@ def corpus_index(rebuild: bool = False) -> Path:
     for f in CORPUS:
         if not f.is_file():
             sys.exit(f"missing {f}: clone next to ../shared or set QA_SHARED_DATA")
-    index = CACHE / "index-1001"
+    from qa.build import DEFAULT_BACKEND
+
+    backend = backend or DEFAULT_BACKEND
+    index = CACHE / f"index-1001-{backend}"
     stamp = {
         "format": FORMAT_VERSION,
+        "backend": backend,
         "files": [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in CORPUS],
     }
-    stamp_file = CACHE / "index-1001.stamp.json"
+    stamp_file = CACHE / f"index-1001-{backend}.stamp.json"
     store = IndexStore(index)
     fresh = store.exists() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp
     if rebuild or not fresh:
         print(f"building the benchmark index in {index} (about a minute)...", file=sys.stderr)
         CACHE.mkdir(parents=True, exist_ok=True)
-        build_index(CORPUS, index)
+        build_index(CORPUS, index, full=True, backend=backend)
         stamp_file.write_text(json.dumps(stamp))
     return index
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from common import (
+from common import (  # noqa: I001
     PARAPHRASE_QRELS,
     PARAPHRASE_QUERIES,
     REPO,
@@ -27,6 +27,10 @@ from common import (
 )
 
 TARGETS = {"hybrid_recall@1": 0.99, "hybrid_mrr@10": 0.993, "answer_first_sentence": 0.90}
+
+
+sys.path.insert(0, str(REPO))
+from qa.store import IndexStore  # noqa: E402
 
 
 def run_eval(index, queries, qrels) -> dict:
@@ -68,13 +72,15 @@ def answer_agreement(index) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached index first")
+    parser.add_argument("--backend", choices=["onnx-int8", "torch"], help="encoder backend (default: qa's default)")
     args = parser.parse_args()
-    index = corpus_index(args.rebuild)
+    index = corpus_index(args.rebuild, backend=args.backend)
     started = time.perf_counter()
     shared = run_eval(index, SHARED_QUERIES, SHARED_QRELS)
     paraphrase = run_eval(index, PARAPHRASE_QUERIES, PARAPHRASE_QRELS)
     answers = answer_agreement(index)
     results = {
+        "backend": IndexStore(index).manifest().backend,
         "shared": shared,
         "paraphrase": paraphrase,
         "answer": answers,
@@ -91,9 +97,10 @@ def main() -> None:
         "answer starts in the top relevant abstract >= 90%": answers["share"] >= 0.90,
     }
     results["checks"] = checks
-    path = write_results("quality", results)
+    path = write_results(f"quality-{results['backend']}", results)
 
     keys = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
+    print(f"encoder backend: {results['backend']}")
     print(f"{'set':11}{'mode':9}" + "".join(k.rjust(11) for k in keys) + "queries".rjust(9))
     for name, table in (("shared", shared), ("paraphrase", paraphrase)):
         for mode in ("dense", "lexical", "hybrid"):

@@ -13,12 +13,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .chunk import Chunker, ChunkSettings
+from .chunk import Chunk, Chunker, ChunkSettings
 from .embed import DEFAULT_MODEL, Embedder, canonical_model_name, encoder_dir_name
 from .errors import QAError
 from .ingest import Deletion, Record, Skipped, expand_sources, read_source
@@ -311,27 +312,47 @@ def _embed(
     todo = plan.new + plan.changed
     done = 0
     notify("embed", 0, len(todo))
-    for records in writer.staged_records(todo):
-        reuse: dict[str, np.ndarray] = {}
-        for record in records:
-            reuse.update(writer.reusable_vectors(record.pmid))
-            writer.put_record(record)
-        chunks = [c for r in records for c in chunker.chunk(r)]
-        hashes = [text_hash(c.embed_text) for c in chunks]
-        fresh = [i for i, h in enumerate(hashes) if h not in reuse]
-        vectors = np.zeros((len(chunks), writer.dimension), dtype=np.float32)
-        if fresh:
-            t0 = time.perf_counter()
-            vectors[fresh] = embedder.encode([chunks[i].embed_text for i in fresh])
-            report.embed_seconds += time.perf_counter() - t0
-        for i, h in enumerate(hashes):
-            if h in reuse:
-                vectors[i] = reuse[h]
-        writer.add_chunks(chunks, vectors)
-        report.chunks_embedded += len(fresh)
-        report.chunks_reused += len(chunks) - len(fresh)
-        done += len(records)
-        notify("embed", done, len(todo))
+
+    def chunk_all(records: list[Record]) -> list[Chunk]:
+        return [c for r in records for c in chunker.chunk(r)]
+
+    # Chunking (pure Python) of the next batch overlaps with encoding (native code, GIL released).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        batches = writer.staged_records(todo)
+        first = next(batches, None)
+        pending = pool.submit(chunk_all, first) if first is not None else None
+        current = first
+        while current is not None and pending is not None:
+            chunks = pending.result()
+            following = next(batches, None)
+            pending = pool.submit(chunk_all, following) if following is not None else None
+            _store_batch(writer, current, chunks, embedder, report)
+            done += len(current)
+            notify("embed", done, len(todo))
+            current = following
+
+
+def _store_batch(
+    writer: SnapshotWriter, records: list[Record], chunks: list[Chunk], embedder: Embedder, report: BuildReport
+) -> None:
+    """Write one batch: records, then their passages with new or reused vectors."""
+    reuse: dict[str, np.ndarray] = {}
+    for record in records:
+        reuse.update(writer.reusable_vectors(record.pmid))
+        writer.put_record(record)
+    hashes = [text_hash(c.embed_text) for c in chunks]
+    fresh = [i for i, h in enumerate(hashes) if h not in reuse]
+    vectors = np.zeros((len(chunks), writer.dimension), dtype=np.float32)
+    if fresh:
+        t0 = time.perf_counter()
+        vectors[fresh] = embedder.encode([chunks[i].embed_text for i in fresh])
+        report.embed_seconds += time.perf_counter() - t0
+    for i, h in enumerate(hashes):
+        if h in reuse:
+            vectors[i] = reuse[h]
+    writer.add_chunks(chunks, vectors)
+    report.chunks_embedded += len(fresh)
+    report.chunks_reused += len(chunks) - len(fresh)
 
 
 __all__ = ["build_index", "remove_records", "BuildReport", "ProgressCallback"]

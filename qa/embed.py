@@ -64,9 +64,9 @@ def quiet_third_party(verbose: bool = False) -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    for name in ("sentence_transformers", "transformers", "huggingface_hub", "torch", "faiss"):
+    for name in ("sentence_transformers", "transformers", "huggingface_hub", "torch", "faiss", "optimum"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module=r"(transformers|sentence_transformers|torch|huggingface_hub)(\..*)?")
+    warnings.filterwarnings("ignore", module=r"(transformers|sentence_transformers|torch|huggingface_hub|optimum)(\..*)?")
 
 
 BACKENDS = ("torch", "onnx-int8")
@@ -201,12 +201,16 @@ class Embedder:
 
     # -- encoding --------------------------------------------------------
 
-    def encode(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
-        """Vectors for ``texts`` as a (n, dim) float32 array, rows of unit length."""
+    def encode(self, texts: Sequence[str], *, batch_size: int | None = None, exact: bool = True) -> np.ndarray:
+        """Vectors for ``texts`` as a (n, dim) float32 array, rows of unit length.
+
+        ``exact=False`` lets the int8 backend batch, for throwaway scores (highlighting sentences)
+        where a cosine that moves by ~0.01 with the batch does not matter.
+        """
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self.backend == "onnx-int8":
-            return self.onnx.encode(texts, batch_size=1)
+            return self.onnx.encode(texts, batch_size=1 if exact else 16)
         vectors = self.model.encode(
             list(texts),
             batch_size=batch_size or self.batch_size,

@@ -343,7 +343,7 @@ class Retriever:
         texts = [c.text[s:e] for c in chunks for s, e in c.sentences]
         if not texts:
             return [()] * len(chunks)
-        scores = self.embedder.encode(texts) @ query
+        scores = self.embedder.encode(texts, exact=False) @ query
         out, j = [], 0
         for c in chunks:
             out.append(tuple((s, e, float(scores[j + i])) for i, (s, e) in enumerate(c.sentences)))

@@ -1,0 +1,267 @@
+"""Speed benchmark: build throughput, encoder backends, incremental updates, start-up, query latency, 1M scale.
+
+    python bench/speed.py            # prints one table, writes bench/results/speed.json (about 10 minutes)
+    python bench/speed.py --skip-1m  # without the 1,000,000-passage part
+
+Every figure is the median of several runs; ratios compare figures measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import CACHE, CORPUS, REPO, SHARED_QRELS, SHARED_QUERIES, corpus_index, write_results
+
+sys.path.insert(0, str(REPO))
+
+from qa import Retriever, build_index  # noqa: E402
+from qa.chunk import Chunker, ChunkSettings  # noqa: E402
+from qa.embed import Embedder, encoder_dir_name, quiet_third_party  # noqa: E402
+from qa.evaluate import load_queries  # noqa: E402
+from qa.ingest import Record, read_source, record_to_dict  # noqa: E402
+from qa.store import DEFAULT_NPROBE, IndexStore, convert_index  # noqa: E402
+
+QUESTION = "Which IL-6 inhibitors are clinically registered?"
+
+
+def median_time(fn, runs: int) -> tuple[float, list[float]]:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def chunk_texts() -> list[str]:
+    records = [r for f in CORPUS for r in read_source(f) if isinstance(r, Record)]
+    embedder = Embedder()
+    chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, ChunkSettings())
+    return [c.embed_text for r in records for c in chunker.chunk(r)]
+
+
+def full_builds(runs: int) -> dict:
+    target = CACHE / "speed-build"
+    build_index(CORPUS, target, full=True)  # warm-up: the int8 export is made once per index
+    seconds, all_runs = median_time(lambda: build_index(CORPUS, target, full=True), runs)
+    report = build_index(CORPUS, target, full=True)
+    return {"seconds": round(seconds, 2), "runs": [round(t, 2) for t in all_runs], "chunks": report.chunks,
+            "chunks_per_second": round(report.chunks / seconds, 1), "index": target}  # fmt: skip
+
+
+def backend_throughput(texts: list[str], onnx_dir: Path, runs: int) -> dict:
+    out = {}
+    for backend in ("onnx-int8", "torch"):
+        embedder = Embedder(backend=backend, encoder_dir=onnx_dir if backend == "onnx-int8" else None)
+        embedder.encode(texts[:16])  # load
+        seconds, _ = median_time(lambda e=embedder: e.encode(texts), runs)
+        out[backend] = round(len(texts) / seconds, 1)
+    return out
+
+
+def eval_mrr(index: Path) -> dict:
+    cmd = [sys.executable, "-m", "qa.cli", "eval", str(SHARED_QUERIES), str(SHARED_QRELS), "--index", str(index),
+           "--mode", "dense", "--mode", "hybrid", "--json"]  # fmt: skip
+    data = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO).stdout)
+    return {mode: data[mode]["mrr@10"] for mode in data}
+
+
+def incremental(index: Path, runs: int) -> dict:
+    records = [r for r in read_source(CORPUS[0]) if isinstance(r, Record)][100:110]
+    times = []
+    for run in range(runs):
+        work = Path(tempfile.mkdtemp(dir=CACHE))
+        try:
+            copy = work / "index"
+            shutil.copytree(index, copy)
+            changed = work / "changed.jsonl"
+            with open(changed, "w") as fh:
+                for r in records:
+                    d = record_to_dict(r)
+                    d["sections"][-1]["text"] += f" Revised text, run {run}."
+                    fh.write(json.dumps(d) + "\n")
+            t0 = time.perf_counter()
+            report = build_index([changed], copy)
+            times.append(time.perf_counter() - t0)
+            assert report.updated == 10 and report.added == 0
+            noop_t0 = time.perf_counter()
+            assert build_index([changed], copy).noop
+            noop = time.perf_counter() - noop_t0
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return {"seconds": round(statistics.median(times), 2), "runs": [round(t, 2) for t in times],
+            "chunks_embedded": report.chunks_embedded, "chunks_reused": report.chunks_reused,
+            "noop_seconds": round(noop, 2)}  # fmt: skip
+
+
+def cold_ask(index: Path, runs: int) -> dict:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "qa.cli", "ask", QUESTION, "--index", str(index)], check=True,
+                       capture_output=True, cwd=REPO)  # fmt: skip
+        times.append(time.perf_counter() - t0)
+    return {"median_seconds": round(statistics.median(times), 3), "runs": [round(t, 3) for t in times]}
+
+
+def warm_queries(index: Path, n: int) -> dict:
+    questions = list(load_queries(SHARED_QUERIES).values())[:n]
+    out = {}
+    with Retriever(index) as retriever:
+        retriever.warm_up()
+        for label, fn in (
+            ("search", lambda q: retriever.search(q, k=5, highlight=False)),
+            ("ask", lambda q: retriever.ask(q, k=5)),
+        ):
+            times = []
+            for q in questions:
+                t0 = time.perf_counter()
+                fn(q)
+                times.append((time.perf_counter() - t0) * 1000)
+            out[label] = {"p50_ms": round(float(np.percentile(times, 50)), 1),
+                          "p99_ms": round(float(np.percentile(times, 99)), 1)}  # fmt: skip
+    return out
+
+
+def million(index: Path, n: int = 1_000_000, queries: int = 200) -> dict:
+    """1M synthetic passages clustered around the real ones; real questions as queries."""
+    import faiss
+
+    snap = IndexStore(index).open()
+    centers = snap.index.reconstruct_n(0, snap.index.ntotal) if hasattr(snap.index, "reconstruct_n") else None
+    ids = np.arange(snap.index.ntotal)
+    if centers is None or len(centers) != len(ids):
+        from qa.store import all_ids
+
+        centers = snap.index.reconstruct_batch(all_ids(snap.index))
+    d = centers.shape[1]
+    rng = np.random.default_rng(0)
+    vectors = np.empty((n, d), dtype=np.float32)
+    for i in range(0, n, 100_000):
+        m = min(100_000, n - i)
+        block = centers[rng.integers(0, len(centers), m)] + rng.normal(0, 0.03, (m, d)).astype(np.float32)
+        vectors[i : i + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    retr = Retriever(index)
+    qtexts = list(load_queries(SHARED_QUERIES).values())[:queries]
+    qvecs = retr.embedder.encode(qtexts)
+    retr.close()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    flat = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
+    flat.add_with_ids(vectors, np.arange(n, dtype=np.int64))
+    del vectors
+    _, truth = flat.search(qvecs, 10)
+    t0 = time.perf_counter()
+    ivf = convert_index(flat, "ivf-sq8", d)
+    build_seconds = time.perf_counter() - t0
+    del flat
+    path = CACHE / "ivf-1m.faiss"
+    faiss.write_index(ivf, str(path))
+    del ivf
+    probe = (
+        "import faiss, numpy as np, sys, time, json\n"
+        "def rss():\n"
+        "    return int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]) * 1024\n"
+        f"q = np.load({str(CACHE / 'q.npy')!r})\n"
+        "faiss.omp_set_num_threads(1)\n"
+        "before = rss()\n"
+        f"index = faiss.read_index({str(path)!r}, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)\n"
+        f"params = faiss.SearchParametersIVF(nprobe={DEFAULT_NPROBE})\n"
+        "times, found = [], []\n"
+        "for row in q:\n"
+        "    t = time.perf_counter(); D, I = index.search(row[None, :], 10, params=params)\n"
+        "    times.append((time.perf_counter() - t) * 1000); found.append(I[0].tolist())\n"
+        "print(json.dumps({'rss_bytes': rss() - before, 'times': times, 'found': found}))\n"
+    )
+    np.save(CACHE / "q.npy", qvecs)
+    out = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
+    recall = float(np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(out["found"], truth)]))
+    size = path.stat().st_size
+    path.unlink()
+    return {"passages": n, "index_type": "ivf-sq8", "nprobe": DEFAULT_NPROBE, "build_seconds": round(build_seconds, 1),
+            "p50_ms": round(float(np.percentile(out["times"], 50)), 2),
+            "p99_ms": round(float(np.percentile(out["times"], 99)), 2),
+            "recall_at_10": round(recall, 4), "resident_mb": round(out["rss_bytes"] / 1e6, 1),
+            "file_mb": round(size / 1e6, 1)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-1m", action="store_true", help="leave out the 1,000,000-passage part")
+    parser.add_argument("--runs", type=int, default=3, help="runs per timed figure (default 3; cold ask uses 5)")
+    args = parser.parse_args()
+    quiet_third_party()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    results: dict = {"machine": f"{os.cpu_count()} cores"}
+
+    build = full_builds(args.runs)
+    index = build.pop("index")
+    texts = chunk_texts()
+    sample = texts[:: max(1, len(texts) // 1000)][:1000]
+    throughput = backend_throughput(sample, index / "models" / encoder_dir_name("all-MiniLM-L6-v2"), args.runs)
+    results["build"] = build
+    results["encode_chunks_per_second"] = throughput
+    results["build_vs_raw_encode"] = round(build["chunks_per_second"] / throughput["onnx-int8"], 3)
+    torch_index = corpus_index(backend="torch")
+    results["mrr@10"] = {"onnx-int8": eval_mrr(index), "torch": eval_mrr(torch_index)}
+    results["incremental_10_changed"] = incremental(index, args.runs)
+    results["incremental_10_changed"]["ratio_to_full_build"] = round(
+        results["incremental_10_changed"]["seconds"] / build["seconds"], 4
+    )
+    results["cold_ask"] = cold_ask(index, 5)
+    results["warm_query"] = warm_queries(index, 200)
+    if not args.skip_1m:
+        results["one_million"] = million(index)
+    path = write_results("speed", results)
+
+    b, t, inc, cold, warm = (
+        build,
+        throughput,
+        results["incremental_10_changed"],
+        results["cold_ask"],
+        results["warm_query"],
+    )
+    rows = [
+        ("full build, 1,001 records (onnx-int8)",
+         f"{b['seconds']} s, {b['chunks']:,} passages, {b['chunks_per_second']}/s"),
+        ("raw encode on the same passages", f"onnx-int8 {t['onnx-int8']}/s, torch fp32 {t['torch']}/s "
+                                            f"({t['onnx-int8'] / t['torch']:.2f}x)"),
+        ("build throughput / raw encode (onnx-int8)", f"{results['build_vs_raw_encode']:.2f} "
+                                                      f"(overhead {1 / results['build_vs_raw_encode'] - 1:.0%})"),
+        ("MRR@10 shared, dense / hybrid, onnx-int8", f"{results['mrr@10']['onnx-int8']['dense']} / "
+                                                     f"{results['mrr@10']['onnx-int8']['hybrid']}"),
+        ("MRR@10 shared, dense / hybrid, torch fp32", f"{results['mrr@10']['torch']['dense']} / "
+                                                      f"{results['mrr@10']['torch']['hybrid']}"),
+        ("update of 10 changed records", f"{inc['seconds']} s ({inc['ratio_to_full_build']:.1%} of a full build), "
+                                         f"{inc['chunks_embedded']} embedded, {inc['chunks_reused']} reused"),
+        ("re-run on unchanged input", f"{inc['noop_seconds']} s, no new snapshot"),
+        ("cold `qa ask` (new process), median of 5", f"{cold['median_seconds']} s"),
+        ("warm search p50 / p99", f"{warm['search']['p50_ms']} / {warm['search']['p99_ms']} ms"),
+        ("warm ask (with answer) p50 / p99", f"{warm['ask']['p50_ms']} / {warm['ask']['p99_ms']} ms"),
+    ]  # fmt: skip
+    if "one_million" in results:
+        m = results["one_million"]
+        rows += [
+            ("1M passages: ivf-sq8 query p50 / p99",
+             f"{m['p50_ms']} / {m['p99_ms']} ms (1 thread, nprobe {m['nprobe']})"),
+            ("1M passages: recall@10 vs exact", f"{m['recall_at_10']}"),
+            ("1M passages: resident memory / file", f"{m['resident_mb']} MB / {m['file_mb']} MB"),
+            ("1M passages: IVF training + adding", f"{m['build_seconds']} s"),
+        ]  # fmt: skip
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        print(f"{name:{width}}  {value}")
+    print(f"\nwrote {path.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The int8 ONNX backend: built once per index, identical vectors at build and query time, no torch to ask."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import Retriever, build_index
+from qa.chunk import Chunker, ChunkSettings
+from qa.embed import Embedder
+from qa.errors import ModelError, QAError
+from qa.ingest import Record, record_to_dict
+from qa.store import IndexStore
+
+from .conftest import SEED_PMID
+
+IL6_QUESTION = "Which IL-6 inhibitors are clinically registered?"
+
+
+@pytest.fixture(scope="module")
+def onnx_index(tmp_path_factory: pytest.TempPathFactory, pubmedqa_records: list[Record], shared: Path) -> Path:
+    work = tmp_path_factory.mktemp("onnx")
+    source = work / "forty.jsonl"
+    source.write_text("".join(json.dumps(record_to_dict(r)) + "\n" for r in pubmedqa_records[:40]))
+    index = work / "index"
+    build_index([source, shared / "seed" / f"{SEED_PMID}.xml"], index, backend="onnx-int8")
+    return index
+
+
+def test_manifest_and_encoder_folder(onnx_index: Path) -> None:
+    manifest = IndexStore(onnx_index).manifest()
+    assert manifest.backend == "onnx-int8" and manifest.encoder == "models/all-MiniLM-L6-v2-onnx-int8"
+    folder = onnx_index / manifest.encoder
+    assert (folder / "model.onnx").is_file() and (folder / "tokenizer.json").is_file()
+    settings = json.loads((folder / "encoder.json").read_text())
+    assert settings["pooling"] == "mean" and settings["max_seq_length"] == 256
+
+
+def test_query_encoder_gives_the_build_vectors(onnx_index: Path, pubmedqa_records: list[Record]) -> None:
+    with Retriever(onnx_index) as r:
+        record = pubmedqa_records[2]
+        chunker = Chunker(r.embedder.tokenizer, r.embedder.max_seq_length, ChunkSettings())
+        chunks = chunker.chunk(record)
+        ids = sorted(r.snapshot.chunk_ids_of([record.pmid])[record.pmid])
+        stored = r.snapshot.index.reconstruct_batch(np.array(ids, dtype=np.int64))
+        fresh = r.embedder.encode([c.embed_text for c in chunks])  # one at a time, as at query time
+        assert np.allclose(stored, fresh, atol=1e-6)
+
+
+def test_int8_vectors_stay_close_to_fp32(onnx_index: Path, queries) -> None:
+    questions = [q for q, _ in list(queries.values())[:50]]
+    with Retriever(onnx_index) as r:
+        int8 = r.embedder.encode(questions)
+    fp32 = Embedder().encode(questions)
+    cosines = (int8 * fp32).sum(axis=1)
+    assert cosines.min() > 0.97 and cosines.mean() > 0.99
+
+
+def test_ask_on_an_onnx_index_never_imports_torch(onnx_index: Path) -> None:
+    code = (
+        "import sys\n"
+        "from qa import Retriever\n"
+        f"r = Retriever({str(onnx_index)!r})\n"
+        f"resp = r.ask({IL6_QUESTION!r}, k=3)\n"
+        "print(resp.hits[0].pmid)\n"
+        "print(','.join(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == SEED_PMID and out[1] == ""
+
+
+def test_backend_must_match_to_update(onnx_index: Path, shared: Path) -> None:
+    with pytest.raises(QAError, match="--full"):
+        build_index([shared / "seed" / f"{SEED_PMID}.xml"], onnx_index, backend="torch")
+
+
+def test_bad_backend_settings() -> None:
+    with pytest.raises(ModelError, match="unknown backend"):
+        Embedder(backend="tensorrt")
+    with pytest.raises(ModelError, match="--backend torch"):
+        Embedder(backend="onnx-int8", encoder_dir=Path("/tmp/x"), device="cuda")
