@@ -66,7 +66,8 @@ def quiet_third_party(verbose: bool = False) -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
     for name in ("sentence_transformers", "transformers", "huggingface_hub", "torch", "faiss", "optimum"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module=r"(transformers|sentence_transformers|torch|huggingface_hub|optimum)(\..*)?")
+    noisy = r"(transformers|sentence_transformers|torch|huggingface_hub|optimum)(\..*)?"
+    warnings.filterwarnings("ignore", module=noisy)
 
 
 BACKENDS = ("torch", "onnx-int8")
