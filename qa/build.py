@@ -133,21 +133,8 @@ def build_index(
         if writer.staged_count() == 0 and not writer.plan().deleted:
             raise QAError(f"no records with an abstract in {', '.join(str(f) for f in files)}; nothing to index")
 
-    return _update(
-        store,
-        stage,
-        sources=[str(f) for f in files],
-        full=full,
-        model=model,
-        backend=backend,
-        index_type=index_type,
-        chunk_tokens=chunk_tokens,
-        overlap_sentences=overlap_sentences,
-        device=device,
-        batch_size=batch_size,
-        embedder=embedder,
-        notify=notify,
-    )
+    options = _Options(model, backend, index_type, chunk_tokens, overlap_sentences, device, batch_size)
+    return _update(store, stage, [str(f) for f in files], full, notify, options, embedder)
 
 
 def remove_records(
@@ -166,25 +153,32 @@ def remove_records(
     def stage(writer: SnapshotWriter, report: BuildReport) -> None:
         writer.stage_deletions(wanted)
 
-    return _update(store, stage, sources=[], full=False, embedder=embedder, notify=lambda *a: None)
+    return _update(store, stage, [], False, lambda *a: None, _Options(), embedder)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What the caller asked for; None means "what the index was built with, else the default"."""
+
+    model: str | None = None
+    backend: str | None = None
+    index_type: str = "auto"
+    chunk_tokens: int | None = None
+    overlap_sentences: int | None = None
+    device: str | None = None
+    batch_size: int | None = None
 
 
 def _update(
     store: IndexStore,
     stage: Callable[[SnapshotWriter, BuildReport], None],
-    *,
     sources: list[str],
     full: bool,
     notify: ProgressCallback,
-    model: str | None = None,
-    backend: str | None = None,
-    index_type: str = "auto",
-    chunk_tokens: int | None = None,
-    overlap_sentences: int | None = None,
-    device: str | None = None,
-    batch_size: int | None = None,
-    embedder: Embedder | None = None,
+    options: _Options,
+    embedder: Embedder | None,
 ) -> BuildReport:
+    index_type = options.index_type
     started = time.perf_counter()
     report = BuildReport(index=str(store.path), sources=sources, full=full)
     lock = store.lock()
@@ -193,15 +187,17 @@ def _update(
         store.remove_stale()  # unfinished builds a crash left behind
         if store.exists() and not full:
             base = store.open()
-        settings, model_name, backend = _settings(base, model, backend, chunk_tokens, overlap_sentences, embedder)
+        settings, model_name, backend = _settings(
+            base, options.model, options.backend, options.chunk_tokens, options.overlap_sentences, embedder
+        )
         if embedder is None:
             encoder_dir = store.path / "models" / encoder_dir_name(model_name or DEFAULT_MODEL)
             embedder = Embedder(
                 model_name,
                 backend=backend,
                 encoder_dir=encoder_dir if backend == "onnx-int8" else None,
-                device=device,
-                batch_size=batch_size,
+                device=options.device,
+                batch_size=options.batch_size,
             )
         writer = store.begin(dimension=embedder.dimension, base=base, index_type=index_type)
         try:
