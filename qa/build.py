@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,6 +101,7 @@ def build_index(
     batch_size: int | None = None,
     embedder: Embedder | None = None,
     progress: ProgressCallback | None = None,
+    pubmed: dict[str, Any] | None = None,
 ) -> BuildReport:
     """Add PubMed files to the index at ``index`` (creating it), embedding only what is new or changed.
 
@@ -133,7 +135,7 @@ def build_index(
         if writer.staged_count() == 0 and not writer.plan().deleted:
             raise QAError(f"no records with an abstract in {', '.join(str(f) for f in files)}; nothing to index")
 
-    options = _Options(model, backend, index_type, chunk_tokens, overlap_sentences, device, batch_size)
+    options = _Options(model, backend, index_type, chunk_tokens, overlap_sentences, device, batch_size, pubmed)
     return _update(store, stage, [str(f) for f in files], full, notify, options, embedder)
 
 
@@ -167,6 +169,7 @@ class _Options:
     overlap_sentences: int | None = None
     device: str | None = None
     batch_size: int | None = None
+    pubmed: dict[str, Any] | None = None  # the search to remember for `qa update`
 
 
 def _update(
@@ -230,6 +233,7 @@ def _update(
                     build_seconds=round(time.perf_counter() - started, 2),
                     sources=list(dict.fromkeys(previous + [Path(s).name for s in sources])),
                     backend=embedder.backend,
+                    pubmed=options.pubmed or (base.manifest.pubmed if base is not None else None),
                     encoder=(
                         str(embedder.encoder_dir.relative_to(store.path))
                         if embedder.backend == "onnx-int8" and embedder.encoder_dir is not None

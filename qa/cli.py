@@ -48,6 +48,34 @@ ModelOption = Annotated[
         show_default=False,
     ),
 ]
+PubmedOption = Annotated[
+    Optional[str],
+    typer.Option("--pubmed", help="Fetch the records of this PubMed search (E-utilities) and index them.",
+                 show_default=False),
+]  # fmt: skip
+PmidsOption = Annotated[
+    Optional[Path],
+    typer.Option("--pmids", help="Fetch exactly these PMIDs: one per line, or the CSV the PubMed website exports.",
+                 show_default=False),
+]  # fmt: skip
+MaxOption = Annotated[
+    Optional[int], typer.Option("--max", min=1, help="At most this many records of the search.", show_default=False)
+]
+ApiKeyOption = Annotated[
+    Optional[str],
+    typer.Option("--api-key", envvar="NCBI_API_KEY", help="NCBI API key ($NCBI_API_KEY): 10 requests/s instead of 3.",
+                 show_default=False),
+]  # fmt: skip
+EmailOption = Annotated[
+    Optional[str],
+    typer.Option("--email", envvar="NCBI_EMAIL", help="Your e-mail, sent to NCBI as they ask ($NCBI_EMAIL).",
+                 show_default=False),
+]  # fmt: skip
+EutilsOption = Annotated[
+    Optional[str],
+    typer.Option("--eutils-url", envvar="QA_EUTILS_URL",
+                 help="E-utilities base URL ($QA_EUTILS_URL; default NCBI's .../entrez/eutils/).", show_default=False),
+]  # fmt: skip
 KOption = Annotated[int, typer.Option("-k", "--top", min=1, max=1000, help="Number of passages to show.")]
 
 
@@ -84,13 +112,19 @@ def _prepare(verbose: bool) -> None:
 @app.command()
 def build(
     sources: Annotated[
-        list[str],
+        Optional[list[str]],
         typer.Argument(
             help="PubMed XML (efetch or baseline, .gz ok), MEDLINE/.nbib text, JSONL files, or folders of them.",
             show_default=False,
         ),
-    ],
+    ] = None,
     index: IndexOption = Path("index"),
+    pubmed: PubmedOption = None,
+    pmids: PmidsOption = None,
+    max_records: MaxOption = None,
+    api_key: ApiKeyOption = None,
+    email: EmailOption = None,
+    eutils_url: EutilsOption = None,
     model: ModelOption = None,
     full: Annotated[
         bool, typer.Option("--full", help="Rebuild from SOURCES alone instead of updating the existing index.")
@@ -171,16 +205,26 @@ def build(
 
         def on_progress(stage: str, done: int, total: int | None) -> None:
             if stage not in tasks:
-                label = {"read": "Reading records", "embed": "Embedding"}.get(stage, stage)
+                label = {"read": "Reading records", "fetch": "Fetching records"}.get(stage, stage)
                 if stage == "embed":
                     label = "Embedding records"
                 tasks[stage] = progress.add_task(label, total=total)
             progress.update(tasks[stage], completed=done, total=total)
 
         with progress:
+            files = list(sources or [])
+            remembered = None
+            if pubmed is not None or pmids is not None:
+                fetched, remembered = _fetch_for_index(
+                    index, pubmed, pmids, max_records, api_key, email, eutils_url, on_progress
+                )
+                files.append(str(fetched))
+            if not files:
+                raise QAError("give files to index, or --pubmed QUERY, or --pmids FILE")
             report = build_index(
-                sources,
+                files,
                 index,
+                pubmed=remembered,
                 full=full,
                 model=model,
                 backend=backend,
@@ -191,6 +235,138 @@ def build(
                 batch_size=batch_size,
                 progress=on_progress,
             )
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        render_report(_stdout(), report)
+
+
+def _client(api_key: str | None, email: str | None, eutils_url: str | None):  # type: ignore[no-untyped-def]
+    from .pubmed import EUtils
+
+    return EUtils(eutils_url, api_key=api_key, email=email)
+
+
+def _fetch_for_index(
+    index: Path,
+    query: str | None,
+    pmids_file: Path | None,
+    limit: int | None,
+    api_key: str | None,
+    email: str | None,
+    eutils_url: str | None,
+    on_progress,  # type: ignore[no-untyped-def]
+    only: list[str] | None = None,
+) -> tuple[Path, dict | None]:
+    """Fetch a search or PMID list into the index's fetch folder (resumable) and return the file."""
+    from .pubmed import fetch_records, query_digest, read_pmid_file
+
+    if query is not None and pmids_file is not None:
+        raise QAError("use --pubmed or --pmids, not both")
+    ids = only if only is not None else (read_pmid_file(pmids_file) if pmids_file is not None else None)
+    key = query_digest(json.dumps([query, ids, limit]))
+    out = Path(index) / "fetch" / f"pubmed-{key}.xml.gz"
+    with _client(api_key, email, eutils_url) as client:
+        fetch_records(
+            client,
+            out,
+            query=query if ids is None else None,
+            pmids=ids,
+            limit=limit,
+            progress=lambda done, total: on_progress("fetch", done, total),
+        )
+    remembered = {"query": query, "max": limit} if query is not None else None
+    return out, remembered
+
+
+@app.command()
+def fetch(
+    query: Annotated[
+        Optional[str], typer.Argument(help="A PubMed search, as typed on the PubMed website.", show_default=False)
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to save the records (.xml or .xml.gz).")] = Path(
+        "pubmed.xml.gz"
+    ),
+    pmids: PmidsOption = None,
+    max_records: MaxOption = None,
+    api_key: ApiKeyOption = None,
+    email: EmailOption = None,
+    eutils_url: EutilsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Save the PubMed XML of a search (or of a PMID list) to a file, without indexing it.
+
+    An interrupted fetch continues from its last complete batch when run again.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .pubmed import fetch_records, read_pmid_file
+
+    err = _stderr()
+    with _user_errors():
+        if (query is None) == (pmids is None):
+            raise QAError("give a PubMed QUERY or --pmids FILE (one of them)")
+        ids = read_pmid_file(pmids) if pmids is not None else None
+        with Progress(
+            TextColumn("Fetching records"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err, transient=True, disable=not err.is_terminal,
+        ) as progress, _client(api_key, email, eutils_url) as client:  # fmt: skip
+            task = progress.add_task("fetch", total=None)
+            report = fetch_records(
+                client, output, query=query, pmids=ids, limit=max_records,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )  # fmt: skip
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        resumed = f", {report.batches_resumed} resumed from an earlier run" if report.batches_resumed else ""
+        _stdout().print(
+            Text(
+                f"Saved {report.records:,} records to {report.output} "
+                f"({report.wanted:,} of {report.count:,} matching; {report.batches} batches{resumed}; "
+                f"{report.requests} requests in {report.seconds:.1f} s)"
+            ),
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def update(
+    index: IndexOption = Path("index"),
+    api_key: ApiKeyOption = None,
+    email: EmailOption = None,
+    eutils_url: EutilsOption = None,
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Re-run the PubMed search an index was built from and add the records not indexed yet."""
+    _prepare(verbose)
+    from .build import BuildReport, build_index
+    from .present import render_report
+    from .store import IndexStore
+
+    with _user_errors():
+        store = IndexStore(index)
+        manifest = store.manifest()
+        if not manifest.pubmed or not manifest.pubmed.get("query"):
+            raise QAError(f"{index} was not built from a PubMed search (qa build --pubmed QUERY); nothing to re-run")
+        query, limit = manifest.pubmed["query"], manifest.pubmed.get("max")
+        with _client(api_key, email, eutils_url) as client:
+            found = client.search(query, limit=limit)
+        snapshot = store.open()
+        try:
+            indexed = {p for (p,) in snapshot.db.execute("SELECT pmid FROM records")}
+        finally:
+            snapshot.close()
+        new = [p for p in found.pmids if p not in indexed]
+        if not new:
+            report = BuildReport(index=str(store.path), sources=[], unchanged=len(found.pmids))
+            report.records_indexed, report.chunks = manifest.records, manifest.chunks
+        else:
+            fetched, _ = _fetch_for_index(
+                index, None, None, None, api_key, email, eutils_url, lambda *a: None, only=new
+            )
+            report = build_index([fetched], index)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -199,6 +199,7 @@ class Manifest:
     index_type: str = "flat"  # "flat" (exact inner product) or "ivf-sq8"
     nprobe: int = DEFAULT_NPROBE  # ivf-sq8: inverted lists searched per question
     backend: str = "torch"  # how vectors were made: "torch" or "onnx-int8"
+    pubmed: dict[str, Any] | None = None  # the PubMed search this index follows (`qa update`)
     encoder: str | None = None  # onnx-int8: the exported encoder's folder, relative to the index
     format_version: int = FORMAT_VERSION
 

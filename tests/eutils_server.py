@@ -1,0 +1,152 @@
+"""A local stand-in for NCBI's E-utilities, on 127.0.0.1, built from the shared PubMed XML.
+
+It answers ``esearch.fcgi`` (Count, RetMax, RetStart, QueryKey, WebEnv, IdList, or an
+``<ERROR>`` body) and ``efetch.fcgi`` (GET or POST ``id=``) in the shapes NCBI uses, logs
+every request with its time and parameters, and can be told to fail the next requests:
+``429`` (with Retry-After), ``500``, ``drop`` (close the connection without an answer) or
+``truncate`` (send half the body).
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+
+def load_articles(path: Path) -> dict[str, bytes]:
+    """PMID -> the raw <PubmedArticle> XML of each record, in file order."""
+    text = gzip.decompress(path.read_bytes()).decode("utf-8")
+    out: dict[str, bytes] = {}
+    for match in re.finditer(r"<PubmedArticle>.*?</PubmedArticle>", text, re.S):
+        block = match.group(0)
+        pmid = re.search(r"<PMID[^>]*>(\d+)</PMID>", block).group(1)  # type: ignore[union-attr]
+        out[pmid] = block.encode("utf-8")
+    return out
+
+
+class EUtilsServer:
+    def __init__(self, articles: dict[str, bytes]) -> None:
+        self.articles = articles
+        self.visible = list(articles)  # what a search can find (tests add "new papers" by growing it)
+        self.failures: deque[str] = deque()  # applied to the next requests, in order
+        self.fail_efetch_after: int | None = None  # fail every efetch after this many succeeded
+        self.log: list[tuple[float, str, dict[str, str]]] = []
+        self.efetch_ok = 0
+        handler = self._handler()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/entrez/eutils/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> EUtilsServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def search(self, term: str) -> list[str]:
+        if term.strip().lower() == "all":
+            return list(self.visible)
+        words = [w.lower() for w in re.findall(r"\w+", term) if w.upper() not in ("AND", "OR")]
+        return [p for p in self.visible if all(w in self.articles[p].decode().lower() for w in words)]
+
+    def _handler(self):  # type: ignore[no-untyped-def]
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._answer(parse_qs(urlparse(self.path).query))
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                self._answer(parse_qs(self.rfile.read(length).decode()))
+
+            def _answer(self, query: dict[str, list[str]]) -> None:
+                params = {k: v[0] for k, v in query.items()}
+                endpoint = urlparse(self.path).path.rsplit("/", 1)[-1]
+                server.log.append((time.monotonic(), endpoint, params))
+                if server.failures:
+                    failure = server.failures.popleft()
+                    if failure == "drop":
+                        self.close_connection = True
+                        self.connection.close()
+                        return
+                    if failure in ("429", "500"):
+                        self.send_response(int(failure))
+                        if failure == "429":
+                            self.send_header("Retry-After", "0")
+                        self.end_headers()
+                        self.wfile.write(b'{"error":"API rate limit exceeded"}')
+                        return
+                    truncate = failure == "truncate"
+                else:
+                    truncate = False
+                if endpoint == "esearch.fcgi":
+                    body = self._esearch(params)
+                elif endpoint == "efetch.fcgi":
+                    if server.fail_efetch_after is not None and server.efetch_ok >= server.fail_efetch_after:
+                        self.send_response(503)
+                        self.end_headers()
+                        return
+                    body = self._efetch(params)
+                    server.efetch_ok += 1
+                else:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if truncate else body)
+                if truncate:
+                    self.close_connection = True
+
+            def _esearch(self, p: dict[str, str]) -> bytes:
+                term = p.get("term")
+                if term is None and p.get("WebEnv"):
+                    term = server.webenvs.get(p["WebEnv"], "")
+                if term is not None and "error" in term.lower():
+                    return b"<?xml version='1.0'?><eSearchResult><ERROR>Invalid query syntax</ERROR></eSearchResult>"
+                ids = server.search(term or "")
+                start, count = int(p.get("retstart", 0)), int(p.get("retmax", 20))
+                page = ids[start : start + count]
+                webenv = p.get("WebEnv") or f"MCID_{uuid.uuid4().hex[:16]}"
+                server.webenvs[webenv] = term or ""
+                id_list = "".join(f"<Id>{i}</Id>" for i in page)
+                return (
+                    "<?xml version='1.0' encoding='UTF-8' ?>\n"
+                    '<!DOCTYPE eSearchResult PUBLIC "-//NLM//DTD esearch 20060628//EN" '
+                    '"https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20060628/esearch.dtd">\n'
+                    f"<eSearchResult><Count>{len(ids)}</Count><RetMax>{len(page)}</RetMax>"
+                    f"<RetStart>{start}</RetStart><QueryKey>1</QueryKey><WebEnv>{webenv}</WebEnv>"
+                    f"<IdList>{id_list}</IdList></eSearchResult>\n"
+                ).encode()
+
+            def _efetch(self, p: dict[str, str]) -> bytes:
+                ids = [i for i in p.get("id", "").split(",") if i]
+                parts = [server.articles[i] for i in ids if i in server.articles]
+                return (
+                    b'<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, '
+                    b'1st January 2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n'
+                    b"<PubmedArticleSet>\n" + b"\n".join(parts) + b"\n</PubmedArticleSet>\n"
+                )
+
+        server.webenvs = {}
+        return Handler
+
+    webenvs: dict[str, str]
+
+    def requests(self, endpoint: str) -> list[dict[str, str]]:
+        return [p for _, e, p in self.log if e == endpoint]
