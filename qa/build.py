@@ -24,7 +24,7 @@ from .chunk import Chunk, Chunker, ChunkSettings
 from .embed import DEFAULT_MODEL, Embedder, canonical_model_name, encoder_dir_name
 from .errors import QAError
 from .ingest import Deletion, Record, Skipped, expand_sources, read_source
-from .store import IndexStore, Manifest, Plan, Snapshot, SnapshotWriter, text_hash
+from .store import IndexStore, Manifest, Plan, Snapshot, SnapshotWriter, fault_point, file_facts, text_hash
 
 DEFAULT_BACKEND = "onnx-int8"  # 2.3x the build throughput of torch fp32 at -0.0003 MRR@10 (README "Speed")
 
@@ -239,6 +239,11 @@ def _update(
                         if embedder.backend == "onnx-int8" and embedder.encoder_dir is not None
                         else None
                     ),
+                    encoder_sha256=(
+                        file_facts(embedder.encoder_dir / "model.onnx")["sha256"]
+                        if embedder.backend == "onnx-int8" and embedder.encoder_dir is not None
+                        else None
+                    ),
                 )
                 writer.commit(manifest)
                 report.records_indexed, report.chunks = manifest.records, manifest.chunks
@@ -351,6 +356,7 @@ def _store_batch(
         if h in reuse:
             vectors[i] = reuse[h]
     writer.add_chunks(chunks, vectors)
+    fault_point("embed")
     report.chunks_embedded += len(fresh)
     report.chunks_reused += len(chunks) - len(fresh)
 

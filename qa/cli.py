@@ -699,6 +699,29 @@ def info(index: IndexOption = Path("index"), as_json: JsonOption = False) -> Non
         render_info(_stdout(), facts)
 
 
+@app.command()
+def verify(index: IndexOption = Path("index"), as_json: JsonOption = False) -> None:
+    """Check an index: file checksums, every vector against its passage row, lexical rows, the model."""
+    from .verify import verify_index
+
+    with _user_errors():
+        report = verify_index(index)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        out = _stdout()
+        for line in report.passed:
+            out.print(Text(f"ok       {line}"), soft_wrap=True)
+        for line in report.problems:
+            out.print(Text(f"PROBLEM  {line}", style="bold red"), soft_wrap=True)
+        verdict = (
+            "Index is consistent." if report.ok else f"{len(report.problems)} problem(s): rebuild with qa build --full"
+        )
+        out.print(Text(verdict, style="bold green" if report.ok else "bold red"))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sqlite3
 import time
 import uuid
@@ -201,6 +202,8 @@ class Manifest:
     backend: str = "torch"  # how vectors were made: "torch" or "onnx-int8"
     pubmed: dict[str, Any] | None = None  # the PubMed search this index follows (`qa update`)
     encoder: str | None = None  # onnx-int8: the exported encoder's folder, relative to the index
+    encoder_sha256: str | None = None  # onnx-int8: checksum of the encoder's model.onnx
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"bytes", "sha256"}
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -241,6 +244,21 @@ class StoredChunk:
     journal: str | None
     year: int | None
     doi: str | None
+
+
+def file_facts(path: Path) -> dict[str, Any]:
+    """Size and SHA-256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def fault_point(name: str) -> None:
+    """Crash tests: ``QA_TEST_KILL_AT=name`` makes the process SIGKILL itself here, as a power cut would."""
+    if os.environ.get("QA_TEST_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -518,15 +536,19 @@ class SnapshotWriter:
         (n_chunks,) = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()
         if n_chunks != manifest.chunks:  # never publish vectors and rows that disagree
             raise IndexStoreError(f"internal error: {manifest.chunks} vectors but {n_chunks} passages; index unchanged")
+        fault_point("write-sqlite")
         self.db.commit()
         self.db.close()
+        fault_point("write-faiss")
         faiss.write_index(self.index, str(self.dir / VECTORS))
+        manifest.files = {name: file_facts(self.dir / name) for name in (PASSAGES, VECTORS)}
         (self.dir / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
         for name in (PASSAGES, VECTORS, MANIFEST):
             _fsync_file(self.dir / name)
         final = self.store.path / f"snap-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         os.rename(self.dir, final)
         _fsync_dir(self.store.path)
+        fault_point("swap")
         self.store.publish(final)
         self.store.remove_stale()
         return final
@@ -565,6 +587,12 @@ class Snapshot:
         for f in (vectors, passages):
             if not f.is_file():
                 raise FileNotFoundError(f)
+            expected = self.manifest.files.get(f.name, {}).get("bytes")
+            if expected is not None and f.stat().st_size != expected:
+                raise IndexStoreError(
+                    f"{f}: {f.stat().st_size} bytes, the manifest says {expected}: the file was truncated or "
+                    "changed; run `qa verify`, then rebuild with `qa build --full`"
+                )
         try:
             # IVF lists are memory-mapped: the OS pages in what queries touch, nothing is copied.
             flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if self.manifest.index_type == "ivf-sq8" else 0
