@@ -23,7 +23,7 @@ import numpy as np
 from .chunk import Chunk, Chunker, ChunkSettings
 from .embed import DEFAULT_MODEL, Embedder, canonical_model_name, encoder_dir_name
 from .errors import QAError
-from .ingest import Deletion, Record, Skipped, expand_sources, read_source
+from .ingest import Bad, Deletion, Record, Skipped, expand_sources, read_source
 from .store import IndexStore, Manifest, Plan, Snapshot, SnapshotWriter, fault_point, file_facts, text_hash
 
 DEFAULT_BACKEND = "onnx-int8"  # 2.3x the build throughput of torch fp32 at -0.0003 MRR@10 (README "Speed")
@@ -42,6 +42,7 @@ class BuildReport:
     records_read: int = 0
     replaced: int = 0  # PMIDs seen more than once in this build's input (the last one kept)
     skipped: dict[str, int] = field(default_factory=dict)
+    bad: list[str] = field(default_factory=list)  # with skip_bad: what could not be read, one line each
     added: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -72,6 +73,7 @@ class BuildReport:
             "records_read": self.records_read,
             "replaced": self.replaced,
             "skipped": dict(self.skipped),
+            "bad": list(self.bad),
             "added": self.added,
             "updated": self.updated,
             "unchanged": self.unchanged,
@@ -102,6 +104,7 @@ def build_index(
     embedder: Embedder | None = None,
     progress: ProgressCallback | None = None,
     pubmed: dict[str, Any] | None = None,
+    skip_bad: bool = False,
 ) -> BuildReport:
     """Add PubMed files to the index at ``index`` (creating it), embedding only what is new or changed.
 
@@ -120,12 +123,14 @@ def build_index(
         skipped: Counter[str] = Counter()
         cancelled = 0
         for path in files:
-            for event in read_source(path):
+            for event in read_source(path, skip_bad=skip_bad):
                 if isinstance(event, Record):
                     report.records_read += 1
                     report.replaced += writer.stage_record(event)
                 elif isinstance(event, Deletion):
                     cancelled += writer.stage_deletions(event.pmids)
+                elif isinstance(event, Bad):
+                    report.bad.append(event.message)
                 elif isinstance(event, Skipped):
                     report.records_read += 1
                     skipped[event.reason] += 1

@@ -129,6 +129,12 @@ def build(
     full: Annotated[
         bool, typer.Option("--full", help="Rebuild from SOURCES alone instead of updating the existing index.")
     ] = False,
+    skip_bad: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad", help="Index the good records and list the bad ones instead of stopping at the first."
+        ),
+    ] = False,
     chunk_tokens: Annotated[
         Optional[int],
         typer.Option(
@@ -225,6 +231,7 @@ def build(
                 files,
                 index,
                 pubmed=remembered,
+                skip_bad=skip_bad,
                 full=full,
                 model=model,
                 backend=backend,

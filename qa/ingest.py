@@ -83,7 +83,27 @@ class Skipped:
     reason: str
 
 
-Event = Union[Record, Deletion, Skipped]
+@dataclass(frozen=True)
+class Bad:
+    """A record (or the rest of a file) that could not be read, with ``skip_bad``: the one-line reason."""
+
+    message: str
+
+
+Event = Union[Record, Deletion, Skipped, Bad]
+
+MAX_ABSTRACT_CHARS = 100_000  # real abstracts are a few thousand characters; beyond this is not an abstract
+
+
+def _checked(record: Record, where: object) -> Record:
+    size = sum(len(s.text) for s in record.sections)
+    if size > MAX_ABSTRACT_CHARS:
+        raise IngestError(
+            f"{where}: PMID {record.pmid} has an abstract of {size:,} characters "
+            f"(more than {MAX_ABSTRACT_CHARS:,}); not a PubMed abstract"
+        )
+    return record
+
 
 FORMATS = ("xml", "medline", "jsonl")
 _SOURCE_SUFFIXES = (".xml", ".nbib", ".txt", ".medline", ".jsonl", ".json", ".gz")
@@ -124,21 +144,34 @@ def expand_sources(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def read_source(path: str | Path, fmt: str | None = None) -> Iterator[Event]:
-    """Yield the records (and deletions) of one file, sniffing its format unless given."""
+def read_source(path: str | Path, fmt: str | None = None, *, skip_bad: bool = False) -> Iterator[Event]:
+    """Yield the records (and deletions) of one file, sniffing its format unless given.
+
+    With ``skip_bad``, a bad record is reported as a ``Bad`` event and reading goes on; a file
+    that breaks midway (malformed XML, truncated gzip) keeps the records read before the break.
+    """
     path = Path(path)
+    try:
+        yield from _read_source(path, fmt, skip_bad)
+    except IngestError as exc:
+        if not skip_bad:
+            raise
+        yield Bad(str(exc))
+
+
+def _read_source(path: Path, fmt: str | None, skip_bad: bool) -> Iterator[Event]:
     try:
         with _open_binary(path) as raw:
             head = raw.peek(512)[:512] if hasattr(raw, "peek") else b""
             fmt = fmt or sniff_format(head, path)
             if fmt == "xml":
-                yield from _read_xml(raw, path)
+                yield from _read_xml(raw, path, skip_bad)
             else:
                 text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline=None)
                 if fmt == "medline":
-                    yield from _read_medline(text, path)
+                    yield from _read_medline(text, path, skip_bad)
                 elif fmt == "jsonl":
-                    yield from _read_jsonl(text, path)
+                    yield from _read_jsonl(text, path, skip_bad)
                 else:
                     raise IngestError(f"{path}: unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
     except IngestError:
@@ -197,7 +230,17 @@ def _year_from(text: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _read_xml(raw: IO[bytes], path: Path) -> Iterator[Event]:
+def _tolerant(make, skip_bad: bool) -> Event:  # type: ignore[no-untyped-def]
+    """One record: its event, or a Bad event when ``skip_bad`` (otherwise the error propagates)."""
+    try:
+        return make()
+    except IngestError as exc:
+        if not skip_bad:
+            raise
+        return Bad(str(exc))
+
+
+def _read_xml(raw: IO[bytes], path: Path, skip_bad: bool = False) -> Iterator[Event]:
     root: Element | None = None
     depth = 0
     seen_root = False
@@ -220,7 +263,7 @@ def _read_xml(raw: IO[bytes], path: Path) -> Iterator[Event]:
             if depth != 1 and not (depth == 0 and el.tag == "PubmedArticle"):
                 continue
             if el.tag == "PubmedArticle":
-                yield _xml_article(el, path)
+                yield _tolerant(lambda el=el: _xml_article(el, path), skip_bad)
             elif el.tag == "PubmedBookArticle":
                 yield Skipped(_text(el.find("BookDocument/PMID")), "book record (not a journal article)")
             elif el.tag == "DeleteCitation":
@@ -281,7 +324,7 @@ def _xml_article(art: Element, path: Path) -> Event:
             if aid.get("IdType") == "doi" and _text(aid):
                 doi = _text(aid)
                 break
-    return Record(
+    record = Record(
         pmid=pmid,
         version=version,
         title=_text(article.find("ArticleTitle")),
@@ -291,6 +334,7 @@ def _xml_article(art: Element, path: Path) -> Event:
         mesh=mesh,
         doi=doi,
     )
+    return _checked(record, path)
 
 
 # ---------------------------------------------------------------- MEDLINE
@@ -315,33 +359,40 @@ def split_labelled_abstract(text: str) -> tuple[Section, ...]:
     return tuple(sections)
 
 
-def _read_medline(text: IO[str], path: Path) -> Iterator[Event]:
+def _read_medline(text: IO[str], path: Path, skip_bad: bool = False) -> Iterator[Event]:
     from Bio import Medline  # only MEDLINE builds pay for Biopython's import
 
     count = 0
     for n, rec in enumerate(Medline.parse(text), start=1):
-        pmid = (rec.get("PMID") or "").strip()
-        if not pmid.isdigit():
-            raise IngestError(
-                f"{path}: MEDLINE record {n} has no valid PMID line (is this a PubMed 'PubMed format' export?)"
-            )
         count += 1
-        abstract = rec.get("AB") or ""
-        sections = split_labelled_abstract(abstract)
-        if not sections:
-            yield Skipped(pmid, "no abstract")
-            continue
-        doi = None
-        for field_name in ("LID", "AID"):
-            values = rec.get(field_name) or []
-            for v in [values] if isinstance(values, str) else values:
-                if v.endswith("[doi]"):
-                    doi = v[: -len("[doi]")].strip()
-                    break
-            if doi:
+        event = _tolerant(lambda rec=rec, n=n: _medline_record(rec, n, path), skip_bad)
+        yield event
+    if count == 0:
+        raise IngestError(f"{path}: no MEDLINE records found")
+
+
+def _medline_record(rec: dict, n: int, path: Path) -> Event:
+    pmid = (rec.get("PMID") or "").strip()
+    if not pmid.isdigit():
+        raise IngestError(
+            f"{path}: MEDLINE record {n} has no valid PMID line (is this a PubMed 'PubMed format' export?)"
+        )
+    abstract = rec.get("AB") or ""
+    sections = split_labelled_abstract(abstract)
+    if not sections:
+        return Skipped(pmid, "no abstract")
+    doi = None
+    for field_name in ("LID", "AID"):
+        values = rec.get(field_name) or []
+        for v in [values] if isinstance(values, str) else values:
+            if v.endswith("[doi]"):
+                doi = v[: -len("[doi]")].strip()
                 break
-        mesh = tuple(m.split("/")[0].lstrip("*").strip() for m in (rec.get("MH") or []) if m.split("/")[0].strip())
-        yield Record(
+        if doi:
+            break
+    mesh = tuple(m.split("/")[0].lstrip("*").strip() for m in (rec.get("MH") or []) if m.split("/")[0].strip())
+    return _checked(
+        Record(
             pmid=pmid,
             title=clean_text(rec["TI"]) if rec.get("TI") else None,
             sections=sections,
@@ -349,26 +400,30 @@ def _read_medline(text: IO[str], path: Path) -> Iterator[Event]:
             year=_year_from(rec.get("DP")),
             mesh=mesh,
             doi=doi,
-        )
-    if count == 0:
-        raise IngestError(f"{path}: no MEDLINE records found")
+        ),
+        path,
+    )
 
 
 # ---------------------------------------------------------------- JSONL
 
 
-def _read_jsonl(text: IO[str], path: Path) -> Iterator[Event]:
+def _read_jsonl(text: IO[str], path: Path, skip_bad: bool = False) -> Iterator[Event]:
     for lineno, line in enumerate(text, start=1):
         if not line.strip():
             continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise IngestError(f"{where}: invalid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise IngestError(f"{where}: expected a JSON object per line")
-        yield record_from_dict(obj, where)
+        yield _tolerant(lambda line=line, where=f"{path}:{lineno}": _jsonl_record(line, where), skip_bad)
+
+
+def _jsonl_record(line: str, where: str) -> Event:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise IngestError(f"{where}: invalid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise IngestError(f"{where}: expected a JSON object per line")
+    event = record_from_dict(obj, where)
+    return _checked(event, where) if isinstance(event, Record) else event
 
 
 def record_from_dict(obj: dict, where: str = "record") -> Event:
@@ -434,6 +489,7 @@ __all__ = [
     "Section",
     "Deletion",
     "Skipped",
+    "Bad",
     "Event",
     "read_source",
     "expand_sources",

@@ -112,6 +112,11 @@ def render_report(console: Console, report: BuildReport) -> None:
         reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items()))
         lines.append(f"  read {report.records_read:,} records from {len(report.sources)} file(s)")
         lines.append(f"  skipped {skipped:,}" + (f" ({reasons})" if reasons else ""))
+    if report.bad:
+        lines.append(f"  {len(report.bad):,} bad records or files left out (--skip-bad):")
+        lines += [f"    {b}" for b in report.bad[:20]]
+        if len(report.bad) > 20:
+            lines.append(f"    ... and {len(report.bad) - 20} more (see --json)")
     if report.replaced:
         lines.append(f"  {report.replaced:,} PMIDs seen more than once (the last record was kept)")
     counts = f"added {report.added:,}, updated {report.updated:,}, unchanged {report.unchanged:,}"

@@ -1,0 +1,180 @@
+"""Hostile and broken input: clear errors, --skip-bad, and property-based tests of parse -> chunk -> offsets."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tokenizers import Tokenizer
+
+from qa import Retriever, build_index
+from qa.chunk import Chunker, ChunkSettings
+from qa.embed import Embedder, resolve_model_path
+from qa.errors import IngestError
+from qa.ingest import Bad, Record, read_source
+
+from .conftest import SEED_PMID
+
+
+def test_skip_bad_indexes_the_good_and_lists_the_bad(
+    tmp_path: Path, shared: Path, embedder: Embedder, pubmedqa_records: list[Record]
+) -> None:
+    good = [json.dumps({"pmid": r.pmid, "abstract": r.abstract}) for r in pubmedqa_records[-3:]]  # not in cut.xml
+    jsonl = tmp_path / "mixed.jsonl"
+    jsonl.write_text("\n".join([good[0], "{not json", good[1], '{"pmid": "x1", "abstract": "a"}',
+                                json.dumps({"pmid": "77", "abstract": "word " * 30_000}), good[2]]) + "\n")  # fmt: skip
+    xml = gzip.decompress((shared / "pubmedqa" / "pubmed-1000.xml.gz").read_bytes())
+    cut = tmp_path / "cut.xml"
+    cut.write_bytes(xml[: len(xml) // 100])  # breaks inside the 11th-or-so record
+    nul = tmp_path / "nul.xml"
+    nul.write_bytes(b"<PubmedArticleSet>\x00</PubmedArticleSet>")
+    empty = tmp_path / "empty.xml"
+    empty.write_bytes(b"")
+    sources = [jsonl, cut, nul, empty, shared / "seed" / f"{SEED_PMID}.xml"]
+    with pytest.raises(IngestError):
+        build_index(sources, tmp_path / "strict", embedder=embedder)
+    assert not (tmp_path / "strict" / "CURRENT").exists()
+    report = build_index(sources, tmp_path / "tolerant", embedder=embedder, skip_bad=True)
+    bad = "\n".join(report.bad)
+    assert len(report.bad) == 6, bad
+    assert "mixed.jsonl:2: invalid JSON" in bad and "mixed.jsonl:4" in bad and "mixed.jsonl:5" in bad
+    assert "not a PubMed abstract" in bad and "cut.xml: malformed XML" in bad
+    assert "nul.xml" in bad and "empty.xml: empty file" in bad
+    kept_from_cut = [r for r in read_source(cut, skip_bad=True) if isinstance(r, Record)]
+    assert len(kept_from_cut) >= 5
+    assert report.records_indexed == 3 + len(kept_from_cut) + 1
+    with Retriever(tmp_path / "tolerant", embedder=embedder) as r:
+        assert r.search("Which IL-6 inhibitors are clinically registered?", k=1)[0].pmid == SEED_PMID
+
+
+def test_huge_abstract_is_refused_quickly(tmp_path: Path) -> None:
+    path = tmp_path / "huge.jsonl"
+    path.write_text(json.dumps({"pmid": "1", "abstract": "A" * 50_000_000}) + "\n")  # one 50 MB abstract
+    with pytest.raises(IngestError, match="50,000,000 characters"):
+        list(read_source(path))
+    events = list(read_source(path, skip_bad=True))
+    assert len(events) == 1 and isinstance(events[0], Bad)
+
+
+def test_invalid_utf8_inside_xml(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.xml"
+    path.write_bytes(b"<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMID><Article><Abstract>"
+                     b"<AbstractText>caf\xe9</AbstractText></Abstract></Article></MedlineCitation></PubmedArticle>"
+                     b"</PubmedArticleSet>")  # fmt: skip
+    with pytest.raises(IngestError, match="latin1.xml"):
+        list(read_source(path))
+
+
+# ------------------------------------------------------------------ property-based
+
+_TOKENIZER = Tokenizer.from_file(f"{resolve_model_path(None)}/tokenizer.json")
+CHUNKER = Chunker(_TOKENIZER, 256, ChunkSettings(chunk_tokens=64, overlap_sentences=1))
+
+words = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12)
+sentences = st.lists(words, min_size=1, max_size=20).map(lambda ws: " ".join(ws) + ".")
+markup = st.sampled_from(["i", "b", "sup", "sub", "u"])
+
+
+@st.composite
+def abstract_text_xml(draw) -> str:  # type: ignore[no-untyped-def]
+    parts = []
+    for sentence in draw(st.lists(sentences, min_size=1, max_size=6)):
+        if draw(st.booleans()):
+            tag = draw(markup)
+            parts.append(f"<{tag}>{escape(sentence)}</{tag}>")
+        else:
+            parts.append(escape(sentence))
+    return " ".join(parts)
+
+
+@st.composite
+def pubmed_xml(draw) -> bytes:  # type: ignore[no-untyped-def]
+    records = []
+    for pmid in draw(st.lists(st.integers(1, 10**8), min_size=1, max_size=4, unique=True)):
+        sections = []
+        for _ in range(draw(st.integers(0, 4))):
+            label = draw(st.one_of(st.none(), words))
+            attr = f' Label="{escape(label, {chr(34): "&quot;"})}"' if label else ""
+            sections.append(f"<AbstractText{attr}>{draw(abstract_text_xml())}</AbstractText>")
+        title = draw(st.one_of(st.none(), abstract_text_xml()))
+        year = draw(st.one_of(st.none(), st.integers(1800, 2030)))
+        records.append(
+            f'<PubmedArticle><MedlineCitation><PMID Version="1">{pmid}</PMID><Article>'
+            + (
+                f"<Journal><JournalIssue><PubDate><Year>{year}</Year></PubDate></JournalIssue></Journal>"
+                if year
+                else ""
+            )
+            + (f"<ArticleTitle>{title}</ArticleTitle>" if title else "")
+            + (f"<Abstract>{''.join(sections)}</Abstract>" if sections else "")
+            + "</Article></MedlineCitation></PubmedArticle>"
+        )
+    return ("<PubmedArticleSet>" + "".join(records) + "</PubmedArticleSet>").encode("utf-8")
+
+
+@st.composite
+def medline_text(draw) -> str:  # type: ignore[no-untyped-def]
+    out = []
+    for pmid in draw(st.lists(st.integers(1, 10**8), min_size=1, max_size=3, unique=True)):
+        body = " ".join(draw(st.lists(sentences, min_size=0, max_size=5)))
+        lines = [f"PMID- {pmid}", "TI  - " + draw(sentences)]
+        if body.strip():
+            wrapped = [body[i : i + 70] for i in range(0, len(body), 70)]
+            lines.append("AB  - " + wrapped[0])
+            lines += ["      " + w for w in wrapped[1:]]
+        out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
+def check_roundtrip(events: list) -> None:  # type: ignore[type-arg]
+    for event in events:
+        if not isinstance(event, Record):
+            continue
+        abstract = event.abstract
+        for (_, start, end), section in zip(event.section_spans, event.sections):
+            assert abstract[start:end] == section.text
+        for chunk in CHUNKER.chunk(event):
+            assert abstract[chunk.start : chunk.end] == chunk.text
+            assert chunk.n_tokens <= 256
+            for s, e in chunk.sentences:
+                assert chunk.start <= s <= e <= chunk.end
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=pubmed_xml())
+def test_generated_pubmed_xml_parses_and_chunk_offsets_round_trip(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "gen.xml"
+    path.write_bytes(data)
+    try:
+        events = list(read_source(path))
+    except IngestError:
+        return  # the project's own error is an allowed outcome; anything else fails the test
+    check_roundtrip(events)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=medline_text())
+def test_generated_medline_parses_and_chunk_offsets_round_trip(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "gen.nbib"
+    path.write_text(text, encoding="utf-8")
+    try:
+        events = list(read_source(path))
+    except IngestError:
+        return
+    check_roundtrip(events)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=400))
+def test_arbitrary_bytes_give_records_or_our_error(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "junk.xml"
+    path.write_bytes(b"<PubmedArticleSet>" + data)
+    try:
+        list(read_source(path))
+    except IngestError as exc:
+        assert "\n" not in str(exc)
