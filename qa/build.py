@@ -23,7 +23,7 @@ import numpy as np
 from .chunk import Chunk, Chunker, ChunkSettings
 from .embed import DEFAULT_MODEL, Embedder, canonical_model_name, encoder_dir_name
 from .errors import QAError
-from .ingest import Bad, Deletion, Record, Skipped, expand_sources, read_source
+from .ingest import Bad, Deletion, Record, Skipped, expand_sources, normalize_pmid, read_source
 from .store import IndexStore, Manifest, Plan, Snapshot, SnapshotWriter, fault_point, file_facts, text_hash
 
 DEFAULT_BACKEND = "onnx-int8"  # 2.3x the build throughput of torch fp32 at -0.0003 MRR@10 (README "Speed")
@@ -111,7 +111,8 @@ def build_index(
     Later files win: a PMID seen twice keeps its last record, and a ``<DeleteCitation>``
     removes PMIDs, whether indexed before or read earlier in this build. ``full=True``
     rebuilds from ``sources`` alone. The live index is replaced only once the new one is
-    complete. Model, backend and chunking settings default to the existing index's.
+    complete. Model, backend and chunking settings default to the existing index's (with
+    ``full=True``, to the package defaults).
     """
     files = expand_sources(sources)
     if not files:
@@ -137,7 +138,10 @@ def build_index(
                 notify("read", report.records_read, None)
         report.skipped = dict(skipped)
         report.cancelled = cancelled
-        if writer.staged_count() == 0 and not writer.plan().deleted:
+        # With an index already there, input with nothing to index is a no-op (qa update re-fetching
+        # records that have no abstract, say); for a new index it is almost surely a mistake.
+        fresh = full or not store.exists()
+        if fresh and writer.staged_count() == 0 and not writer.plan().deleted:
             raise QAError(f"no records with an abstract in {', '.join(str(f) for f in files)}; nothing to index")
 
     options = _Options(model, backend, index_type, chunk_tokens, overlap_sentences, device, batch_size, pubmed)
@@ -148,10 +152,11 @@ def remove_records(
     pmids: Iterable[str], index: str | Path = "index", *, embedder: Embedder | None = None
 ) -> BuildReport:
     """Delete PMIDs from an existing index (a new snapshot without them; nothing is re-embedded)."""
-    wanted = [str(p).strip() for p in pmids]
-    bad = [p for p in wanted if not p.isdigit()]
+    given = [str(p).strip() for p in pmids]
+    bad = [p for p in given if normalize_pmid(p) is None]
     if bad:
         raise QAError(f"not a PMID: {bad[0]!r}")
+    wanted = [normalize_pmid(p) or p for p in given]
     if not wanted:
         raise QAError("no PMIDs given")
     store = IndexStore(index)
@@ -212,6 +217,7 @@ def _update(
             stage(writer, report)
             plan = writer.plan()
             report.added, report.updated, report.unchanged = len(plan.new), len(plan.changed), plan.unchanged
+            report.cancelled = len(writer.cancelled - set(plan.deleted))  # withdrawn before ever being indexed
             report.deleted, report.not_found = len(plan.deleted) + report.cancelled, plan.not_found
             retype = base is not None and index_type not in ("auto", base.manifest.index_type)
             if base is not None and plan.is_noop and not retype:

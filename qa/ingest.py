@@ -109,6 +109,14 @@ FORMATS = ("xml", "medline", "jsonl")
 _SOURCE_SUFFIXES = (".xml", ".nbib", ".txt", ".medline", ".jsonl", ".json", ".gz")
 
 
+def normalize_pmid(value: object) -> str | None:
+    """A PMID as PubMed writes it (ASCII digits, no leading zeros), or None if it is not one."""
+    text = str(value).strip()
+    if not text or not text.isascii() or not text.isdigit() or int(text) == 0:
+        return None
+    return str(int(text))
+
+
 def pubmed_url(pmid: str) -> str:
     return f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
 
@@ -178,6 +186,8 @@ def _read_source(path: Path, fmt: str | None, skip_bad: bool) -> Iterator[Event]
         raise
     except UnicodeDecodeError as exc:
         raise IngestError(f"{path}: not valid UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except LookupError as exc:  # an XML declaration naming an unknown encoding
+        raise IngestError(f"{path}: unreadable ({exc})") from None
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise IngestError(f"{path}: corrupt or truncated gzip data ({exc or type(exc).__name__})") from None
     except OSError as exc:
@@ -267,9 +277,9 @@ def _read_xml(raw: IO[bytes], path: Path, skip_bad: bool = False) -> Iterator[Ev
             elif el.tag == "PubmedBookArticle":
                 yield Skipped(_text(el.find("BookDocument/PMID")), "book record (not a journal article)")
             elif el.tag == "DeleteCitation":
-                pmids = tuple(p.text.strip() for p in el.findall("PMID") if p.text and p.text.strip())
+                pmids = tuple(n for n in (normalize_pmid(p.text or "") for p in el.findall("PMID")) if n)
                 yield Deletion(pmids)
-            if root is not None and depth == 1:
+            if root is not None and depth == 1 and root.tag != "PubmedArticle":
                 root.clear()  # keep memory flat while streaming
     except ParseError as exc:
         line, col = getattr(exc, "position", (None, None))
@@ -288,10 +298,11 @@ def _read_xml(raw: IO[bytes], path: Path, skip_bad: bool = False) -> Iterator[Ev
 def _xml_article(art: Element, path: Path) -> Event:
     cit = art.find("MedlineCitation")
     pmid_el = cit.find("PMID") if cit is not None else None
-    pmid = (pmid_el.text or "").strip() if pmid_el is not None else ""
-    if cit is None or not pmid.isdigit():
-        raise IngestError(f"{path}: a <PubmedArticle> has no valid MedlineCitation/PMID (got {pmid!r})")
-    version = int(pmid_el.get("Version", "1")) if pmid_el.get("Version", "1").isdigit() else 1  # type: ignore[union-attr]
+    raw_pmid = (pmid_el.text or "").strip() if pmid_el is not None else ""
+    pmid = normalize_pmid(raw_pmid)
+    if cit is None or pmid_el is None or pmid is None:
+        raise IngestError(f"{path}: a <PubmedArticle> has no valid MedlineCitation/PMID (got {raw_pmid!r})")
+    version = int(normalize_pmid(pmid_el.get("Version", "1")) or 1)
     article = cit.find("Article")
     if article is None:
         return Skipped(pmid, "no abstract")
@@ -372,8 +383,8 @@ def _read_medline(text: IO[str], path: Path, skip_bad: bool = False) -> Iterator
 
 
 def _medline_record(rec: dict, n: int, path: Path) -> Event:
-    pmid = (rec.get("PMID") or "").strip()
-    if not pmid.isdigit():
+    pmid = normalize_pmid(rec.get("PMID") or "")
+    if pmid is None:
         raise IngestError(
             f"{path}: MEDLINE record {n} has no valid PMID line (is this a PubMed 'PubMed format' export?)"
         )
@@ -426,16 +437,15 @@ def _jsonl_record(line: str, where: str) -> Event:
     return _checked(event, where) if isinstance(event, Record) else event
 
 
-def record_from_dict(obj: dict, where: str = "record") -> Event:
-    """Build a Record from the JSONL shape ``{"pmid", "title", "abstract", ...}``."""
-    pmid = str(obj.get("pmid", "")).strip()
-    if not pmid.isdigit():
+def _record_from_dict(obj: dict, where: str) -> Event:
+    pmid = normalize_pmid(obj.get("pmid", ""))
+    if pmid is None:
         raise IngestError(f'{where}: missing or non-numeric "pmid" ({obj.get("pmid")!r})')
     sections: tuple[Section, ...]
     if obj.get("sections"):
         try:
             sections = tuple(
-                Section((s.get("label") or None), clean_text(str(s["text"])))
+                Section((str(s["label"]).strip() or None) if s.get("label") else None, clean_text(str(s["text"])))
                 for s in obj["sections"]
                 if clean_text(str(s.get("text") or ""))
             )
@@ -448,14 +458,12 @@ def record_from_dict(obj: dict, where: str = "record") -> Event:
         sections = (Section(None, clean_text(abstract)),) if abstract and clean_text(abstract) else ()
     if not sections:
         return Skipped(pmid, "no abstract")
-    year = obj.get("year")
-    try:
-        year = int(year) if year not in (None, "") else None
-    except (TypeError, ValueError):
-        year = _year_from(str(year))
+    year = _year_from(str(obj.get("year") or ""))
     mesh = obj.get("mesh") or ()
     if isinstance(mesh, str):
         mesh = [m.strip() for m in mesh.split(";")]
+    if not isinstance(mesh, (list, tuple)):
+        raise IngestError(f'{where}: "mesh" must be a list of strings')
     title = obj.get("title")
     return Record(
         pmid=pmid,
@@ -465,8 +473,18 @@ def record_from_dict(obj: dict, where: str = "record") -> Event:
         year=year,
         mesh=tuple(str(m) for m in mesh if m),
         doi=str(obj["doi"]).strip() or None if obj.get("doi") else None,
-        version=int(obj.get("version") or 1),
+        version=int(normalize_pmid(obj.get("version") or 1) or 1),
     )
+
+
+def record_from_dict(obj: dict, where: str = "record") -> Event:
+    """Build a Record from the JSONL shape ``{"pmid", "title", "abstract", ...}``."""
+    try:
+        return _record_from_dict(obj, where)
+    except IngestError:
+        raise
+    except (TypeError, ValueError, OverflowError, AttributeError, KeyError) as exc:
+        raise IngestError(f"{where}: unusable record ({type(exc).__name__}: {str(exc)[:100]})") from None
 
 
 def record_to_dict(record: Record) -> dict:
@@ -498,4 +516,5 @@ __all__ = [
     "record_to_dict",
     "split_labelled_abstract",
     "pubmed_url",
+    "normalize_pmid",
 ]

@@ -32,6 +32,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring, iterparse
 
 from .errors import QAError
+from .ingest import normalize_pmid
 
 DEFAULT_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 BATCH_SIZE = 200  # efetch records per request (NCBI asks for at most 200 with POSTed id lists)
@@ -132,7 +133,7 @@ class EUtils:
                 if check is not None:
                     check(body)
                 return body
-            except (_Retry, httpx.TransportError) as exc:
+            except (_Retry, httpx.TransportError, httpx.DecodingError) as exc:
                 last_problem = str(exc) or type(exc).__name__
             if attempt < self.max_retries:
                 delay = self.backoff * (2**attempt) * (0.5 + random.random())  # exponential, with jitter
@@ -244,10 +245,10 @@ def read_pmid_file(path: str | Path) -> list[str]:
                 pmids.append(row[column].strip())
     else:
         pmids = [ln.strip().split()[0] for ln in lines if ln.strip().upper() != "PMID"]
-    bad = next((p for p in pmids if not p.isdigit()), None)
+    bad = next((p for p in pmids if normalize_pmid(p) is None), None)
     if bad is not None:
         raise QAError(f"{path}: {bad!r} is not a PMID (expected one PMID per line, or PubMed's CSV export)")
-    return list(dict.fromkeys(pmids))
+    return list(dict.fromkeys(normalize_pmid(p) or p for p in pmids))
 
 
 def fetch_records(

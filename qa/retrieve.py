@@ -22,6 +22,7 @@ from .ingest import pubmed_url
 from .store import Filters, IndexStore, Manifest, Snapshot, StoredChunk
 
 MAX_QUESTION_CHARS = 2000
+EXACT_FILTER_LIMIT = 20_000  # filtered searches over at most this many passages are scored exactly
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "lexical", "hybrid")
 DEFAULT_MODE: Mode = "hybrid"
@@ -293,6 +294,13 @@ class Retriever:
         all_passages: bool,
     ) -> dict[int, tuple[str, float]]:
         """Nearest passages, widening the search until it covers ``depth`` records (or everything)."""
+        if allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
+            # A filter leaving few passages: score them all exactly. An approximate (IVF) index
+            # would only look in nprobe lists and could miss allowed passages outside them.
+            ids = [int(i) for i in allowed]
+            pmids = snapshot.pmids_of(ids)
+            scores = snapshot.dense_scores(query, ids)
+            return {cid: (pmids[cid], float(s)) for cid, s in zip(ids, scores) if cid in pmids}
         limit = int(snapshot.index.ntotal) if allowed is None else len(allowed)
         n = min(limit, depth * 4)
         while True:

@@ -120,6 +120,8 @@ def convert_index(index: Any, kind: str, dimension: int) -> Any:
     if index_kind(index) == kind:
         return index
     ids = all_ids(index)
+    if kind != "flat" and len(ids) == 0:
+        return index  # nothing to train on; an empty index stays flat
     if kind == "flat":
         out = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
     else:
@@ -304,8 +306,12 @@ class IndexStore:
             if directory.is_dir():
                 try:
                     return Snapshot(directory)
-                except FileNotFoundError:
-                    pass
+                except IndexStoreError:
+                    if self.current_dir() == directory and directory.is_dir():
+                        raise  # not a swap in progress: a real problem with the live snapshot
+                except (OSError, sqlite3.Error) as exc:
+                    if self.current_dir() == directory and directory.is_dir():
+                        raise IndexStoreError(f"{directory}: cannot open ({exc}); run `qa verify`") from None
             time.sleep(0.05)
         raise IndexStoreError(f"{self.path}: live snapshot {self.current_dir().name} is missing; rebuild with qa build")
 
@@ -382,7 +388,7 @@ class SnapshotWriter:
             self.db.executescript(_SCHEMA)
             self.db.execute(FTS_SCHEMA)
         self.db.executescript(_STAGING)
-        self._cancelled: set[str] = set()  # staged records withdrawn by a later deletion
+        self.cancelled: set[str] = set()  # staged records withdrawn by a later deletion
         self.dimension = dimension
         (top,) = self.db.execute("SELECT MAX(id) FROM chunks").fetchone()
         self._next_id = 0 if top is None else int(top) + 1
@@ -405,7 +411,7 @@ class SnapshotWriter:
         for pmid in pmids:
             if self.db.execute("DELETE FROM staged WHERE pmid=?", (pmid,)).rowcount:
                 cancelled += 1
-                self._cancelled.add(pmid)
+                self.cancelled.add(pmid)
             self.db.execute("INSERT OR IGNORE INTO staged_deletions VALUES (?)", (pmid,))
         return cancelled
 
@@ -429,7 +435,7 @@ class SnapshotWriter:
         ):
             if present:
                 plan.deleted.append(pmid)
-            elif pmid not in self._cancelled:
+            elif pmid not in self.cancelled:
                 plan.not_found.append(pmid)
         return plan
 

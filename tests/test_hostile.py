@@ -178,3 +178,38 @@ def test_arbitrary_bytes_give_records_or_our_error(tmp_path: Path, data: bytes) 
         list(read_source(path))
     except IngestError as exc:
         assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"pmid": "1", "abstract": "x", "version": "abc"},
+        {"pmid": "1", "abstract": "x", "year": 1e400},
+        {"pmid": "1", "abstract": "x", "mesh": 5},
+        {"pmid": "1", "abstract": "x", "year": 10**30},
+        {"pmid": "1", "sections": [{"label": 5, "text": "x"}]},
+        {"pmid": "1", "sections": "not a list"},
+        {"pmid": "²", "abstract": "x"},
+        {"pmid": ["1"], "abstract": "x"},
+    ],
+)
+def test_odd_jsonl_fields_give_records_or_our_error(tmp_path: Path, obj: dict) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_text(json.dumps(obj) + "\n")
+    try:
+        events = list(read_source(path))
+    except IngestError as exc:
+        assert "odd.jsonl:1" in str(exc)
+        return
+    record = events[0]
+    assert isinstance(record, Record) and record.year is None or record.year < 3000  # type: ignore[union-attr]
+
+
+def test_pmids_are_normalised_and_a_bare_article_root_parses(tmp_path: Path, shared: Path) -> None:
+    path = tmp_path / "zeros.jsonl"
+    path.write_text(json.dumps({"pmid": "0025589616", "abstract": "x"}) + "\n")
+    assert [r.pmid for r in read_source(path)] == ["25589616"]  # type: ignore[union-attr]
+    xml = (shared / "seed" / f"{SEED_PMID}.xml").read_text()
+    one = tmp_path / "one.xml"
+    one.write_text(xml[xml.index("<PubmedArticle>") : xml.index("</PubmedArticle>") + len("</PubmedArticle>")])
+    assert [r.pmid for r in read_source(one)] == [SEED_PMID]  # type: ignore[union-attr]

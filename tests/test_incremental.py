@@ -225,3 +225,36 @@ def test_ivf_index_builds_updates_and_answers(
     report = build_index([tmp_path / "more.jsonl"], index, embedder=embedder, index_type="flat")
     assert report.chunks_embedded == 0 and IndexStore(index).manifest().index_type == "flat"
     consistent(index)
+
+
+def test_input_with_nothing_to_index_is_a_noop_on_an_existing_index(base, tmp_path: Path, embedder: Embedder) -> None:
+    index, _ = base
+    empty = tmp_path / "noabstract.jsonl"
+    empty.write_text('{"pmid": "5", "title": "No abstract"}\n')
+    report = build_index([empty], index, embedder=embedder)
+    assert report.noop and report.skipped == {"no abstract": 1}
+
+
+def test_a_deletion_of_a_record_read_in_the_same_build_counts_once(
+    base, tmp_path: Path, pubmedqa_records: list[Record], embedder: Embedder
+) -> None:
+    index, _ = base
+    pmid = pubmedqa_records[0].pmid  # indexed, then re-read and withdrawn in one build
+    update = tmp_path / "update.xml"
+    update.write_text(f"<PubmedArticleSet><DeleteCitation><PMID>{pmid}</PMID></DeleteCitation></PubmedArticleSet>")
+    again = write_jsonl(tmp_path / "again.jsonl", [pubmedqa_records[0]])
+    report = build_index([again, update], index, embedder=embedder)
+    assert report.deleted == 1
+    consistent(index)
+
+
+def test_filtered_search_on_ivf_is_exact(tmp_path: Path, pubmedqa_records: list[Record], embedder: Embedder) -> None:
+    source = write_jsonl(tmp_path / "sixty.jsonl", pubmedqa_records[:60])
+    index = tmp_path / "ivf"
+    build_index([source], index, embedder=embedder, index_type="ivf-sq8")
+    year = pubmedqa_records[7].year
+    expected = {r.pmid for r in pubmedqa_records[:60] if r.year == year}
+    with Retriever(index, embedder=embedder) as r:
+        r.snapshot.manifest.nprobe = 1  # a tiny probe would miss most lists
+        hits = r.search("patients", k=10, mode="dense", filters=Filters(year_from=year, year_to=year))
+    assert {h.pmid for h in hits} == expected
