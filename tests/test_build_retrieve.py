@@ -176,14 +176,15 @@ def test_last_record_wins_and_delete_citation_applies(
         assert {h.pmid for h in r.search("lace plant programmed cell death", k=5)} == {SEED_PMID, pmids[5]}
 
 
-def test_build_with_nothing_to_index_fails_and_keeps_index(
-    seed_index: Path, tmp_path: Path, embedder: Embedder
-) -> None:
+def test_build_with_nothing_to_index(seed_index: Path, tmp_path: Path, embedder: Embedder) -> None:
     before = answers(seed_index, embedder)
     empty = tmp_path / "noabstract.jsonl"
     empty.write_text('{"pmid": "1", "title": "No abstract here"}\n')
-    with pytest.raises(QAError, match="no records with an abstract"):
-        build_index([empty], seed_index, embedder=embedder)
+    with pytest.raises(QAError, match="no records with an abstract"):  # a new index: surely a mistake
+        build_index([empty], tmp_path / "new-index", embedder=embedder)
+    with pytest.raises(QAError, match="no records with an abstract"):  # so is a --full rebuild
+        build_index([empty], seed_index, embedder=embedder, full=True)
+    assert build_index([empty], seed_index, embedder=embedder).noop  # an update: nothing to do
     assert answers(seed_index, embedder) == before
 
 
