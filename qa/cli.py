@@ -362,7 +362,7 @@ def update(
             found = client.search(query, limit=limit)
         snapshot = store.open()
         try:
-            indexed = {p for (p,) in snapshot.db.execute("SELECT pmid FROM records")}
+            indexed = snapshot.pmids()
         finally:
             snapshot.close()
         new = [p for p in found.pmids if p not in indexed]

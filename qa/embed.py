@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,7 +130,7 @@ class Embedder:
             if not (self.encoder_dir / "model.onnx").is_file():
                 quiet_third_party(self.verbose)
                 with _silenced(not self.verbose):
-                    export_int8(self.path, self.encoder_dir, verbose=self.verbose)
+                    export_int8(self.path, self.encoder_dir)
             self._onnx = OnnxEncoder(self.encoder_dir)
         return self._onnx
 
@@ -220,16 +220,6 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
-
-    def encode_batches(
-        self, texts: Sequence[str], *, step: int = 512, on_progress: Callable[[int], None] | None = None
-    ) -> Iterator[np.ndarray]:
-        """Encode in slices so a caller can report progress and write as it goes."""
-        for i in range(0, len(texts), step):
-            block = self.encode(texts[i : i + step])
-            if on_progress:
-                on_progress(len(block))
-            yield block
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ SETTINGS_FILE = "encoder.json"
 QUANTIZATION = "avx512_vnni"  # sentence-transformers' dynamic int8 config; runs on any x86-64 CPU
 
 
-def export_int8(model_path: str, target: Path, *, verbose: bool = False) -> Path:
+def export_int8(model_path: str, target: Path) -> Path:
     """Create ``target`` (if missing) holding the int8 ONNX export of the model at ``model_path``."""
     if (target / MODEL_FILE).is_file() and (target / SETTINGS_FILE).is_file():
         return target
@@ -118,10 +118,6 @@ class OnnxEncoder:
             pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
             out[idx] = pooled
         return out
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 __all__ = ["OnnxEncoder", "export_int8"]

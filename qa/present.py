@@ -19,11 +19,6 @@ from .retrieve import Hit
 JSON_VERSION = 1
 
 
-def hits_to_json(question: str, hits: Sequence[Hit]) -> dict[str, Any]:
-    """The documented ``qa ask --json`` object."""
-    return {"question": question, "hits": [h.to_dict() for h in hits]}
-
-
 def _section_name(section: str | None) -> str:
     return section.title() if section else "Abstract"
 
@@ -149,7 +144,6 @@ def render_info(console: Console, info: dict[str, Any]) -> None:
 
 
 __all__ = [
-    "hits_to_json",
     "render_hits",
     "render_answer",
     "render_response",

@@ -620,11 +620,6 @@ class Snapshot:
     def close(self) -> None:
         self.db.close()
 
-    def search(self, vectors: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        n = max(1, min(n, int(self.index.ntotal)))
-        scores, ids = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), n)
-        return scores, ids
-
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         if not ids:
             return {}
@@ -770,12 +765,9 @@ class Snapshot:
         ).fetchone()
         return _record_from_row(row) if row else None
 
-    def stats(self) -> dict[str, Any]:
-        (records,) = self.db.execute("SELECT COUNT(*) FROM records").fetchone()
-        (chunks,) = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()
-        years = self.db.execute("SELECT MIN(year), MAX(year) FROM records").fetchone()
-        size = sum(f.stat().st_size for f in self.dir.iterdir() if f.is_file())
-        return {"records": records, "chunks": chunks, "year_min": years[0], "year_max": years[1], "bytes": size}
+    def pmids(self) -> set[str]:
+        """Every PMID indexed in this snapshot."""
+        return {pmid for (pmid,) in self.db.execute("SELECT pmid FROM records")}
 
 
 def describe(path: str | Path) -> dict[str, Any]:
