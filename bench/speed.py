@@ -28,7 +28,8 @@ from qa import Retriever, build_index  # noqa: E402
 from qa.chunk import Chunker, ChunkSettings  # noqa: E402
 from qa.embed import Embedder, encoder_dir_name, quiet_third_party  # noqa: E402
 from qa.evaluate import load_queries  # noqa: E402
-from qa.ingest import Record, read_source, record_to_dict  # noqa: E402
+from qa.ingest import read_source
+from qa.records import Record, record_to_dict  # noqa: E402
 from qa.store import DEFAULT_NPROBE, IndexStore, convert_index  # noqa: E402
 
 QUESTION = "Which IL-6 inhibitors are clinically registered?"

@@ -12,20 +12,24 @@ The public API, small on purpose::
             print(hit.pmid, hit.score, hit.url)
 """
 
-from .answer import Answer, AnswerSentence, Response
-from .build import BuildReport, build_index
+from .build import BuildOptions, BuildReport, PubmedSource, build_index, remove_records, update_from_pubmed
 from .conversation import Conversation
 from .embed import DEFAULT_MODEL
-from .errors import IndexStoreError, IngestError, ModelError, QAError
-from .ingest import Record, Section, read_source
-from .retrieve import Fusion, Hit, Retriever
-from .store import Filters
+from .errors import FetchError, IndexStoreError, IngestError, ModelError, QAError
+from .ingest import read_source
+from .query import Answer, AnswerSentence, Filters, Hit, Response
+from .records import Record, Section
+from .retrieve import Fusion, Retriever
 
 __version__ = "0.1.0"
 
 __all__ = [
     "build_index",
+    "BuildOptions",
     "BuildReport",
+    "remove_records",
+    "update_from_pubmed",
+    "PubmedSource",
     "Retriever",
     "Hit",
     "Response",
@@ -41,6 +45,7 @@ __all__ = [
     "IngestError",
     "IndexStoreError",
     "ModelError",
+    "FetchError",
     "DEFAULT_MODEL",
     "__version__",
 ]

@@ -10,26 +10,47 @@ wires the stages together and keeps the tally a user sees at the end.
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .chunk import Chunk, Chunker, ChunkSettings
-from .embed import DEFAULT_MODEL, Embedder, canonical_model_name, encoder_dir_name
+from .embed import Embedder, check_same_model
 from .errors import QAError
-from .ingest import Bad, Deletion, Record, Skipped, expand_sources, normalize_pmid, read_source
+from .ingest import expand_sources, probe_source, read_source
+from .records import Bad, Deletion, Record, Skipped, normalize_pmid
 from .store import IndexStore, Manifest, Plan, Snapshot, SnapshotWriter, fault_point, file_facts, text_hash
+from .store.layout import encoder_model_file
 
 DEFAULT_BACKEND = "onnx-int8"  # 2.3x the build throughput of torch fp32 at -0.0003 MRR@10 (README "Speed")
 
 ProgressCallback = Callable[[str, int, "int | None"], None]
-"""Called as ``progress(stage, done, total)``; stages are "read", "embed"."""
+"""Called as ``progress(stage, done, total)``; stages are "fetch", "prepare" (the one-time encoder
+export), "read" and "embed"."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build; None means "what the index was built with, else the default"."""
+
+    full: bool = False  # rebuild from the given sources alone
+    skip_bad: bool = False  # index the good records and list the bad ones instead of stopping
+    model: str | None = None
+    backend: str | None = None
+    index_type: str = "auto"
+    chunk_tokens: int | None = None
+    overlap_sentences: int | None = None
+    device: str | None = None
+    batch_size: int | None = None
+    pubmed: dict[str, Any] | None = None  # the PubMed search to remember for `qa update`
 
 
 @dataclass
@@ -92,19 +113,11 @@ class BuildReport:
 def build_index(
     sources: Iterable[str | Path],
     index: str | Path = "index",
+    options: BuildOptions | None = None,
     *,
-    full: bool = False,
-    model: str | None = None,
-    backend: str | None = None,
-    index_type: str = "auto",
-    chunk_tokens: int | None = None,
-    overlap_sentences: int | None = None,
-    device: str | None = None,
-    batch_size: int | None = None,
     embedder: Embedder | None = None,
     progress: ProgressCallback | None = None,
-    pubmed: dict[str, Any] | None = None,
-    skip_bad: bool = False,
+    **settings: Any,
 ) -> BuildReport:
     """Add PubMed files to the index at ``index`` (creating it), embedding only what is new or changed.
 
@@ -112,40 +125,48 @@ def build_index(
     removes PMIDs, whether indexed before or read earlier in this build. ``full=True``
     rebuilds from ``sources`` alone. The live index is replaced only once the new one is
     complete. Model, backend and chunking settings default to the existing index's (with
-    ``full=True``, to the package defaults).
+    ``full=True``, to the package defaults). ``settings`` are ``BuildOptions`` fields
+    (``full=True``, ``model=...``), given instead of or on top of ``options``.
     """
+    options = replace(options or BuildOptions(), **settings)
     files = expand_sources(sources)
     if not files:
         raise QAError("no input files given")
-    notify = progress or (lambda stage, done, total: None)
+    if not options.skip_bad:
+        for path in files:  # a wrong file fails in a moment, before the encoder is prepared or anything is made
+            probe_source(path)
     store = IndexStore(index)
 
-    def stage(writer: SnapshotWriter, report: BuildReport) -> None:
-        skipped: Counter[str] = Counter()
-        cancelled = 0
-        for path in files:
-            for event in read_source(path, skip_bad=skip_bad):
-                if isinstance(event, Record):
-                    report.records_read += 1
-                    report.replaced += writer.stage_record(event)
-                elif isinstance(event, Deletion):
-                    cancelled += writer.stage_deletions(event.pmids)
-                elif isinstance(event, Bad):
-                    report.bad.append(event.message)
-                elif isinstance(event, Skipped):
-                    report.records_read += 1
-                    skipped[event.reason] += 1
-                notify("read", report.records_read, None)
-        report.skipped = dict(skipped)
-        report.cancelled = cancelled
+    def stage(writer: SnapshotWriter, report: BuildReport, notify: ProgressCallback) -> None:
+        _stage_files(files, writer, report, notify, options.skip_bad)
         # With an index already there, input with nothing to index is a no-op (qa update re-fetching
         # records that have no abstract, say); for a new index it is almost surely a mistake.
-        fresh = full or not store.exists()
+        fresh = options.full or not store.exists()
         if fresh and writer.staged_count() == 0 and not writer.plan().deleted:
             raise QAError(f"no records with an abstract in {', '.join(str(f) for f in files)}; nothing to index")
 
-    options = _Options(model, backend, index_type, chunk_tokens, overlap_sentences, device, batch_size, pubmed)
-    return _update(store, stage, [str(f) for f in files], full, notify, options, embedder)
+    return _update(store, stage, [str(f) for f in files], options, embedder, progress)
+
+
+def _stage_files(
+    files: list[Path], writer: SnapshotWriter, report: BuildReport, notify: ProgressCallback, skip_bad: bool
+) -> None:
+    """Read every file into the writer's staging tables, counting what was read, skipped and bad."""
+    skipped: Counter[str] = Counter()
+    for path in files:
+        for event in read_source(path, skip_bad=skip_bad):
+            if isinstance(event, Record):
+                report.records_read += 1
+                report.replaced += writer.stage_record(event)
+            elif isinstance(event, Deletion):
+                writer.stage_deletions(event.pmids)
+            elif isinstance(event, Bad):
+                report.bad.append(event.message)
+            elif isinstance(event, Skipped):
+                report.records_read += 1
+                skipped[event.reason] += 1
+            notify("read", report.records_read, None)
+    report.skipped = dict(skipped)
 
 
 def remove_records(
@@ -155,165 +176,252 @@ def remove_records(
     given = [str(p).strip() for p in pmids]
     bad = [p for p in given if normalize_pmid(p) is None]
     if bad:
-        raise QAError(f"not a PMID: {bad[0]!r}")
+        raise QAError(f"not a PMID: {bad[0][:40]!r}")
     wanted = [normalize_pmid(p) or p for p in given]
     if not wanted:
         raise QAError("no PMIDs given")
     store = IndexStore(index)
     store.current_dir()  # a clear error when there is no index yet
 
-    def stage(writer: SnapshotWriter, report: BuildReport) -> None:
+    def stage(writer: SnapshotWriter, report: BuildReport, notify: ProgressCallback) -> None:
         writer.stage_deletions(wanted)
 
-    return _update(store, stage, [], False, lambda *a: None, _Options(), embedder)
+    return _update(store, stage, [], BuildOptions(), embedder, None)
+
+
+# ----------------------------------------------------------------- live PubMed
 
 
 @dataclass(frozen=True)
-class _Options:
-    """What the caller asked for; None means "what the index was built with, else the default"."""
+class PubmedSource:
+    """Where and how to reach E-utilities (None: the environment's or NCBI's defaults)."""
 
-    model: str | None = None
-    backend: str | None = None
-    index_type: str = "auto"
-    chunk_tokens: int | None = None
-    overlap_sentences: int | None = None
-    device: str | None = None
-    batch_size: int | None = None
-    pubmed: dict[str, Any] | None = None  # the search to remember for `qa update`
+    eutils_url: str | None = None
+    api_key: str | None = None
+    email: str | None = None
+
+    def client(self) -> Any:
+        from .pubmed import EUtils
+
+        return EUtils(self.eutils_url, api_key=self.api_key, email=self.email)
+
+
+def fetch_for_index(
+    index: str | Path,
+    source: PubmedSource,
+    *,
+    query: str | None = None,
+    pmids: list[str] | None = None,
+    limit: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[Path, dict[str, Any] | None]:
+    """Fetch a search or a PMID list into the index's fetch folder (resumable); the file and the search to remember."""
+    from .pubmed import fetch_records, query_digest
+
+    if query is not None and pmids is not None:
+        raise QAError("use --pubmed or --pmids, not both")
+    key = query_digest(json.dumps([query, pmids, limit]))
+    out = IndexStore(index).layout.fetch_file(key)
+    notify = progress or _no_progress
+    with source.client() as client:
+        fetch_records(
+            client,
+            out,
+            query=query if pmids is None else None,
+            pmids=pmids,
+            limit=limit,
+            progress=lambda done, total: notify("fetch", done, total),
+        )
+    return out, ({"query": query, "max": limit} if query is not None else None)
+
+
+def update_from_pubmed(
+    index: str | Path = "index", source: PubmedSource | None = None, *, progress: ProgressCallback | None = None
+) -> BuildReport:
+    """Re-run the PubMed search an index was built from; fetch and index only the PMIDs it does not have."""
+    source = source or PubmedSource()
+    store = IndexStore(index)
+    manifest = store.manifest()
+    if not manifest.pubmed or not manifest.pubmed.get("query"):
+        raise QAError(f"{index} was not built from a PubMed search (qa build --pubmed QUERY); nothing to re-run")
+    with source.client() as client:
+        found = client.search(manifest.pubmed["query"], limit=manifest.pubmed.get("max"))
+    passages = store.open_passages()
+    try:
+        indexed = passages.pmids()
+    finally:
+        passages.close()
+    new = [p for p in found.pmids if p not in indexed]
+    if not new:
+        report = BuildReport(index=str(store.path), sources=[], unchanged=len(found.pmids))
+        report.records_indexed, report.chunks = manifest.records, manifest.chunks
+        return report
+    fetched, _ = fetch_for_index(index, source, pmids=new, progress=progress)
+    return build_index([fetched], index, progress=progress)
+
+
+# ----------------------------------------------------------------- the update
+
+
+def _no_progress(stage: str, done: int, total: int | None) -> None:
+    pass
 
 
 def _update(
     store: IndexStore,
-    stage: Callable[[SnapshotWriter, BuildReport], None],
+    stage: Callable[[SnapshotWriter, BuildReport, ProgressCallback], None],
     sources: list[str],
-    full: bool,
-    notify: ProgressCallback,
-    options: _Options,
+    options: BuildOptions,
     embedder: Embedder | None,
+    progress: ProgressCallback | None,
 ) -> BuildReport:
-    index_type = options.index_type
+    """Stage, plan, apply and commit one build under the index's lock."""
+    notify = progress or _no_progress
     started = time.perf_counter()
-    report = BuildReport(index=str(store.path), sources=sources, full=full)
+    report = BuildReport(index=str(store.path), sources=sources, full=options.full)
+    new_folder = not store.path.exists()
     lock = store.lock()
     base: Snapshot | None = None
     try:
         store.remove_stale()  # unfinished builds a crash left behind
-        if store.exists() and not full:
+        if store.exists() and not options.full:
             base = store.open()
-        settings, model_name, backend = _settings(
-            base, options.model, options.backend, options.chunk_tokens, options.overlap_sentences, embedder
-        )
-        if embedder is None:
-            encoder_dir = store.path / "models" / encoder_dir_name(model_name or DEFAULT_MODEL)
-            embedder = Embedder(
-                model_name,
-                backend=backend,
-                encoder_dir=encoder_dir if backend == "onnx-int8" else None,
-                device=options.device,
-                batch_size=options.batch_size,
-            )
-        writer = store.begin(dimension=embedder.dimension, base=base, index_type=index_type)
+        settings = _settings(base, options, embedder)
+        embedder = embedder or _embedder(store, settings, options, notify)
+        writer = store.begin(dimension=embedder.dimension, base=base, index_type=options.index_type)
         try:
-            stage(writer, report)
+            stage(writer, report, notify)
             plan = writer.plan()
-            report.added, report.updated, report.unchanged = len(plan.new), len(plan.changed), plan.unchanged
-            report.cancelled = len(writer.cancelled - set(plan.deleted))  # withdrawn before ever being indexed
-            report.deleted, report.not_found = len(plan.deleted) + report.cancelled, plan.not_found
-            retype = base is not None and index_type not in ("auto", base.manifest.index_type)
+            _count_plan(report, plan, writer)
+            retype = base is not None and options.index_type not in ("auto", base.manifest.index_type)
             if base is not None and plan.is_noop and not retype:
                 writer.abort()
                 report.records_indexed, report.chunks = base.manifest.records, base.manifest.chunks
             else:
                 writer.delete_records(plan.deleted)
-                _embed(
-                    writer,
-                    plan,
-                    embedder,
-                    Chunker(embedder.tokenizer, embedder.max_seq_length, settings),
-                    report,
-                    notify,
-                )
-                previous = base.manifest.sources if base is not None else []
-                manifest = Manifest(
-                    model=embedder.name,
-                    dimension=embedder.dimension,
-                    max_seq_length=embedder.max_seq_length,
-                    chunking={"chunk_tokens": settings.chunk_tokens, "overlap_sentences": settings.overlap_sentences},
-                    records=0,
-                    chunks=0,
-                    build_seconds=round(time.perf_counter() - started, 2),
-                    sources=list(dict.fromkeys(previous + [Path(s).name for s in sources])),
-                    backend=embedder.backend,
-                    pubmed=options.pubmed or (base.manifest.pubmed if base is not None else None),
-                    encoder=(
-                        str(embedder.encoder_dir.relative_to(store.path))
-                        if embedder.backend == "onnx-int8" and embedder.encoder_dir is not None
-                        else None
-                    ),
-                    encoder_sha256=(
-                        file_facts(embedder.encoder_dir / "model.onnx")["sha256"]
-                        if embedder.backend == "onnx-int8" and embedder.encoder_dir is not None
-                        else None
-                    ),
-                )
+                chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, settings.chunking)
+                _embed(writer, plan, embedder, chunker, report, notify)
+                manifest = _manifest(store, base, embedder, settings, sources, options, started)
                 writer.commit(manifest)
                 report.records_indexed, report.chunks = manifest.records, manifest.chunks
         except BaseException:
             writer.abort()
             raise
-    finally:
+    except BaseException:
         if base is not None:
             base.close()
+            base = None
         lock.release()
+        if new_folder and not store.exists():  # a failed first build leaves nothing behind
+            shutil.rmtree(store.path, ignore_errors=True)
+        raise
+    if base is not None:
+        base.close()
+    lock.release()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _settings(
-    base: Snapshot | None,
-    model: str | None,
-    backend: str | None,
-    chunk_tokens: int | None,
-    overlap_sentences: int | None,
-    embedder: Embedder | None,
-) -> tuple[ChunkSettings, str | None, str]:
-    """Settings for this build: what was asked, else what the index was built with, else the defaults."""
+def _count_plan(report: BuildReport, plan: Plan, writer: SnapshotWriter) -> None:
+    report.added, report.updated, report.unchanged = len(plan.new), len(plan.changed), plan.unchanged
+    report.cancelled = len(writer.cancelled - set(plan.deleted))  # withdrawn before ever being indexed
+    report.deleted, report.not_found = len(plan.deleted) + report.cancelled, plan.not_found
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What this build runs with, after the index's own settings and the defaults are applied."""
+
+    chunking: ChunkSettings
+    model: str | None
+    backend: str
+
+
+def _settings(base: Snapshot | None, options: BuildOptions, embedder: Embedder | None) -> _Settings:
+    """What was asked, else what the index was built with, else the defaults; a mismatch needs --full."""
     defaults = ChunkSettings()
-    if embedder is not None:
-        backend = embedder.backend
-    if base is None:
-        settings = ChunkSettings(
-            chunk_tokens if chunk_tokens is not None else defaults.chunk_tokens,
-            overlap_sentences if overlap_sentences is not None else defaults.overlap_sentences,
-        )
-        return settings, model, backend or DEFAULT_BACKEND
-    built = base.manifest
-    settings = ChunkSettings(
-        chunk_tokens if chunk_tokens is not None else built.chunking.get("chunk_tokens", defaults.chunk_tokens),
-        overlap_sentences
-        if overlap_sentences is not None
-        else built.chunking.get("overlap_sentences", defaults.overlap_sentences),
+    backend = embedder.backend if embedder is not None else options.backend
+    built = base.manifest if base is not None else None
+    chunking = ChunkSettings(
+        _first(options.chunk_tokens, built.chunking.get("chunk_tokens") if built else None, defaults.chunk_tokens),
+        _first(
+            options.overlap_sentences,
+            built.chunking.get("overlap_sentences") if built else None,
+            defaults.overlap_sentences,
+        ),
     )
-    asked = embedder.name if embedder is not None else (canonical_model_name(model) if model else built.model)
-    if asked != built.model:
-        raise QAError(
-            f"index {base.dir.parent} was built with model {built.model!r}, not {asked!r}; "
-            "add --full to rebuild it with the new model"
-        )
+    if built is None:
+        return _Settings(chunking, options.model, backend or DEFAULT_BACKEND)
+    where = base.dir.parent if base is not None else ""
+    check_same_model(
+        built.model,
+        embedder.name if embedder is not None else options.model,
+        where,
+        hint="add --full to rebuild it with the new model",
+    )
     if backend is not None and backend != built.backend:
         raise QAError(
-            f"index {base.dir.parent} was built with the {built.backend} backend, not {backend}; "
+            f"index {where} was built with the {built.backend} backend, not {backend}; "
             "add --full to rebuild it with the new backend"
         )
-    if (settings.chunk_tokens, settings.overlap_sentences) != (
+    if (chunking.chunk_tokens, chunking.overlap_sentences) != (
         built.chunking.get("chunk_tokens"),
         built.chunking.get("overlap_sentences"),
     ):
         raise QAError(
-            f"index {base.dir.parent} was built with chunk_tokens={built.chunking.get('chunk_tokens')}, "
+            f"index {where} was built with chunk_tokens={built.chunking.get('chunk_tokens')}, "
             f"overlap={built.chunking.get('overlap_sentences')}; add --full to rebuild it with new chunking"
         )
-    return settings, built.model, built.backend
+    return _Settings(chunking, built.model, built.backend)
+
+
+def _first(*values: Any) -> Any:
+    return next(v for v in values if v is not None)
+
+
+def _embedder(store: IndexStore, settings: _Settings, options: BuildOptions, notify: ProgressCallback) -> Embedder:
+    """The encoder for this build; the int8 ONNX export is made once per index (and said so)."""
+    encoder_dir = store.layout.encoder_dir_for(settings.model) if settings.backend == "onnx-int8" else None
+    embedder = Embedder(
+        settings.model,
+        backend=settings.backend,
+        encoder_dir=encoder_dir,
+        device=options.device,
+        batch_size=options.batch_size,
+    )
+    if encoder_dir is not None and not encoder_model_file(encoder_dir).is_file():
+        notify("prepare", 0, None)
+    return embedder
+
+
+def _manifest(
+    store: IndexStore,
+    base: Snapshot | None,
+    embedder: Embedder,
+    settings: _Settings,
+    sources: list[str],
+    options: BuildOptions,
+    started: float,
+) -> Manifest:
+    previous = base.manifest if base is not None else None
+    encoder_dir = embedder.encoder_dir if embedder.backend == "onnx-int8" else None
+    return Manifest(
+        model=embedder.name,
+        dimension=embedder.dimension,
+        max_seq_length=embedder.max_seq_length,
+        chunking={
+            "chunk_tokens": settings.chunking.chunk_tokens,
+            "overlap_sentences": settings.chunking.overlap_sentences,
+        },
+        records=0,
+        chunks=0,
+        build_seconds=round(time.perf_counter() - started, 2),
+        sources=list(dict.fromkeys((previous.sources if previous else []) + [Path(s).name for s in sources])),
+        backend=embedder.backend,
+        pubmed=options.pubmed or (previous.pubmed if previous else None),
+        encoder=str(encoder_dir.relative_to(store.path)) if encoder_dir is not None else None,
+        encoder_sha256=file_facts(encoder_model_file(encoder_dir))["sha256"] if encoder_dir is not None else None,
+    )
 
 
 def _embed(
@@ -372,4 +480,13 @@ def _store_batch(
     report.chunks_reused += len(chunks) - len(fresh)
 
 
-__all__ = ["build_index", "remove_records", "BuildReport", "ProgressCallback"]
+__all__ = [
+    "build_index",
+    "remove_records",
+    "update_from_pubmed",
+    "fetch_for_index",
+    "BuildOptions",
+    "BuildReport",
+    "PubmedSource",
+    "ProgressCallback",
+]

@@ -12,10 +12,23 @@ import re
 import shlex
 from dataclasses import dataclass, field, replace
 
-from .answer import Response
 from .errors import QAError
-from .lexical import STOPWORDS
-from .retrieve import DEFAULT_MODE, MODES, Filters, Mode, Retriever
+from .query import DEFAULT_MODE, Filters, Mode, Response, check_mode
+from .retrieve import Retriever
+from .store.lexical import STOPWORDS
+
+CHAT_HELP = """Type a question and press Enter. A follow-up ("and its side effects?") is searched
+together with the previous question; /new starts a fresh topic. Commands:
+  /new                 start a new topic
+  /k N                 show N passages per answer (now {k})
+  /mode M              hybrid, dense or lexical (now {mode})
+  /filter ...          e.g. /filter year>=2010 year<=2015 mesh="Breast Neoplasms" journal=lancet
+  /filter off          remove filters (now: {filters})
+  /all                 toggle several passages per abstract (now {all})
+  /reload              switch to a newer build of the index
+  /help                this text
+  /quit                leave (or Ctrl-D)"""
+MAX_K = 1000
 
 _OPENERS = re.compile(
     r"^(and|but|also|so|then|what about|how about|what of|and what|and how|same for|what else|any|why|how come)\b",
@@ -54,7 +67,7 @@ def parse_filters(text: str, current: Filters | None = None) -> Filters:
             raise QAError(f"cannot read filter {token!r}; use year>=Y, year<=Y, year=Y, mesh=TERM, journal=TEXT or off")
         key, op, value = m.group(1).lower(), m.group(2), m.group(3).strip()
         if key == "year":
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit() and len(value) <= 4):
                 raise QAError(f"year must be a number, not {value!r}")
             year = int(value)
             if op in (">=", "="):
@@ -101,9 +114,38 @@ class Conversation:
         self.topic.clear()
 
     def set_mode(self, mode: str) -> None:
-        if mode not in MODES:
-            raise QAError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        self.mode = mode  # type: ignore[assignment]
+        self.mode = check_mode(mode)
+
+    def command(self, line: str) -> str | None:
+        """Run a chat command such as ``/k 3``; returns what to tell the user, or None to quit."""
+        cmd, _, arg = line.strip().partition(" ")
+        arg = arg.strip()
+        if cmd in ("/quit", "/exit", "/q"):
+            return None
+        if cmd == "/help":
+            state = "on" if self.all_passages else "off"
+            return CHAT_HELP.format(k=self.k, mode=self.mode, filters=self.filters.describe(), all=state)
+        if cmd == "/new":
+            self.new_topic()
+            return "New topic."
+        if cmd == "/k":
+            if not (arg.isascii() and arg.isdigit() and 1 <= int(arg) <= MAX_K):
+                raise QAError(f"Usage: /k N  (N between 1 and {MAX_K})")
+            self.k = int(arg)
+            return f"Showing {self.k} passages per answer."
+        if cmd == "/mode":
+            self.set_mode(arg)
+            return f"Mode: {self.mode}."
+        if cmd == "/filter":
+            if arg:
+                self.filters = parse_filters(arg, self.filters)
+            return f"Filters: {self.filters.describe()}."
+        if cmd == "/all":
+            self.all_passages = not self.all_passages
+            return f"Several passages per abstract: {'on' if self.all_passages else 'off'}."
+        if cmd == "/reload":
+            return "Switched to the newest build." if self.retriever.reload() else "Already on the newest build."
+        raise QAError(f"Unknown command {cmd}; type /help")
 
 
-__all__ = ["Conversation", "is_follow_up", "parse_filters", "DEFAULT_MODE"]
+__all__ = ["Conversation", "is_follow_up", "parse_filters", "CHAT_HELP", "DEFAULT_MODE"]

@@ -9,11 +9,9 @@ is fetched from a hub at run time.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import os
-import re
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -38,6 +36,16 @@ def canonical_model_name(model: str | None) -> str:
     if path.is_dir():
         return str(path.resolve())
     return model
+
+
+def check_same_model(built_with: str, asked: str | None, index: object, *, rebuilt: bool = False,
+                     hint: str = "query it with that model or rebuild with --model") -> None:  # fmt: skip
+    """Refuse to mix models: vectors of two models are not comparable, so answers would be noise."""
+    if rebuilt and asked != built_with:
+        raise ModelError(f"index {index} was rebuilt with model {built_with!r}; restart to use it")
+    if asked and canonical_model_name(asked) != built_with:
+        asked = canonical_model_name(asked)
+        raise ModelError(f"index {index} was built with model {built_with!r}, not {asked!r}; {hint}")
 
 
 def resolve_model_path(model: str | None) -> str:
@@ -71,15 +79,6 @@ def quiet_third_party(verbose: bool = False) -> None:
 
 
 BACKENDS = ("torch", "onnx-int8")
-
-
-def encoder_dir_name(model: str) -> str:
-    """Folder name, inside an index's ``models/``, of a model's int8 ONNX export."""
-    name = canonical_model_name(model)
-    base = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name).name).strip("-") or "model"
-    if name != DEFAULT_MODEL:
-        base += "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{base}-onnx-int8"
 
 
 class Embedder:
@@ -125,9 +124,10 @@ class Embedder:
         """The int8 ONNX encoder (exported into ``encoder_dir`` the first time)."""
         if self._onnx is None:
             from .onnx_backend import OnnxEncoder, export_int8
+            from .store.layout import encoder_model_file
 
             assert self.encoder_dir is not None
-            if not (self.encoder_dir / "model.onnx").is_file():
+            if not encoder_model_file(self.encoder_dir).is_file():
                 quiet_third_party(self.verbose)
                 with _silenced(not self.verbose):
                     export_int8(self.path, self.encoder_dir)
@@ -236,8 +236,8 @@ __all__ = [
     "DEFAULT_MODEL",
     "BACKENDS",
     "Embedder",
-    "encoder_dir_name",
     "canonical_model_name",
+    "check_same_model",
     "resolve_model_path",
     "quiet_third_party",
 ]

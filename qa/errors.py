@@ -24,4 +24,8 @@ class ModelError(QAError):
     """The embedding model could not be loaded or does not match the index."""
 
 
-__all__ = ["QAError", "IngestError", "IndexStoreError", "ModelError"]
+class FetchError(QAError):
+    """PubMed's E-utilities could not be reached or answered with an error."""
+
+
+__all__ = ["QAError", "IngestError", "IndexStoreError", "ModelError", "FetchError"]

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import QAError
+from .query import Filters, check_mode
 from .retrieve import Retriever
-from .store import Filters
 
 CUTOFF = 10
 
@@ -111,7 +111,7 @@ def evaluate(
         raise QAError("no query in the queries file has a judgement in the qrels file")
     totals = dict.fromkeys(("recall_at_1", "recall_at_5", "recall_at_10", "mrr_at_10", "ndcg_at_10"), 0.0)
     for i, qid in enumerate(judged, start=1):
-        hits = retriever.search(queries[qid], k=CUTOFF, mode=mode, filters=filters, highlight=False)  # type: ignore[arg-type]
+        hits = retriever.search(queries[qid], k=CUTOFF, mode=check_mode(mode), filters=filters, highlight=False)
         ranked = [h.pmid for h in hits]
         if rankings is not None:
             rankings[qid] = ranked

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .store.layout import ENCODER_MODEL as MODEL_FILE
+from .store.layout import ENCODER_SETTINGS as SETTINGS_FILE
+from .store.layout import ENCODER_TOKENIZER as TOKENIZER_FILE
 
-MODEL_FILE = "model.onnx"
-SETTINGS_FILE = "encoder.json"
 QUANTIZATION = "avx512_vnni"  # sentence-transformers' dynamic int8 config; runs on any x86-64 CPU
 
 
@@ -56,7 +57,7 @@ def export_int8(model_path: str, target: Path) -> Path:
         out = work / "encoder"
         out.mkdir()
         shutil.copyfile(quantized, out / MODEL_FILE)
-        shutil.copyfile(copy / "tokenizer.json", out / "tokenizer.json")
+        shutil.copyfile(copy / "tokenizer.json", out / TOKENIZER_FILE)
         max_seq = json.loads((copy / "sentence_bert_config.json").read_text()).get("max_seq_length", 256)
         digest = hashlib.sha256((out / MODEL_FILE).read_bytes()).hexdigest()
         settings = {"max_seq_length": max_seq, "pooling": "mean", "normalize": True, "sha256": digest,
@@ -90,7 +91,7 @@ class OnnxEncoder:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
-        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_seq_length)
         self.dimension = int(self.session.get_outputs()[0].shape[-1])

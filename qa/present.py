@@ -6,15 +6,20 @@ passage containing ``[i]`` or ``[/b]`` prints literally.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
-from .answer import Answer, Response
-from .build import BuildReport
-from .retrieve import Hit
+from .query import Answer, Hit, Response
+
+if TYPE_CHECKING:
+    from .build import BuildReport
+    from .pubmed import FetchReport
+    from .verify import VerifyReport
 
 JSON_VERSION = 1
 
@@ -83,6 +88,8 @@ def render_response(console: Console, response: Response) -> None:
         console.print(Text(f"(searched: {response.query})", style="dim"), soft_wrap=True)
     if response.hits:
         render_answer(console, response.answer)
+    elif response.filters:
+        note(f"No record matches the filters ({response.filters.describe()}).", "yellow")
     render_hits(console, response.question, response.hits)
 
 
@@ -93,6 +100,29 @@ def render_eval(console: Console, results: dict[str, dict[str, Any]]) -> None:
     for mode, metrics in results.items():
         row = mode.ljust(9) + "".join(f"{metrics[k]:11.4f}" for k in keys) + f"{metrics['queries']:9d}"
         console.print(Text(row))
+
+
+def render_fetch(console: Console, report: FetchReport) -> None:
+    resumed = f", {report.batches_resumed} resumed from an earlier run" if report.batches_resumed else ""
+    console.print(
+        Text(
+            f"Saved {report.records:,} records to {report.output} "
+            f"({report.wanted:,} of {report.count:,} matching; {report.batches} batches{resumed}; "
+            f"{report.requests} requests in {report.seconds:.1f} s)"
+        ),
+        soft_wrap=True,
+    )
+
+
+def render_verify(console: Console, report: VerifyReport) -> None:
+    for line in report.passed:
+        console.print(Text(f"ok       {line}"), soft_wrap=True)
+    for line in report.problems:
+        console.print(Text(f"PROBLEM  {line}", style="bold red"), soft_wrap=True)
+    verdict = (
+        "Index is consistent." if report.ok else f"{len(report.problems)} problem(s): rebuild with qa build --full"
+    )
+    console.print(Text(verdict, style="bold green" if report.ok else "bold red"))
 
 
 def render_report(console: Console, report: BuildReport) -> None:
@@ -143,7 +173,89 @@ def render_info(console: Console, info: dict[str, Any]) -> None:
         console.print(line, soft_wrap=True)
 
 
+# ------------------------------------------------------------------ plumbing
+
+
+def stdout() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def emit(result: Any, as_json: bool, render: Callable[[Console, Any], None]) -> None:
+    """Print a result: its ``to_dict()`` (or itself) as JSON for scripts, else rendered for people."""
+    if as_json:
+        data = result.to_dict() if hasattr(result, "to_dict") else result
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        render(stdout(), result)
+
+
+def print_json_line(data: Any) -> None:
+    """One JSON object on one line (``qa ask --json``, and each answer of ``qa chat --json``)."""
+    print(json.dumps(data, ensure_ascii=False), flush=True)
+
+
+def note(message: str, style: str = "dim") -> None:
+    """A line for the person at the terminal, on stderr so that stdout stays the result."""
+    stderr().print(Text(message, style=style), soft_wrap=True)
+
+
+STAGE_LABELS = {
+    "fetch": "Fetching records",
+    "prepare": "Preparing the int8 encoder (once per index)",
+    "read": "Reading records",
+    "embed": "Embedding records",
+}
+
+
+@contextlib.contextmanager
+def progress_bars() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A ``progress(stage, done, total)`` callback drawing one bar per stage on stderr (terminals only)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    err = stderr()
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(STAGE_LABELS.get(stage, stage), total=total)
+        bars.update(tasks[stage], completed=done, total=total)
+
+    with bars:
+        yield update
+
+
 __all__ = [
+    "stdout",
+    "stderr",
+    "emit",
+    "print_json_line",
+    "note",
+    "progress_bars",
+    "render_fetch",
+    "render_verify",
     "render_hits",
     "render_answer",
     "render_response",

@@ -31,17 +31,13 @@ from xml.etree.ElementTree import Element, ParseError, tostring
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring, iterparse
 
-from .errors import QAError
-from .ingest import normalize_pmid
+from .errors import FetchError, QAError
+from .records import normalize_pmid
 
 DEFAULT_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 BATCH_SIZE = 200  # efetch records per request (NCBI asks for at most 200 with POSTed id lists)
 ESEARCH_PAGE = 10_000  # esearch returns at most this many ids per request
 TOOL = "pubmed-qa"
-
-
-class FetchError(QAError):
-    """E-utilities could not be reached or answered with an error."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +129,13 @@ class EUtils:
                 if check is not None:
                     check(body)
                 return body
+            except httpx.ConnectError as exc:
+                if _unreachable(exc):  # no network or nothing listening: retrying only makes the user wait
+                    raise FetchError(
+                        f"cannot reach {self.base_url} ({_first_line(str(exc)) or 'connection failed'}); "
+                        "no network? build from files: qa build FILE"
+                    ) from None
+                last_problem = str(exc) or type(exc).__name__
             except (_Retry, httpx.TransportError, httpx.DecodingError) as exc:
                 last_problem = str(exc) or type(exc).__name__
             if attempt < self.max_retries:
@@ -172,6 +175,29 @@ class EUtils:
         return self.request(
             "efetch.fcgi", {"db": "pubmed", "id": ",".join(pmids), "retmode": "xml"}, check=_complete_pubmed_xml
         )
+
+
+def _unreachable(exc: Exception) -> bool:
+    """A failed name lookup or a refused connection: the same on every retry."""
+    text = str(exc).lower()
+    cause = exc.__cause__ or exc.__context__
+    errno = getattr(cause, "errno", None)
+    import socket
+
+    return (
+        isinstance(cause, (socket.gaierror, ConnectionRefusedError))
+        or errno in (111, -2, -3, -5)
+        or any(
+            m in text
+            for m in (
+                "name resolution",
+                "name or service not known",
+                "nodename nor servname",
+                "connection refused",
+                "getaddrinfo failed",
+            )
+        )  # fmt: skip
+    )
 
 
 def _first_line(text: str) -> str:
@@ -352,4 +378,4 @@ def query_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-__all__ = ["EUtils", "FetchError", "FetchReport", "Search", "fetch_records", "read_pmid_file", "DEFAULT_EUTILS_URL"]
+__all__ = ["EUtils", "FetchReport", "Search", "fetch_records", "read_pmid_file", "DEFAULT_EUTILS_URL"]

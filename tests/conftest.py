@@ -14,7 +14,8 @@ import pytest
 
 from qa import build_index
 from qa.embed import Embedder, quiet_third_party
-from qa.ingest import Record, read_source, record_to_dict
+from qa.ingest import read_source
+from qa.records import Record, record_to_dict
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("QA_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -58,7 +58,7 @@ def test_one_hit_per_pmid_unless_all_passages(retriever: Retriever) -> None:
 
 def test_hit_offsets_point_into_the_record(retriever: Retriever) -> None:
     for hit in retriever.search("Does the use of steroids reduce complications?", k=5):
-        record = retriever.snapshot.record(hit.pmid)
+        record = retriever.snapshot.passages.record(hit.pmid)
         assert record is not None and record.abstract[hit.start : hit.end] == hit.text
         assert hit.highlight and hit.best_sentence and hit.best_sentence in hit.text
         assert set(hit.to_dict()) >= {"rank", "pmid", "title", "journal", "year", "section", "text", "score", "url"}
@@ -171,7 +171,7 @@ def test_last_record_wins_and_delete_citation_applies(
     )
     assert report.replaced == 1 and report.deleted == 2 and report.records_indexed == 2
     with Retriever(tmp_path / "idx", embedder=embedder) as r:
-        seed = r.snapshot.record(SEED_PMID)
+        seed = r.snapshot.passages.record(SEED_PMID)
         assert seed is not None and seed.version == 2 and seed.doi == "10.0000/example-doi-for-tests"
         assert {h.pmid for h in r.search("lace plant programmed cell death", k=5)} == {SEED_PMID, pmids[5]}
 

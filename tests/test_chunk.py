@@ -6,7 +6,7 @@ import pytest
 
 from qa.chunk import Chunker, ChunkSettings, split_sentences
 from qa.embed import Embedder
-from qa.ingest import Record, Section
+from qa.records import Record, Section
 
 
 def independent_count(embedder: Embedder, text: str) -> int:

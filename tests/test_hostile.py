@@ -16,7 +16,8 @@ from qa import Retriever, build_index
 from qa.chunk import Chunker, ChunkSettings
 from qa.embed import Embedder, resolve_model_path
 from qa.errors import IngestError
-from qa.ingest import Bad, Record, read_source
+from qa.ingest import read_source
+from qa.records import Bad, Record
 
 from .conftest import SEED_PMID
 

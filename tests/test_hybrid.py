@@ -16,10 +16,10 @@ from qa.conversation import Conversation, is_follow_up, parse_filters
 from qa.embed import Embedder
 from qa.errors import QAError
 from qa.evaluate import evaluate, score_ranking
-from qa.ingest import Record
-from qa.lexical import match_expression, terms
-from qa.retrieve import Fusion, Hit, fuse
-from qa.store import Filters
+from qa.query import Filters, Hit
+from qa.records import Record
+from qa.retrieve import Fusion, fuse
+from qa.store.lexical import match_expression, terms
 
 from .conftest import SEED_PMID, SUBSET_SIZE
 

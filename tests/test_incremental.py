@@ -14,8 +14,9 @@ from qa.build import remove_records
 from qa.cli import app
 from qa.embed import Embedder
 from qa.errors import QAError
-from qa.ingest import Record, record_to_dict
-from qa.store import Filters, IndexStore, all_ids
+from qa.query import Filters
+from qa.records import Record, record_to_dict
+from qa.store import IndexStore
 
 from .conftest import SEED_PMID
 
@@ -40,17 +41,11 @@ def consistent(index: Path) -> None:
     """Every FAISS id has its passage row and vice versa, and vectors are the records' own."""
     snap = IndexStore(index).open()
     try:
-        rows = {cid for (cid,) in snap.db.execute("SELECT id FROM chunks")}
-        faiss_ids = set(all_ids(snap.index).tolist())
-        assert rows == faiss_ids
-        (orphans,) = snap.db.execute(
-            "SELECT COUNT(*) FROM chunks WHERE pmid NOT IN (SELECT pmid FROM records)"
-        ).fetchone()
-        assert orphans == 0
-        (bare,) = snap.db.execute("SELECT COUNT(*) FROM records WHERE pmid NOT IN (SELECT pmid FROM chunks)").fetchone()
-        assert bare == 0
-        (fts,) = snap.db.execute("SELECT COUNT(*) FROM lexical").fetchone()
-        assert fts == snap.manifest.records
+        facts = snap.passages.consistency()
+        assert facts.chunk_ids == set(snap.vectors.ids().tolist())
+        assert facts.orphan_chunks == 0
+        assert facts.bare_records == 0
+        assert facts.lexical_rows == snap.manifest.records
     finally:
         snap.close()
 
@@ -82,9 +77,9 @@ def test_new_records_are_added_and_only_they_are_embedded(
 def vectors_by_text(index: Path, pmid: str) -> dict[str, np.ndarray]:
     snap = IndexStore(index).open()
     try:
-        rows = snap.db.execute("SELECT id, text_hash FROM chunks WHERE pmid=?", (pmid,)).fetchall()
-        vectors = snap.index.reconstruct_batch(np.array([r[0] for r in rows], dtype=np.int64))
-        return {h: vectors[i] for i, (_, h) in enumerate(rows)}
+        hashes = snap.passages.text_hashes(pmid)
+        vectors = snap.vectors.vectors(list(hashes))
+        return {h: vectors[i] for i, h in enumerate(hashes.values())}
     finally:
         snap.close()
 
@@ -108,7 +103,7 @@ def test_changed_record_is_re_embedded_and_unchanged_passages_reuse_vectors(
     for h in kept:  # a reused vector is exactly the old one
         assert np.array_equal(old_vectors[h], new_vectors[h])
     with Retriever(index, embedder=embedder) as r:
-        stored = r.snapshot.record(original.pmid)
+        stored = r.snapshot.passages.record(original.pmid)
         assert stored is not None and stored.version == 2 and stored.abstract.endswith("added in a revision.")
         assert r.search("This sentence was added in a revision", k=1, mode="lexical")[0].pmid == original.pmid
 
@@ -120,8 +115,8 @@ def test_delete_citation_in_an_update_file_removes_records(base, shared: Path, e
     assert report.updated == 1 and report.deleted == 2 and report.not_found == []
     consistent(index)
     with Retriever(index, embedder=embedder) as r:
-        assert r.snapshot.record("21645374") is None and r.snapshot.record("16418930") is None
-        assert r.snapshot.record(SEED_PMID).version == 2  # type: ignore[union-attr]
+        assert r.snapshot.passages.record("21645374") is None and r.snapshot.passages.record("16418930") is None
+        assert r.snapshot.passages.record(SEED_PMID).version == 2  # type: ignore[union-attr]
         pmids = {h.pmid for h in r.search("lace plant programmed cell death mitochondria", k=30)}
         assert "21645374" not in pmids
 
@@ -187,7 +182,7 @@ def test_ids_stay_unique_across_updates(
     build_index([write_jsonl(tmp_path / "a.jsonl", pubmedqa_records[30:33])], index, embedder=embedder)
     snap = IndexStore(index).open()
     try:
-        ids = all_ids(snap.index)
+        ids = snap.vectors.ids()
         assert len(set(ids.tolist())) == len(ids)
     finally:
         snap.close()
@@ -255,6 +250,6 @@ def test_filtered_search_on_ivf_is_exact(tmp_path: Path, pubmedqa_records: list[
     year = pubmedqa_records[7].year
     expected = {r.pmid for r in pubmedqa_records[:60] if r.year == year}
     with Retriever(index, embedder=embedder) as r:
-        r.snapshot.manifest.nprobe = 1  # a tiny probe would miss most lists
+        r.snapshot.vectors.nprobe = 1  # a tiny probe would miss most lists
         hits = r.search("patients", k=10, mode="dense", filters=Filters(year_from=year, year_to=year))
     assert {h.pmid for h in hits} == expected

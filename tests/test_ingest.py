@@ -9,17 +9,8 @@ from pathlib import Path
 import pytest
 
 from qa.errors import IngestError
-from qa.ingest import (
-    Deletion,
-    Record,
-    Section,
-    Skipped,
-    expand_sources,
-    read_source,
-    record_from_dict,
-    record_to_dict,
-    split_labelled_abstract,
-)
+from qa.ingest import expand_sources, read_source, split_labelled_abstract
+from qa.records import Deletion, Record, Section, Skipped, record_from_dict, record_to_dict
 
 from .conftest import SEED_PMID
 

@@ -14,7 +14,7 @@ from qa import Retriever, build_index
 from qa.chunk import Chunker, ChunkSettings
 from qa.embed import Embedder
 from qa.errors import ModelError, QAError
-from qa.ingest import Record, record_to_dict
+from qa.records import Record, record_to_dict
 from qa.store import IndexStore
 
 from .conftest import SEED_PMID
@@ -46,8 +46,8 @@ def test_query_encoder_gives_the_build_vectors(onnx_index: Path, pubmedqa_record
         record = pubmedqa_records[2]
         chunker = Chunker(r.embedder.tokenizer, r.embedder.max_seq_length, ChunkSettings())
         chunks = chunker.chunk(record)
-        ids = sorted(r.snapshot.chunk_ids_of([record.pmid])[record.pmid])
-        stored = r.snapshot.index.reconstruct_batch(np.array(ids, dtype=np.int64))
+        ids = sorted(r.snapshot.passages.chunk_ids_of([record.pmid])[record.pmid])
+        stored = r.snapshot.vectors.vectors(ids)
         fresh = r.embedder.encode([c.embed_text for c in chunks])  # one at a time, as at query time
         assert np.allclose(stored, fresh, atol=1e-6)
 

@@ -11,8 +11,10 @@ from typer.testing import CliRunner
 
 from qa import Retriever
 from qa.cli import app
-from qa.ingest import Record, read_source
-from qa.pubmed import EUtils, FetchError, fetch_records, read_pmid_file
+from qa.errors import FetchError
+from qa.ingest import read_source
+from qa.pubmed import EUtils, fetch_records, read_pmid_file
+from qa.records import Record
 from qa.store import IndexStore
 
 from .eutils_server import EUtilsServer, load_articles

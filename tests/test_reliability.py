@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from qa import Retriever, build_index
 from qa.embed import Embedder
 from qa.errors import IndexStoreError
-from qa.ingest import Record, record_to_dict
+from qa.records import Record, record_to_dict
 from qa.store import IndexStore
 from qa.verify import verify_index
 

@@ -1,4 +1,4 @@
-"""Lexical side of retrieval: biomedical-aware terms for SQLite FTS5 (BM25) over whole records.
+"""Lexical: all of BM25 -- biomedical terms, the SQLite FTS5 table, queries, idf and the score ceiling.
 
 Exact terms -- drug names, genes, acronyms such as IL-6, CRP, CD4+ -- are what
 lexical search gets right and embeddings blur, so the tokenizer keeps them:
@@ -10,8 +10,13 @@ through the same function, so they always agree.
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import sqlite3
 import unicodedata
+from collections.abc import Sequence
+from typing import Any
 
 # FTS5 table kept inside passages.sqlite: one row per record, rowid = PMID.
 FTS_SCHEMA = "CREATE VIRTUAL TABLE lexical USING fts5(title, abstract, mesh, tokenize='porter unicode61')"
@@ -85,4 +90,81 @@ def match_expression(question: str) -> str | None:
     return " OR ".join(f'"{t}"' for t in seen)
 
 
-__all__ = ["terms", "document_text", "match_expression", "FTS_SCHEMA", "COLUMN_WEIGHTS", "BM25_K1", "STOPWORDS"]
+class LexicalIndex:
+    """The FTS5 table of one snapshot: one row per record (rowid = PMID) over title, abstract and MeSH."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self._df_cache: dict[str, int] = {}
+        self._n_records: int | None = None
+
+    @staticmethod
+    def create(db: sqlite3.Connection) -> None:
+        db.execute(FTS_SCHEMA)
+
+    # -- writing -----------------------------------------------------------
+
+    def put(self, pmid: str, title: str | None, abstract: str, mesh: Sequence[str]) -> None:
+        self.delete(pmid)
+        self.db.execute(
+            "INSERT INTO lexical(rowid, title, abstract, mesh) VALUES (?,?,?,?)",
+            (int(pmid), document_text(title), document_text(abstract), document_text(" ; ".join(mesh))),
+        )
+
+    def delete(self, pmid: str) -> None:
+        self.db.execute("DELETE FROM lexical WHERE rowid=?", (int(pmid),))
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM lexical").fetchone()[0])
+
+    # -- reading -----------------------------------------------------------
+
+    def search(self, question: str, n: int, allowed_pmids: Sequence[str] | None = None) -> dict[str, float]:
+        """BM25 of the best-matching records by PMID, highest first; only ``allowed_pmids`` if given."""
+        expression = match_expression(question)
+        if expression is None or n < 1:
+            return {}
+        weights = ", ".join(str(w) for w in COLUMN_WEIGHTS)
+        sql = f"SELECT rowid, -bm25(lexical, {weights}) AS score FROM lexical WHERE lexical MATCH ?"
+        args: list[Any] = [expression]
+        if allowed_pmids is not None:
+            if not allowed_pmids:
+                return {}
+            sql += " AND rowid IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps([int(p) for p in allowed_pmids]))
+        sql += " ORDER BY score DESC LIMIT ?"
+        args.append(n)
+        return {str(rowid): float(score) for rowid, score in self.db.execute(sql, args)}
+
+    def ceiling(self, question: str) -> float:
+        """The BM25 a record holding every question term would approach: sum of idf x (k1 + 1) x top weight."""
+        if self._n_records is None:
+            self._n_records = self.count()
+        total = 0.0
+        for term in dict.fromkeys(terms(question, drop_stopwords=True)):
+            n = self._document_frequency(term)
+            if n:
+                idf = max(1e-6, math.log((self._n_records - n + 0.5) / (n + 0.5)))  # FTS5's own idf
+                total += idf * (BM25_K1 + 1) * max(COLUMN_WEIGHTS)
+        return total
+
+    def _document_frequency(self, term: str) -> int:
+        # A snapshot never changes, so counts can be kept for the life of this reader.
+        n = self._df_cache.get(term)
+        if n is None:
+            (n,) = self.db.execute("SELECT count(*) FROM lexical WHERE lexical MATCH ?", (f'"{term}"',)).fetchone()
+            if len(self._df_cache) < 100_000:
+                self._df_cache[term] = n
+        return n
+
+
+__all__ = [
+    "LexicalIndex",
+    "terms",
+    "document_text",
+    "match_expression",
+    "FTS_SCHEMA",
+    "COLUMN_WEIGHTS",
+    "BM25_K1",
+    "STOPWORDS",
+]

@@ -1,0 +1,174 @@
+"""Query: what a question goes in with and comes back as -- modes, filters, hits, the cited answer.
+
+Every stage after the store speaks in these types, and every check of a
+question's inputs (empty question, k, mode) happens here once, so the API,
+the CLI and chat refuse bad input with the same words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import QAError
+
+Mode = Literal["dense", "lexical", "hybrid"]
+MODES: tuple[str, ...] = ("dense", "lexical", "hybrid")
+DEFAULT_MODE: Mode = "hybrid"
+MAX_QUESTION_CHARS = 2000
+
+
+def check_mode(mode: str) -> Mode:
+    if mode not in MODES:
+        raise QAError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    return mode  # type: ignore[return-value]
+
+
+def check_question(question: str | None) -> str:
+    """The question with its white space folded, cut to ``MAX_QUESTION_CHARS``; an empty one is refused."""
+    text = " ".join((question or "").split())
+    if not text:
+        raise QAError("the question is empty")
+    return text[:MAX_QUESTION_CHARS]
+
+
+def check_k(k: int) -> int:
+    if k < 1:
+        raise QAError("k must be at least 1")
+    return k
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict retrieval to some records; applied inside the search so k results still come back."""
+
+    year_from: int | None = None
+    year_to: int | None = None
+    mesh: tuple[str, ...] = ()  # every term must be a MeSH descriptor of the record (case-insensitive)
+    journal: str | None = None  # case-insensitive substring of the journal name
+
+    def __post_init__(self) -> None:
+        # A bare string would be read as a tuple of letters and silently match nothing.
+        if isinstance(self.mesh, str):
+            object.__setattr__(self, "mesh", (self.mesh,) if self.mesh.strip() else ())
+        elif not isinstance(self.mesh, tuple):
+            if not all(isinstance(m, str) for m in self.mesh):
+                raise QAError("Filters(mesh=...) takes a MeSH descriptor or a list of them")
+            object.__setattr__(self, "mesh", tuple(self.mesh))
+        if self.year_from is not None and self.year_to is not None and self.year_from > self.year_to:
+            raise QAError(f"year_from {self.year_from} is after year_to {self.year_to}")
+
+    def __bool__(self) -> bool:
+        return bool(self.year_from or self.year_to or self.mesh or self.journal)
+
+    def describe(self) -> str:
+        parts = []
+        if self.year_from or self.year_to:
+            parts.append(f"year {self.year_from or ''}-{self.year_to or ''}")
+        parts += [f"MeSH {m!r}" for m in self.mesh]
+        if self.journal:
+            parts.append(f"journal ~ {self.journal!r}")
+        return ", ".join(parts) or "none"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage with everything needed to cite it."""
+
+    rank: int
+    pmid: str
+    title: str | None
+    journal: str | None
+    year: int | None
+    section: str | None
+    text: str
+    score: float
+    url: str
+    doi: str | None = None
+    start: int = 0  # offsets of ``text`` inside the record's abstract
+    end: int = 0
+    highlight: tuple[int, int] | None = None  # best-matching sentence, offsets into ``text``
+    sentences: tuple[tuple[int, int, float], ...] = field(default=(), repr=False)  # (start, end, cosine) in ``text``
+
+    @property
+    def best_sentence(self) -> str | None:
+        return self.text[self.highlight[0] : self.highlight[1]] if self.highlight else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON shape of ``qa ask --json`` (keys are only ever added)."""
+        return {
+            "rank": self.rank,
+            "pmid": self.pmid,
+            "title": self.title,
+            "journal": self.journal,
+            "year": self.year,
+            "section": self.section,
+            "text": self.text,
+            "score": round(self.score, 4),
+            "url": self.url,
+            "doi": self.doi,
+            "best_sentence": self.best_sentence,
+        }
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    text: str
+    pmid: str
+    section: str | None
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "pmid": self.pmid, "section": self.section, "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """``text`` is the sentences in order, each followed by ``[PMID]``; empty when nothing answers."""
+
+    sentences: tuple[AnswerSentence, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return " ".join(f"{s.text} [{s.pmid}]" for s in self.sentences)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "sentences": [s.to_dict() for s in self.sentences]}
+
+
+@dataclass(frozen=True)
+class Response:
+    """One answered question: the cited answer block and the ranked passages behind it."""
+
+    question: str
+    hits: list[Hit]
+    answer: Answer = field(default_factory=Answer)
+    mode: str = "hybrid"
+    query: str | None = None  # what was searched, when a follow-up was expanded with earlier context
+    filters: Filters = field(default_factory=Filters)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``qa ask --json`` object: ``question``, ``hits``, ``answer``, ``mode``, ``query``."""
+        return {
+            "question": self.question,
+            "query": self.query or self.question,
+            "mode": self.mode,
+            "answer": self.answer.to_dict(),
+            "hits": [h.to_dict() for h in self.hits],
+        }
+
+
+__all__ = [
+    "Mode",
+    "MODES",
+    "DEFAULT_MODE",
+    "MAX_QUESTION_CHARS",
+    "check_mode",
+    "check_question",
+    "check_k",
+    "Filters",
+    "Hit",
+    "AnswerSentence",
+    "Answer",
+    "Response",
+]

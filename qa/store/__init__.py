@@ -1,0 +1,42 @@
+"""Store: the on-disk index, and the only package that touches FAISS and SQL.
+
+- ``layout``: what lives where in an index folder
+- ``directory``: ``IndexStore`` -- the live snapshot, the build lock, atomic publishing
+- ``snapshot``: reading one snapshot (``Passages`` in SQLite, ``Snapshot`` adds vectors and BM25)
+- ``writer``: ``SnapshotWriter`` -- staging, the change plan, writing and committing
+- ``vectors``: FAISS (the only module that imports it)
+- ``lexical``: BM25 over SQLite FTS5 with biomedical terms
+- ``manifest``: what a snapshot holds and how it was made
+"""
+
+from .directory import IndexStore, describe
+from .layout import IndexLayout, encoder_dir_name
+from .manifest import FORMAT_VERSION, Manifest, file_facts
+from .snapshot import Consistency, Passages, Snapshot, StoredChunk
+from .vectors import DEFAULT_NPROBE, INDEX_TYPES, IVF_THRESHOLD, VectorIndex, resolve_index_type, set_threads
+from .writer import Plan, SnapshotWriter, fault_point, record_hash, text_hash
+
+__all__ = [
+    "IndexStore",
+    "IndexLayout",
+    "Snapshot",
+    "Passages",
+    "StoredChunk",
+    "Consistency",
+    "SnapshotWriter",
+    "Plan",
+    "Manifest",
+    "FORMAT_VERSION",
+    "VectorIndex",
+    "INDEX_TYPES",
+    "IVF_THRESHOLD",
+    "DEFAULT_NPROBE",
+    "resolve_index_type",
+    "set_threads",
+    "record_hash",
+    "text_hash",
+    "fault_point",
+    "file_facts",
+    "encoder_dir_name",
+    "describe",
+]

@@ -1,0 +1,160 @@
+"""Directory: an index folder -- which snapshot is live, one writer at a time, readers at will.
+
+A build writes a complete new snapshot beside the old one and only then points
+``CURRENT`` at it, so a crash, Ctrl-C or failed parse at any moment leaves the
+previous index exactly as it was. Nothing is pickled: vectors are FAISS's own
+format, everything else is SQLite and JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import IndexStoreError
+from .layout import MANIFEST, PASSAGES, IndexLayout
+from .manifest import Manifest
+from .snapshot import Passages, Snapshot
+from .vectors import resolve_index_type
+from .writer import SnapshotWriter, fsync_dir, fsync_file
+
+MAX_POINTER_BYTES = 256  # CURRENT holds one snapshot name
+
+
+class IndexStore:
+    """An index directory on disk; see ``layout`` for what lives in it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.layout = IndexLayout(self.path)
+
+    def _check_folder(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise IndexStoreError(f"{self.path} is a file, not an index folder; give --index a folder")
+
+    def exists(self) -> bool:
+        return self.layout.current.is_file()
+
+    def live_name(self) -> str | None:
+        """The live snapshot's name as CURRENT gives it, or None when nothing is built yet."""
+        self._check_folder()
+        pointer = self.layout.current
+        if not pointer.is_file():
+            return None
+        try:
+            with open(pointer, "rb") as fh:
+                raw = fh.read(MAX_POINTER_BYTES + 1)
+            name = raw.decode("utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            name = ""
+        if len(raw) > MAX_POINTER_BYTES or not self.layout.is_snapshot_name(name):
+            raise IndexStoreError(f"{pointer}: corrupt pointer; rebuild with qa build --full")
+        return name
+
+    def current_dir(self) -> Path:
+        name = self.live_name()
+        if name is None:
+            if not self.path.exists():
+                raise IndexStoreError(f"no index at {self.path}: run `qa build FILE...` first")
+            raise IndexStoreError(f"no index built in {self.path} yet: run `qa build FILE...` first")
+        return self.layout.snapshot(name)
+
+    def manifest(self) -> Manifest:
+        return Manifest.from_file(self.current_dir() / MANIFEST)
+
+    def open(self) -> Snapshot:
+        """The live snapshot; retries if a build swaps it between reading CURRENT and opening files."""
+        for _ in range(5):
+            directory = self.current_dir()
+            if directory.is_dir():
+                try:
+                    return Snapshot(directory)
+                except IndexStoreError:
+                    if self.current_dir() == directory and directory.is_dir():
+                        raise  # not a swap in progress: a real problem with the live snapshot
+                except (OSError, sqlite3.Error) as exc:
+                    if self.current_dir() == directory and directory.is_dir():
+                        raise IndexStoreError(f"{directory}: cannot open ({exc}); run `qa verify`") from None
+            time.sleep(0.05)
+        raise IndexStoreError(f"{self.path}: live snapshot {self.current_dir().name} is missing; rebuild with qa build")
+
+    def open_passages(self) -> Passages:
+        """The live snapshot's SQLite side alone (no FAISS), for facts and checks."""
+        return Passages(self.current_dir() / PASSAGES)
+
+    def lock(self, timeout: float = 0) -> Any:
+        """An exclusive lock for writers; a second build fails at once with a clear message."""
+        from filelock import FileLock, Timeout
+
+        self._check_folder()
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.layout.lock), timeout=timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise IndexStoreError(
+                f"another build is running on {self.path} (lock {self.layout.lock} is held); wait for it to finish"
+            ) from None
+        except OSError as exc:
+            raise IndexStoreError(f"{self.layout.lock}: cannot lock ({exc.strerror or exc})") from None
+        return lock
+
+    def begin(self, *, dimension: int, base: Snapshot | None = None, index_type: str = "auto") -> SnapshotWriter:
+        """Start a new snapshot, empty or from a copy of ``base``; call under ``lock()``."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        resolve_index_type(index_type, 0)  # reject unknown names before any work
+        return SnapshotWriter(self, self.layout.new_build(), dimension, base, index_type)
+
+    def remove_stale(self) -> None:
+        """Delete unfinished builds and snapshots that are no longer live (call under the lock)."""
+        live = self.live_name()
+        for child in self.path.iterdir():
+            if self.layout.is_leftover(child, live):
+                shutil.rmtree(child, ignore_errors=True)
+
+    def publish(self, snapshot_dir: Path) -> None:
+        """Point CURRENT at a finished snapshot: the single atomic step of every build."""
+        tmp = self.layout.new_pointer()
+        tmp.write_text(snapshot_dir.name + "\n", encoding="utf-8")
+        fsync_file(tmp)
+        os.replace(tmp, self.layout.current)
+        fsync_dir(self.path)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``qa info`` shows, read from the manifest and SQLite only (no FAISS, no model)."""
+        directory = self.current_dir()
+        manifest = Manifest.from_file(directory / MANIFEST)
+        passages = self.open_passages()
+        try:
+            facts = passages.facts()
+        finally:
+            passages.close()
+        size = sum(f.stat().st_size for f in directory.iterdir() if f.is_file())
+        return {
+            "index": str(self.path.resolve()),
+            "snapshot": directory.name,
+            **facts,
+            "model": manifest.model,
+            "dimension": manifest.dimension,
+            "max_seq_length": manifest.max_seq_length,
+            "chunking": manifest.chunking,
+            "index_type": manifest.index_type
+            + (f" (nprobe {manifest.nprobe})" if manifest.index_type != "flat" else ""),
+            "backend": manifest.backend,
+            "built_at": manifest.built_at,
+            "build_seconds": manifest.build_seconds,
+            "sources": manifest.sources,
+            "size_bytes": size,
+            "format_version": manifest.format_version,
+        }
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    return IndexStore(path).describe()
+
+
+__all__ = ["IndexStore", "describe"]

@@ -1,0 +1,284 @@
+"""Snapshot: one finished, immutable index version opened for reading -- passages, vectors, BM25.
+
+``Passages`` is the SQLite side (records, passages, filters, facts for
+``qa info``, consistency counts for ``qa verify``) and needs no FAISS;
+``Snapshot`` adds the vectors and the lexical index for searching.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import IndexStoreError
+from ..query import Filters
+from ..records import Record, Section
+from .layout import MANIFEST, PASSAGES, VECTORS
+from .lexical import LexicalIndex
+from .manifest import Manifest
+from .vectors import VectorIndex
+
+SCHEMA = """
+CREATE TABLE records (
+    pmid     TEXT PRIMARY KEY,
+    version  INTEGER NOT NULL,
+    title    TEXT,
+    journal  TEXT,
+    year     INTEGER,
+    doi      TEXT,
+    mesh     TEXT NOT NULL,       -- JSON list of MeSH descriptor names
+    abstract TEXT NOT NULL,
+    sections TEXT NOT NULL,       -- JSON list of [label, start, end] into abstract
+    hash     TEXT NOT NULL        -- content hash: an unchanged record is never re-embedded
+);
+CREATE TABLE chunks (
+    id        INTEGER PRIMARY KEY, -- the vector's id in FAISS
+    pmid      TEXT NOT NULL REFERENCES records(pmid),
+    ordinal   INTEGER NOT NULL,
+    section   TEXT,
+    start     INTEGER NOT NULL,    -- offsets into records.abstract
+    end       INTEGER NOT NULL,
+    sentences TEXT NOT NULL,       -- JSON list of [start, end] into records.abstract
+    n_tokens  INTEGER NOT NULL,
+    text_hash TEXT NOT NULL        -- hash of the embedded text: its vector can be reused
+);
+CREATE INDEX chunks_pmid ON chunks(pmid);
+"""
+
+PassageScores = dict[int, tuple[str, float]]  # chunk id -> (pmid, cosine)
+SQL_BATCH = 900  # stay under SQLite's variable limit
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A passage read back from the index, with its record's citation fields."""
+
+    id: int
+    pmid: str
+    ordinal: int
+    section: str | None
+    start: int
+    end: int
+    text: str
+    sentences: tuple[tuple[int, int], ...]  # offsets into ``text``
+    title: str | None
+    journal: str | None
+    year: int | None
+    doi: str | None
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """Counts ``qa verify`` compares: rows against vectors, records against passages and lexical rows."""
+
+    integrity: str
+    records: int
+    chunk_ids: frozenset[int]
+    orphan_chunks: int  # passages whose record is missing
+    bare_records: int  # records without passages
+    lexical_rows: int
+
+
+def _record_from_row(row: Sequence[Any]) -> Record:
+    pmid, version, title, journal, year, doi, mesh, abstract, sections = row[:9]
+    return Record(
+        pmid=pmid,
+        version=version,
+        title=title,
+        journal=journal,
+        year=year,
+        doi=doi,
+        mesh=tuple(json.loads(mesh)),
+        sections=tuple(Section(label, abstract[s:e]) for label, s, e in json.loads(sections)),
+    )
+
+
+class Passages:
+    """The SQLite file of a snapshot, read-only and shareable between threads."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_file():
+            raise IndexStoreError(f"{path}: missing; rebuild with qa build")
+        self.path = path
+        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self.db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise IndexStoreError(f"{self.path}: unreadable ({exc}); run `qa verify`, then rebuild") from None
+
+    def record_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM records")[0][0])
+
+    def chunk_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM chunks")[0][0])
+
+    def facts(self) -> dict[str, Any]:
+        """Counts and year range for ``qa info``."""
+        year_min, year_max = self._query("SELECT MIN(year), MAX(year) FROM records")[0]
+        return {
+            "records": self.record_count(),
+            "passages": self.chunk_count(),
+            "records_with_title": int(self._query("SELECT COUNT(*) FROM records WHERE title IS NOT NULL")[0][0]),
+            "years": f"{year_min}-{year_max}" if year_min else None,
+        }
+
+    def consistency(self) -> Consistency:
+        (integrity,) = self._query("PRAGMA integrity_check")[0]
+        return Consistency(
+            integrity=str(integrity),
+            records=self.record_count(),
+            chunk_ids=frozenset(cid for (cid,) in self._query("SELECT id FROM chunks")),
+            orphan_chunks=int(
+                self._query("SELECT COUNT(*) FROM chunks WHERE pmid NOT IN (SELECT pmid FROM records)")[0][0]
+            ),
+            bare_records=int(
+                self._query("SELECT COUNT(*) FROM records WHERE pmid NOT IN (SELECT pmid FROM chunks)")[0][0]
+            ),
+            lexical_rows=int(self._query("SELECT COUNT(*) FROM lexical")[0][0]),
+        )
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._query(
+            f"SELECT c.id, c.pmid, c.ordinal, c.section, c.start, c.end, c.sentences, "
+            f"r.title, r.journal, r.year, r.doi, r.abstract FROM chunks c JOIN records r ON r.pmid = c.pmid "
+            f"WHERE c.id IN ({marks})",
+            [int(i) for i in ids],
+        )
+        out = {}
+        for cid, pmid, ordinal, section, start, end, sentences, title, journal, year, doi, abstract in rows:
+            out[cid] = StoredChunk(
+                id=cid,
+                pmid=pmid,
+                ordinal=ordinal,
+                section=section,
+                start=start,
+                end=end,
+                text=abstract[start:end],
+                sentences=tuple((s - start, e - start) for s, e in json.loads(sentences)),
+                title=title,
+                journal=journal,
+                year=year,
+                doi=doi,
+            )
+        return out
+
+    def filter_pmids(self, filters: Filters) -> list[str]:
+        """PMIDs of the records a filter lets through."""
+        where, args = [], []
+        if filters.year_from is not None:
+            where.append("year >= ?")
+            args.append(filters.year_from)
+        if filters.year_to is not None:
+            where.append("year <= ?")
+            args.append(filters.year_to)
+        if filters.journal:
+            where.append("lower(journal) LIKE ?")
+            args.append(f"%{filters.journal.lower()}%")
+        for term in filters.mesh:
+            where.append("EXISTS (SELECT 1 FROM json_each(records.mesh) WHERE lower(json_each.value) = ?)")
+            args.append(term.lower())
+        sql = "SELECT pmid FROM records" + (" WHERE " + " AND ".join(where) if where else "")
+        return [row[0] for row in self._query(sql, args)]
+
+    def pmids_of(self, chunk_ids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for i in range(0, len(chunk_ids), SQL_BATCH):
+            batch = [int(c) for c in chunk_ids[i : i + SQL_BATCH]]
+            marks = ",".join("?" * len(batch))
+            out.update(self._query(f"SELECT id, pmid FROM chunks WHERE id IN ({marks})", batch))
+        return out
+
+    def chunk_ids_of(self, pmids: Sequence[str]) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for i in range(0, len(pmids), SQL_BATCH):
+            batch = list(pmids[i : i + SQL_BATCH])
+            marks = ",".join("?" * len(batch))
+            for pmid, cid in self._query(f"SELECT pmid, id FROM chunks WHERE pmid IN ({marks})", batch):
+                out.setdefault(pmid, []).append(cid)
+        return out
+
+    def text_hashes(self, pmid: str) -> dict[int, str]:
+        """Passage id -> hash of its embedded text, for one record."""
+        return dict(self._query("SELECT id, text_hash FROM chunks WHERE pmid=?", (pmid,)))
+
+    def record(self, pmid: str) -> Record | None:
+        rows = self._query(
+            "SELECT pmid, version, title, journal, year, doi, mesh, abstract, sections FROM records WHERE pmid=?",
+            (pmid,),
+        )
+        return _record_from_row(rows[0]) if rows else None
+
+    def pmids(self) -> set[str]:
+        """Every PMID indexed."""
+        return {pmid for (pmid,) in self._query("SELECT pmid FROM records")}
+
+
+class Snapshot:
+    """One finished, immutable snapshot opened for searching: manifest, passages, vectors, BM25."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.manifest = Manifest.from_file(directory / MANIFEST)
+        vectors, passages = directory / VECTORS, directory / PASSAGES
+        for f in (vectors, passages):
+            if not f.is_file():
+                raise FileNotFoundError(f)
+            expected = self.manifest.files.get(f.name, {}).get("bytes")
+            if expected is not None and f.stat().st_size != expected:
+                raise IndexStoreError(
+                    f"{f}: {f.stat().st_size} bytes, the manifest says {expected}: the file was truncated or "
+                    "changed; run `qa verify`, then rebuild with `qa build --full`"
+                )
+        # IVF lists are memory-mapped: the OS pages in what queries touch, nothing is copied.
+        self.vectors = VectorIndex.read(
+            vectors, mmap=self.manifest.index_type == "ivf-sq8", nprobe=self.manifest.nprobe
+        )
+        if self.vectors.dimension != self.manifest.dimension or self.vectors.count != self.manifest.chunks:
+            raise IndexStoreError(
+                f"{vectors}: holds {self.vectors.count} vectors of dimension {self.vectors.dimension}, manifest says "
+                f"{self.manifest.chunks} of {self.manifest.dimension}; rebuild with qa build"
+            )
+        self.passages = Passages(passages)
+        self.lexical = LexicalIndex(self.passages.db)
+
+    def close(self) -> None:
+        self.passages.close()
+
+    # -- dense ---------------------------------------------------------------
+
+    def dense_search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> PassageScores:
+        """The ``n`` nearest passages as ``chunk id -> (pmid, cosine)``, optionally only among ``allowed`` ids."""
+        found = self.vectors.search(query, n, allowed)
+        pmids = self.passages.pmids_of([cid for cid, _ in found])
+        return {cid: (pmids[cid], s) for cid, s in found if cid in pmids}
+
+    def dense_scores(self, query: np.ndarray, chunk_ids: Sequence[int]) -> PassageScores:
+        """Exact cosines of given passages as ``chunk id -> (pmid, cosine)``."""
+        ids = [int(i) for i in chunk_ids]
+        pmids = self.passages.pmids_of(ids)
+        scores = self.vectors.scores(query, ids)
+        return {cid: (pmids[cid], float(s)) for cid, s in zip(ids, scores) if cid in pmids}
+
+    def dense_scores_of_records(self, query: np.ndarray, pmids: Sequence[str]) -> PassageScores:
+        """Exact cosines of every passage of the given records."""
+        ids_by_pmid = self.passages.chunk_ids_of(list(pmids))
+        flat = [(p, cid) for p, cids in ids_by_pmid.items() for cid in cids]
+        scores = self.vectors.scores(query, [cid for _, cid in flat])
+        return {cid: (p, float(s)) for (p, cid), s in zip(flat, scores)}
+
+
+__all__ = ["Snapshot", "Passages", "StoredChunk", "Consistency", "SCHEMA"]

@@ -1,0 +1,290 @@
+"""Writer: fills a new snapshot -- staging, the change plan, records, passages, vectors -- and commits it.
+
+A build stages its incoming records first (last record wins, deletions
+cancel), plans what is new, changed, unchanged or deleted by content hash,
+and only then embeds. Durability comes from fsync + rename at commit; a
+crash before that leaves only a ``.build-*`` folder that the next build
+removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..chunk import Chunk
+from ..errors import IndexStoreError
+from ..records import Record, record_from_dict, record_to_dict
+from .layout import MANIFEST, PASSAGES, VECTORS
+from .lexical import LexicalIndex
+from .manifest import Manifest, file_facts
+from .snapshot import SCHEMA, Snapshot
+from .vectors import VectorIndex, resolve_index_type
+
+if TYPE_CHECKING:
+    from .directory import IndexStore
+
+# Incoming records of one build, resolved before anything is embedded (TEMP: never in the snapshot).
+_STAGING = """
+CREATE TEMP TABLE staged (pmid TEXT PRIMARY KEY, hash TEXT NOT NULL, record TEXT NOT NULL);
+CREATE TEMP TABLE staged_deletions (pmid TEXT PRIMARY KEY);
+"""
+
+
+def record_hash(record: Record) -> str:
+    return hashlib.sha256(json.dumps(record_to_dict(record), sort_keys=True).encode()).hexdigest()[:32]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def fault_point(name: str) -> None:
+    """Crash tests: ``QA_TEST_KILL_AT=name`` makes the process SIGKILL itself here, as a power cut would."""
+    if os.environ.get("QA_TEST_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+@dataclass
+class Plan:
+    """What a build will change, decided before any embedding."""
+
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    deleted: list[str] = field(default_factory=list)  # present in the base and withdrawn
+    not_found: list[str] = field(default_factory=list)  # asked to delete but not indexed
+
+    @property
+    def is_noop(self) -> bool:
+        return not (self.new or self.changed or self.deleted)
+
+
+class SnapshotWriter:
+    """Fills a temporary directory, starting from a copy of the live snapshot (or empty).
+
+    ``commit`` turns it into the live snapshot; ``abort`` throws it away.
+    """
+
+    def __init__(
+        self,
+        store: IndexStore,
+        directory: Path,
+        dimension: int,
+        base: Snapshot | None = None,
+        index_type: str = "auto",
+    ) -> None:
+        self.store = store
+        self.dir = directory
+        self.dir.mkdir(parents=True)
+        self.index_type = index_type
+        if base is not None:
+            shutil.copyfile(base.dir / PASSAGES, self.dir / PASSAGES)
+            self.vectors = VectorIndex.read(base.dir / VECTORS)  # a private, writable copy
+        else:
+            self.vectors = VectorIndex.empty(dimension)
+        self.db = sqlite3.connect(self.dir / PASSAGES)
+        # Durability comes from fsync + rename at commit, so skip the journal while filling.
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        if base is None:
+            self.db.executescript(SCHEMA)
+            LexicalIndex.create(self.db)
+        self.db.executescript(_STAGING)
+        self.lexical = LexicalIndex(self.db)
+        self.cancelled: set[str] = set()  # staged records withdrawn by a later deletion
+        self.dimension = dimension
+        (top,) = self.db.execute("SELECT MAX(id) FROM chunks").fetchone()
+        self._next_id = 0 if top is None else int(top) + 1
+
+    # -- staging: resolve "last record wins" and deletions before embedding --
+
+    def stage_record(self, record: Record) -> bool:
+        """Queue a record; True if an earlier record of this build had the same PMID."""
+        existed = self.db.execute("SELECT 1 FROM staged WHERE pmid=?", (record.pmid,)).fetchone() is not None
+        self.db.execute(
+            "INSERT OR REPLACE INTO staged VALUES (?,?,?)",
+            (record.pmid, record_hash(record), json.dumps(record_to_dict(record))),
+        )
+        self.db.execute("DELETE FROM staged_deletions WHERE pmid=?", (record.pmid,))
+        return existed
+
+    def stage_deletions(self, pmids: Iterable[str]) -> int:
+        """Queue deletions; returns how many records read earlier in this build they cancel."""
+        cancelled = 0
+        for pmid in pmids:
+            if self.db.execute("DELETE FROM staged WHERE pmid=?", (pmid,)).rowcount:
+                cancelled += 1
+                self.cancelled.add(pmid)
+            self.db.execute("INSERT OR IGNORE INTO staged_deletions VALUES (?)", (pmid,))
+        return cancelled
+
+    def staged_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM staged").fetchone()[0])
+
+    def plan(self) -> Plan:
+        plan = Plan()
+        rows = self.db.execute(
+            "SELECT s.pmid, s.hash, r.hash FROM staged s LEFT JOIN records r ON r.pmid = s.pmid ORDER BY s.pmid"
+        )
+        for pmid, new_hash, old_hash in rows:
+            if old_hash is None:
+                plan.new.append(pmid)
+            elif old_hash != new_hash:
+                plan.changed.append(pmid)
+            else:
+                plan.unchanged += 1
+        for pmid, present in self.db.execute(
+            "SELECT d.pmid, r.pmid IS NOT NULL FROM staged_deletions d LEFT JOIN records r ON r.pmid = d.pmid"
+        ):
+            if present:
+                plan.deleted.append(pmid)
+            elif pmid not in self.cancelled:
+                plan.not_found.append(pmid)
+        return plan
+
+    def staged_records(self, pmids: Sequence[str], batch: int = 256) -> Iterator[list[Record]]:
+        for i in range(0, len(pmids), batch):
+            chunk = list(pmids[i : i + batch])
+            marks = ",".join("?" * len(chunk))
+            rows = dict(self.db.execute(f"SELECT pmid, record FROM staged WHERE pmid IN ({marks})", chunk).fetchall())
+            out = []
+            for p in chunk:
+                record = record_from_dict(json.loads(rows[p]))
+                assert isinstance(record, Record)  # staged records always have an abstract
+                out.append(record)
+            yield out
+
+    # -- applying changes ------------------------------------------------------
+
+    def delete_records(self, pmids: Iterable[str]) -> int:
+        """Remove records with their passages, vectors and lexical rows; returns how many existed."""
+        removed = 0
+        for pmid in pmids:
+            self._remove_chunks(pmid)
+            self.lexical.delete(pmid)
+            removed += self.db.execute("DELETE FROM records WHERE pmid=?", (pmid,)).rowcount
+        return removed
+
+    def reusable_vectors(self, pmid: str) -> dict[str, np.ndarray]:
+        """Vectors of a record's current passages by text hash, to reuse when its text is unchanged."""
+        rows = self.db.execute("SELECT id, text_hash FROM chunks WHERE pmid=?", (pmid,)).fetchall()
+        if not rows:
+            return {}
+        vectors = self.vectors.vectors([r[0] for r in rows])
+        return {h: vectors[i] for i, (_, h) in enumerate(rows)}
+
+    def _remove_chunks(self, pmid: str) -> None:
+        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE pmid=?", (pmid,))]
+        if ids:
+            self.vectors.remove(ids)
+            self.db.execute("DELETE FROM chunks WHERE pmid=?", (pmid,))
+
+    def put_record(self, record: Record) -> None:
+        """Store a record (replacing an older version and its passages) and index it lexically."""
+        self._remove_chunks(record.pmid)
+        spans = [[label, s, e] for label, s, e in record.section_spans]
+        self.db.execute(
+            "INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                record.pmid,
+                record.version,
+                record.title,
+                record.journal,
+                record.year,
+                record.doi,
+                json.dumps(list(record.mesh)),
+                record.abstract,
+                json.dumps(spans),
+                record_hash(record),
+            ),
+        )
+        self.lexical.put(record.pmid, record.title, record.abstract, record.mesh)
+
+    def record_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+
+    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk")
+        ids = np.arange(self._next_id, self._next_id + len(chunks), dtype=np.int64)
+        self._next_id += len(chunks)
+        self.db.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    int(i),
+                    c.pmid,
+                    c.ordinal,
+                    c.section,
+                    c.start,
+                    c.end,
+                    json.dumps([list(s) for s in c.sentences]),
+                    c.n_tokens,
+                    text_hash(c.embed_text),
+                )
+                for i, c in zip(ids, chunks)
+            ],
+        )
+        self.vectors.add(ids, vectors)
+
+    def commit(self, manifest: Manifest) -> Path:
+        """Write, fsync and publish the snapshot; returns its final directory."""
+        kind = resolve_index_type(self.index_type, self.vectors.count)
+        if self.index_type == "auto" and self.vectors.kind == "ivf-sq8":
+            kind = "ivf-sq8"  # an index that grew into IVF stays IVF; --index-type flat converts back
+        self.vectors = self.vectors.converted(kind)
+        manifest.index_type = kind
+        manifest.chunks = self.vectors.count
+        manifest.records = self.record_count()
+        (n_chunks,) = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()
+        if n_chunks != manifest.chunks:  # never publish vectors and rows that disagree
+            raise IndexStoreError(f"internal error: {manifest.chunks} vectors but {n_chunks} passages; index unchanged")
+        fault_point("write-sqlite")
+        self.db.commit()
+        self.db.close()
+        fault_point("write-faiss")
+        self.vectors.write(self.dir / VECTORS)
+        manifest.files = {name: file_facts(self.dir / name) for name in (PASSAGES, VECTORS)}
+        (self.dir / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+        for name in (PASSAGES, VECTORS, MANIFEST):
+            fsync_file(self.dir / name)
+        final = self.store.layout.new_snapshot()
+        os.rename(self.dir, final)
+        fsync_dir(self.store.path)
+        fault_point("swap")
+        self.store.publish(final)
+        self.store.remove_stale()
+        return final
+
+    def abort(self) -> None:
+        try:
+            self.db.close()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+__all__ = ["SnapshotWriter", "Plan", "record_hash", "text_hash", "fault_point", "fsync_dir", "fsync_file"]
