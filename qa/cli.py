@@ -8,16 +8,17 @@ stderr with exit status 1; usage errors one line with status 2.
 from __future__ import annotations
 
 import contextlib
-import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from . import __version__
+from . import cli_options as opt
 from .errors import QAError
 
 
@@ -44,6 +45,19 @@ class _OneLineErrors(TyperGroup):
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
+
+
+class _PlainHelp(TyperCommand):
+    """Usage as people write it (``QUESTION``, ``[SOURCE]...``), without type labels such as ``<list[str]>``."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [re.sub(r"^\{(.+?)\}", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
+
+    def get_help(self, ctx: Any) -> str:
+        for param in self.params:
+            if isinstance(param, TyperArgument):
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+        return super().get_help(ctx)
 
 
 app = typer.Typer(
@@ -85,74 +99,6 @@ def _root(
     """Ask questions of a collection of PubMed abstracts; every answer cited by PMID."""
 
 
-# ------------------------------------------------------------------ options
-
-IndexOption = Annotated[
-    Path,
-    typer.Option("--index", envvar="QA_INDEX", metavar="DIR", show_default=False,
-                 help="Index directory (default ./index, or $QA_INDEX)."),
-]  # fmt: skip
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of formatted text.")]
-VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show library warnings and loading messages.")]
-ModelOption = Annotated[
-    Optional[str],
-    typer.Option("--model", metavar="NAME", show_default=False,
-                 help="sentence-transformers model name or local folder (default: all-MiniLM-L6-v2, bundled)."),
-]  # fmt: skip
-PubmedOption = Annotated[
-    Optional[str],
-    typer.Option("--pubmed", metavar="QUERY", show_default=False,
-                 help="Fetch the records of this PubMed search (E-utilities) and index them."),
-]  # fmt: skip
-PmidsOption = Annotated[
-    Optional[Path],
-    typer.Option("--pmids", metavar="FILE", show_default=False,
-                 help="Fetch exactly these PMIDs: one per line, or the CSV the PubMed website exports."),
-]  # fmt: skip
-MaxOption = Annotated[
-    Optional[int],
-    typer.Option("--max", min=1, metavar="N", show_default=False, help="At most this many records of the search."),
-]
-ApiKeyOption = Annotated[
-    Optional[str],
-    typer.Option("--api-key", envvar="NCBI_API_KEY", metavar="KEY", show_default=False,
-                 help="NCBI API key ($NCBI_API_KEY): 10 requests/s instead of 3."),
-]  # fmt: skip
-EmailOption = Annotated[
-    Optional[str],
-    typer.Option("--email", envvar="NCBI_EMAIL", metavar="ADDRESS", show_default=False,
-                 help="Your e-mail, sent to NCBI as they ask ($NCBI_EMAIL)."),
-]  # fmt: skip
-EutilsOption = Annotated[
-    Optional[str],
-    typer.Option("--eutils-url", envvar="QA_EUTILS_URL", metavar="URL", show_default=False,
-                 help="E-utilities base URL ($QA_EUTILS_URL; default NCBI's .../entrez/eutils/)."),
-]  # fmt: skip
-KOption = Annotated[
-    int, typer.Option("-k", "--top", min=1, max=1000, metavar="N", help="Number of passages to show (1-1000).")
-]
-ModeOption = Annotated[
-    str,
-    typer.Option("--mode", metavar="MODE",
-                 help="Ranking: hybrid (lexical + dense, the default: it measures best), dense (meaning) or lexical."),
-]  # fmt: skip
-YearFromOption = Annotated[
-    Optional[int], typer.Option("--year-from", metavar="YEAR", help="Only records published in or after this year.")
-]
-YearToOption = Annotated[
-    Optional[int], typer.Option("--year-to", metavar="YEAR", help="Only records published in or before this year.")
-]
-MeshOption = Annotated[
-    Optional[list[str]],
-    typer.Option("--mesh", metavar="TERM", show_default=False,
-                 help="Only records with this MeSH descriptor (repeat to require several)."),
-]  # fmt: skip
-JournalOption = Annotated[
-    Optional[str],
-    typer.Option("--journal", metavar="TEXT", help="Only records whose journal name contains this text."),
-]
-
-
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one line on stderr and exit code 1."""
@@ -191,60 +137,28 @@ def _filters(year_from: int | None, year_to: int | None, mesh: list[str] | None,
 # -------------------------------------------------------------------- build
 
 
-@app.command()
+@app.command(cls=_PlainHelp)
 def build(
-    sources: Annotated[
-        Optional[list[str]],
-        typer.Argument(metavar="[SOURCE]...", show_default=False,
-                       help="PubMed XML (efetch or baseline, .gz ok), MEDLINE/.nbib text, JSONL files, or folders."),
-    ] = None,  # fmt: skip
-    index: IndexOption = Path("index"),
-    sample: Annotated[
-        bool, typer.Option("--sample", help="Index the bundled sample: 300 PubMedQA abstracts and PMID 25589616.")
-    ] = False,
-    pubmed: PubmedOption = None,
-    pmids: PmidsOption = None,
-    max_records: MaxOption = None,
-    api_key: ApiKeyOption = None,
-    email: EmailOption = None,
-    eutils_url: EutilsOption = None,
-    model: ModelOption = None,
-    full: Annotated[
-        bool, typer.Option("--full", help="Rebuild from SOURCES alone instead of updating the existing index.")
-    ] = False,
-    skip_bad: Annotated[
-        bool,
-        typer.Option("--skip-bad", help="Index the good records and list the bad ones instead of stopping."),
-    ] = False,
-    chunk_tokens: Annotated[
-        Optional[int],
-        typer.Option(min=16, max=512, metavar="N", show_default=False,
-                     help="Largest passage in model tokens, title and section label included "
-                          "[default: 128, or the index's]."),
-    ] = None,  # fmt: skip
-    overlap: Annotated[
-        Optional[int],
-        typer.Option(min=0, max=10, metavar="N", show_default=False,
-                     help="Sentences repeated between neighbouring passages [default: 1, or the index's]."),
-    ] = None,  # fmt: skip
-    backend: Annotated[
-        Optional[str],
-        typer.Option(metavar="NAME", show_default=False,
-                     help="Encoder: onnx-int8 (int8 ONNX export, ~2-3x faster on CPU) or torch (any --device) "
-                          "[default: the index's, else onnx-int8]."),
-    ] = None,  # fmt: skip
-    index_type: Annotated[
-        str,
-        typer.Option("--index-type", metavar="TYPE",
-                     help="Vector index: auto (exact below 100,000 passages, IVF with 8-bit codes above), "
-                          "flat or ivf-sq8."),
-    ] = "auto",  # fmt: skip
-    device: Annotated[
-        Optional[str], typer.Option(metavar="DEVICE", help="Torch device for embedding: cpu, cuda, cuda:1, mps.")
-    ] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Passages per encoder batch.")] = None,
-    as_json: JsonOption = False,
-    verbose: VerboseOption = False,
+    sources: opt.SourcesArgument = None,
+    index: opt.IndexOption = Path("index"),
+    sample: opt.SampleOption = False,
+    pubmed: opt.PubmedOption = None,
+    pmids: opt.PmidsOption = None,
+    max_records: opt.MaxOption = None,
+    api_key: opt.ApiKeyOption = None,
+    email: opt.EmailOption = None,
+    eutils_url: opt.EutilsOption = None,
+    model: opt.ModelOption = None,
+    full: opt.FullOption = False,
+    skip_bad: opt.SkipBadOption = False,
+    chunk_tokens: opt.ChunkTokensOption = None,
+    overlap: opt.OverlapOption = None,
+    backend: opt.BackendOption = None,
+    index_type: opt.IndexTypeOption = "auto",
+    device: opt.DeviceOption = None,
+    batch_size: opt.BatchSizeOption = None,
+    as_json: opt.JsonOption = False,
+    verbose: opt.VerboseOption = False,
 ) -> None:
     """Build an index from PubMed records, or update it: only new or changed records are embedded.
 
@@ -288,21 +202,21 @@ def build(
     emit(report, as_json, render_report)
 
 
-@app.command()
+@app.command(cls=_PlainHelp)
 def fetch(
     query: Annotated[
         Optional[str],
-        typer.Argument(metavar="[QUERY]", show_default=False, help="A PubMed search, as typed on the PubMed website."),
+        typer.Argument(metavar="QUERY", show_default=False, help="A PubMed search, as typed on the PubMed website."),
     ] = None,
     output: Annotated[
         Path, typer.Option("-o", "--output", metavar="FILE", help="Where to save the records (.xml or .xml.gz).")
     ] = Path("pubmed.xml.gz"),
-    pmids: PmidsOption = None,
-    max_records: MaxOption = None,
-    api_key: ApiKeyOption = None,
-    email: EmailOption = None,
-    eutils_url: EutilsOption = None,
-    as_json: JsonOption = False,
+    pmids: opt.PmidsOption = None,
+    max_records: opt.MaxOption = None,
+    api_key: opt.ApiKeyOption = None,
+    email: opt.EmailOption = None,
+    eutils_url: opt.EutilsOption = None,
+    as_json: opt.JsonOption = False,
 ) -> None:
     """Save the PubMed XML of a search (or of a PMID list) to a file, without indexing it.
 
@@ -323,14 +237,14 @@ def fetch(
     emit(report, as_json, render_fetch)
 
 
-@app.command()
+@app.command(cls=_PlainHelp)
 def update(
-    index: IndexOption = Path("index"),
-    api_key: ApiKeyOption = None,
-    email: EmailOption = None,
-    eutils_url: EutilsOption = None,
-    as_json: JsonOption = False,
-    verbose: VerboseOption = False,
+    index: opt.IndexOption = Path("index"),
+    api_key: opt.ApiKeyOption = None,
+    email: opt.EmailOption = None,
+    eutils_url: opt.EutilsOption = None,
+    as_json: opt.JsonOption = False,
+    verbose: opt.VerboseOption = False,
 ) -> None:
     """Re-run the PubMed search an index was built from and add the records not indexed yet."""
     _prepare(verbose)
@@ -342,11 +256,11 @@ def update(
     emit(report, as_json, render_report)
 
 
-@app.command()
+@app.command(cls=_PlainHelp)
 def remove(
-    pmids: Annotated[list[str], typer.Argument(metavar="PMID...", help="PMIDs to delete from the index.")],
-    index: IndexOption = Path("index"),
-    as_json: JsonOption = False,
+    pmids: Annotated[list[str], typer.Argument(metavar="PMID", help="PMIDs to delete from the index.")],
+    index: opt.IndexOption = Path("index"),
+    as_json: opt.JsonOption = False,
 ) -> None:
     """Delete records from the index by PMID (atomically, nothing is re-embedded)."""
     from .build import remove_records
@@ -360,22 +274,20 @@ def remove(
 # ---------------------------------------------------------------- ask, chat
 
 
-@app.command()
+@app.command(cls=_PlainHelp)
 def ask(
     question: Annotated[str, typer.Argument(metavar="QUESTION", help="The question, in plain English.")],
-    k: KOption = 5,
-    index: IndexOption = Path("index"),
-    model: ModelOption = None,
-    mode: ModeOption = "hybrid",
-    year_from: YearFromOption = None,
-    year_to: YearToOption = None,
-    mesh: MeshOption = None,
-    journal: JournalOption = None,
-    all_passages: Annotated[
-        bool, typer.Option("--all-passages", help="Allow several passages from one abstract (default: best per PMID).")
-    ] = False,
-    as_json: JsonOption = False,
-    verbose: VerboseOption = False,
+    k: opt.KOption = 5,
+    index: opt.IndexOption = Path("index"),
+    model: opt.ModelOption = None,
+    mode: opt.ModeOption = "hybrid",
+    year_from: opt.YearFromOption = None,
+    year_to: opt.YearToOption = None,
+    mesh: opt.MeshOption = None,
+    journal: opt.JournalOption = None,
+    all_passages: opt.AllPassagesOption = False,
+    as_json: opt.JsonOption = False,
+    verbose: opt.VerboseOption = False,
 ) -> None:
     """Answer one question: a cited answer, then ranked passages with PMID and PubMed link."""
     _prepare(verbose)
@@ -395,20 +307,20 @@ def ask(
         render_response(stdout(), response)
 
 
-@app.command()
+@app.command(cls=_PlainHelp)
 def chat(
-    k: KOption = 5,
-    index: IndexOption = Path("index"),
-    model: ModelOption = None,
-    mode: ModeOption = "hybrid",
-    year_from: YearFromOption = None,
-    year_to: YearToOption = None,
-    mesh: MeshOption = None,
-    journal: JournalOption = None,
+    k: opt.KOption = 5,
+    index: opt.IndexOption = Path("index"),
+    model: opt.ModelOption = None,
+    mode: opt.ModeOption = "hybrid",
+    year_from: opt.YearFromOption = None,
+    year_to: opt.YearToOption = None,
+    mesh: opt.MeshOption = None,
+    journal: opt.JournalOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per answer (the `qa ask --json` shape); for scripts.")
     ] = False,
-    verbose: VerboseOption = False,
+    verbose: opt.VerboseOption = False,
 ) -> None:
     """A conversation: ask question after question; the index and model are loaded once.
 
@@ -417,7 +329,7 @@ def chat(
     """
     _prepare(verbose)
     from .conversation import Conversation
-    from .present import note, print_json_line, render_response, stdout
+    from .present import chat_lines, note, print_json_line, render_response, stdout
     from .query import check_mode
     from .retrieve import Retriever
 
@@ -458,7 +370,7 @@ def chat(
         return True
 
     try:
-        for line in _prompt_lines() if interactive else _piped_lines():
+        for line in chat_lines(interactive):
             try:
                 if not handle(line):
                     break
@@ -470,40 +382,10 @@ def chat(
         retriever.close()
 
 
-def _piped_lines() -> Iterator[str]:
-    """Questions from a pipe, one per line; undecodable bytes are replaced instead of ending the chat."""
-    stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else None
-    if stream is None:
-        yield from sys.stdin
-        return
-    for raw in stream:
-        yield raw.decode("utf-8", errors="replace")
-
-
-def _prompt_lines() -> Iterator[str]:
-    from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
-
-    state_home = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "pubmed-qa"
-    try:
-        state_home.mkdir(parents=True, exist_ok=True)
-        history: Any = FileHistory(str(state_home / "chat_history"))
-    except OSError:
-        history = InMemoryHistory()
-    session: Any = PromptSession(history=history)
-    while True:
-        try:
-            yield session.prompt("qa> ")
-        except KeyboardInterrupt:
-            continue  # Ctrl-C clears the line, as in a shell
-        except EOFError:
-            return
-
-
 # ------------------------------------------------------- eval, info, verify
 
 
-@app.command(name="eval")
+@app.command(name="eval", cls=_PlainHelp)
 def evaluate_command(
     queries: Annotated[
         Path, typer.Argument(metavar="QUERIES", help='BEIR queries: one {"_id", "text"} JSON object per line.')
@@ -515,9 +397,9 @@ def evaluate_command(
         Optional[list[str]],
         typer.Option("--mode", metavar="MODE", help="Mode to evaluate (repeatable; default: all three)."),
     ] = None,
-    index: IndexOption = Path("index"),
-    as_json: JsonOption = False,
-    verbose: VerboseOption = False,
+    index: opt.IndexOption = Path("index"),
+    as_json: opt.JsonOption = False,
+    verbose: opt.VerboseOption = False,
 ) -> None:
     """Measure retrieval on judged questions: Recall@1/5/10, MRR@10, nDCG@10, one hit per PMID."""
     _prepare(verbose)
@@ -543,8 +425,8 @@ def evaluate_command(
     emit(results, as_json, render_eval)
 
 
-@app.command()
-def info(index: IndexOption = Path("index"), as_json: JsonOption = False) -> None:
+@app.command(cls=_PlainHelp)
+def info(index: opt.IndexOption = Path("index"), as_json: opt.JsonOption = False) -> None:
     """Show what an index holds: records, passages, model, chunking, when it was built."""
     from .present import emit, render_info
     from .store import describe
@@ -554,8 +436,8 @@ def info(index: IndexOption = Path("index"), as_json: JsonOption = False) -> Non
     emit(facts, as_json, render_info)
 
 
-@app.command()
-def verify(index: IndexOption = Path("index"), as_json: JsonOption = False) -> None:
+@app.command(cls=_PlainHelp)
+def verify(index: opt.IndexOption = Path("index"), as_json: opt.JsonOption = False) -> None:
     """Check an index: file checksums, every vector against its passage row, lexical rows, the model."""
     from .present import emit, render_verify
     from .verify import verify_index

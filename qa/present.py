@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -203,9 +206,44 @@ def note(message: str, style: str = "dim") -> None:
     stderr().print(Text(message, style=style), soft_wrap=True)
 
 
+def chat_lines(interactive: bool) -> Iterator[str]:
+    """What ``qa chat`` reads: a prompt with history at a terminal, else lines from the pipe."""
+    return _prompt_lines() if interactive else _piped_lines()
+
+
+def _piped_lines() -> Iterator[str]:
+    """Questions from a pipe, one per line; undecodable bytes are replaced instead of ending the chat."""
+    stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else None
+    if stream is None:
+        yield from sys.stdin
+        return
+    for raw in stream:
+        yield raw.decode("utf-8", errors="replace")
+
+
+def _prompt_lines() -> Iterator[str]:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    state_home = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "pubmed-qa"
+    try:
+        state_home.mkdir(parents=True, exist_ok=True)
+        history: Any = FileHistory(str(state_home / "chat_history"))
+    except OSError:
+        history = InMemoryHistory()
+    session: Any = PromptSession(history=history)
+    while True:
+        try:
+            yield session.prompt("qa> ")
+        except KeyboardInterrupt:
+            continue  # Ctrl-C clears the line, as in a shell
+        except EOFError:
+            return
+
+
 STAGE_LABELS = {
     "fetch": "Fetching records",
-    "prepare": "Preparing the int8 encoder (once per index)",
+    "prepare": "Preparing the int8 ONNX encoder (once per index, about 20 s)",
     "read": "Reading records",
     "embed": "Embedding records",
 }
@@ -240,6 +278,10 @@ def progress_bars() -> Iterator[Callable[[str, int, int | None], None]]:
 
     def update(stage: str, done: int, total: int | None) -> None:
         if stage not in tasks:
+            if stage == "prepare" and not err.is_terminal:  # a log should still say why nothing happens for a while
+                note(STAGE_LABELS[stage] + "...")
+            for earlier in tasks.values():  # a stage that has ended stops spinning
+                bars.update(earlier, visible=False)
             tasks[stage] = bars.add_task(STAGE_LABELS.get(stage, stage), total=total)
         bars.update(tasks[stage], completed=done, total=total)
 
@@ -253,6 +295,7 @@ __all__ = [
     "emit",
     "print_json_line",
     "note",
+    "chat_lines",
     "progress_bars",
     "render_fetch",
     "render_verify",

@@ -13,9 +13,7 @@ from qa.embed import Embedder
 from qa.errors import IndexStoreError, IngestError, ModelError, QAError
 from qa.store import FORMAT_VERSION, IndexStore
 
-from .conftest import SEED_PMID, SUBSET_SIZE
-
-IL6_QUESTION = "Which IL-6 inhibitors are clinically registered?"
+from .conftest import IL6_QUESTION, SEED_PMID, SUBSET_SIZE
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,9 @@ from typer.testing import CliRunner
 from qa.cli import app
 from qa.store import IndexStore
 
-from .conftest import SEED_PMID
+from .conftest import IL6_QUESTION, SEED_PMID
 
 runner = CliRunner()
-IL6_QUESTION = "Which IL-6 inhibitors are clinically registered?"
 
 
 def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]

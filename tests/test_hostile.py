@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections import Counter
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -19,7 +20,7 @@ from qa.errors import IngestError
 from qa.ingest import read_source
 from qa.records import Bad, Record
 
-from .conftest import SEED_PMID
+from .conftest import IL6_QUESTION, SEED_PMID
 
 
 def test_skip_bad_indexes_the_good_and_lists_the_bad(
@@ -50,7 +51,7 @@ def test_skip_bad_indexes_the_good_and_lists_the_bad(
     assert len(kept_from_cut) >= 5
     assert report.records_indexed == 3 + len(kept_from_cut) + 1
     with Retriever(tmp_path / "tolerant", embedder=embedder) as r:
-        assert r.search("Which IL-6 inhibitors are clinically registered?", k=1)[0].pmid == SEED_PMID
+        assert r.search(IL6_QUESTION, k=1)[0].pmid == SEED_PMID
 
 
 def test_huge_abstract_is_refused_quickly(tmp_path: Path) -> None:
@@ -132,10 +133,13 @@ def medline_text(draw) -> str:  # type: ignore[no-untyped-def]
     return "\n\n".join(out) + "\n"
 
 
-def check_roundtrip(events: list) -> None:  # type: ignore[type-arg]
+def check_roundtrip(events: list) -> int:  # type: ignore[type-arg]
+    """Offsets slice back exactly; returns how many records were checked."""
+    checked = 0
     for event in events:
         if not isinstance(event, Record):
             continue
+        checked += 1
         abstract = event.abstract
         for (_, start, end), section in zip(event.section_spans, event.sections):
             assert abstract[start:end] == section.text
@@ -144,30 +148,52 @@ def check_roundtrip(events: list) -> None:  # type: ignore[type-arg]
             assert chunk.n_tokens <= 256
             for s, e in chunk.sentences:
                 assert chunk.start <= s <= e <= chunk.end
+    return checked
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=pubmed_xml())
-def test_generated_pubmed_xml_parses_and_chunk_offsets_round_trip(tmp_path: Path, data: bytes) -> None:
-    path = tmp_path / "gen.xml"
-    path.write_bytes(data)
+def run_generated(tmp_path: Path, name: str, payload: bytes, outcomes: Counter[str]) -> None:
+    """Parse one generated file: records (their offsets checked) or the project's own error, nothing else."""
+    path = tmp_path / name
+    path.write_bytes(payload)
     try:
         events = list(read_source(path))
-    except IngestError:
-        return  # the project's own error is an allowed outcome; anything else fails the test
-    check_roundtrip(events)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=medline_text())
-def test_generated_medline_parses_and_chunk_offsets_round_trip(tmp_path: Path, text: str) -> None:
-    path = tmp_path / "gen.nbib"
-    path.write_text(text, encoding="utf-8")
-    try:
-        events = list(read_source(path))
-    except IngestError:
+    except IngestError as exc:
+        assert "\n" not in str(exc)
+        outcomes["refused"] += 1
         return
-    check_roundtrip(events)
+    outcomes["records checked"] += check_roundtrip(events)
+    outcomes["files with records" if any(isinstance(e, Record) for e in events) else "files without records"] += 1
+
+
+def assert_mostly_valid(outcomes: Counter[str]) -> None:
+    # A generator that only made invalid input would pass the round trip vacuously; make sure it does not.
+    files = outcomes["refused"] + outcomes["files with records"] + outcomes["files without records"]
+    assert outcomes["files with records"] >= 0.6 * files, outcomes
+    assert outcomes["records checked"] >= files, outcomes
+
+
+def test_generated_pubmed_xml_parses_and_chunk_offsets_round_trip(tmp_path: Path) -> None:
+    outcomes: Counter[str] = Counter()
+
+    @settings(max_examples=60, deadline=None)
+    @given(data=pubmed_xml())
+    def run(data: bytes) -> None:
+        run_generated(tmp_path, "gen.xml", data, outcomes)
+
+    run()
+    assert_mostly_valid(outcomes)
+
+
+def test_generated_medline_parses_and_chunk_offsets_round_trip(tmp_path: Path) -> None:
+    outcomes: Counter[str] = Counter()
+
+    @settings(max_examples=60, deadline=None)
+    @given(text=medline_text())
+    def run(text: str) -> None:
+        run_generated(tmp_path, "gen.nbib", text.encode("utf-8"), outcomes)
+
+    run()
+    assert_mostly_valid(outcomes)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

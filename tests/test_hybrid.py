@@ -21,9 +21,8 @@ from qa.records import Record
 from qa.retrieve import Fusion, fuse
 from qa.store.lexical import match_expression, terms
 
-from .conftest import SEED_PMID, SUBSET_SIZE
+from .conftest import IL6_QUESTION, SEED_PMID, SUBSET_SIZE
 
-IL6_QUESTION = "Which IL-6 inhibitors are clinically registered?"
 runner = CliRunner()
 
 

@@ -18,9 +18,7 @@ from qa.query import Filters
 from qa.records import Record, record_to_dict
 from qa.store import IndexStore
 
-from .conftest import SEED_PMID
-
-IL6_QUESTION = "Which IL-6 inhibitors are clinically registered?"
+from .conftest import IL6_QUESTION, SEED_PMID
 
 
 def write_jsonl(path: Path, records: list[Record]) -> Path:

@@ -17,9 +17,9 @@ from qa.errors import ModelError, QAError
 from qa.records import Record, record_to_dict
 from qa.store import IndexStore
 
-from .conftest import SEED_PMID
+from .conftest import IL6_QUESTION, SEED_PMID
 
-IL6_QUESTION = "Which IL-6 inhibitors are clinically registered?"
+BUILD_STAGES: list[str] = []  # what the first onnx build reported, in order
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,18 @@ def onnx_index(tmp_path_factory: pytest.TempPathFactory, pubmedqa_records: list[
     source = work / "forty.jsonl"
     source.write_text("".join(json.dumps(record_to_dict(r)) + "\n" for r in pubmedqa_records[:40]))
     index = work / "index"
-    build_index([source, shared / "seed" / f"{SEED_PMID}.xml"], index, backend="onnx-int8")
+    build_index(
+        [source, shared / "seed" / f"{SEED_PMID}.xml"],
+        index,
+        backend="onnx-int8",
+        progress=lambda stage, done, total: BUILD_STAGES.append(stage),
+    )
     return index
+
+
+def test_the_one_time_export_is_announced_before_reading(onnx_index: Path) -> None:
+    stages = list(dict.fromkeys(BUILD_STAGES))
+    assert stages[0] == "prepare" and stages.index("prepare") < stages.index("read") < stages.index("embed")
 
 
 def test_manifest_and_encoder_folder(onnx_index: Path) -> None:

@@ -1,0 +1,125 @@
+"""The options several ``qa`` commands share, declared once with their help text and metavar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+IndexOption = Annotated[
+    Path,
+    typer.Option("--index", envvar="QA_INDEX", metavar="DIR", show_default=False,
+                 help="Index directory (default ./index, or $QA_INDEX)."),
+]  # fmt: skip
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of formatted text.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show library warnings and loading messages.")]
+ModelOption = Annotated[
+    Optional[str],
+    typer.Option("--model", metavar="NAME", show_default=False,
+                 help="sentence-transformers model name or local folder (default: all-MiniLM-L6-v2, bundled)."),
+]  # fmt: skip
+PubmedOption = Annotated[
+    Optional[str],
+    typer.Option("--pubmed", metavar="QUERY", show_default=False,
+                 help="Fetch the records of this PubMed search (E-utilities) and index them."),
+]  # fmt: skip
+PmidsOption = Annotated[
+    Optional[Path],
+    typer.Option("--pmids", metavar="FILE", show_default=False,
+                 help="Fetch exactly these PMIDs: one per line, or the CSV the PubMed website exports."),
+]  # fmt: skip
+MaxOption = Annotated[
+    Optional[int],
+    typer.Option("--max", min=1, metavar="N", show_default=False, help="At most this many records of the search."),
+]
+ApiKeyOption = Annotated[
+    Optional[str],
+    typer.Option("--api-key", envvar="NCBI_API_KEY", metavar="KEY", show_default=False,
+                 help="NCBI API key ($NCBI_API_KEY): 10 requests/s instead of 3."),
+]  # fmt: skip
+EmailOption = Annotated[
+    Optional[str],
+    typer.Option("--email", envvar="NCBI_EMAIL", metavar="ADDRESS", show_default=False,
+                 help="Your e-mail, sent to NCBI as they ask ($NCBI_EMAIL)."),
+]  # fmt: skip
+EutilsOption = Annotated[
+    Optional[str],
+    typer.Option("--eutils-url", envvar="QA_EUTILS_URL", metavar="URL", show_default=False,
+                 help="E-utilities base URL ($QA_EUTILS_URL; default NCBI's .../entrez/eutils/)."),
+]  # fmt: skip
+KOption = Annotated[
+    int, typer.Option("-k", "--top", min=1, max=1000, metavar="N", help="Number of passages to show (1-1000).")
+]
+ModeOption = Annotated[
+    str,
+    typer.Option("--mode", metavar="MODE",
+                 help="Ranking: hybrid (lexical + dense, the default: it measures best), dense (meaning) or lexical."),
+]  # fmt: skip
+YearFromOption = Annotated[
+    Optional[int], typer.Option("--year-from", metavar="YEAR", help="Only records published in or after this year.")
+]
+YearToOption = Annotated[
+    Optional[int], typer.Option("--year-to", metavar="YEAR", help="Only records published in or before this year.")
+]
+MeshOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--mesh", metavar="TERM", show_default=False,
+                 help="Only records with this MeSH descriptor (repeat to require several)."),
+]  # fmt: skip
+JournalOption = Annotated[
+    Optional[str],
+    typer.Option("--journal", metavar="TEXT", help="Only records whose journal name contains this text."),
+]
+
+# -- qa build only -----------------------------------------------------------
+
+SourcesArgument = Annotated[
+    Optional[list[str]],
+    typer.Argument(metavar="SOURCE", show_default=False,
+                   help="PubMed XML (efetch or baseline, .gz ok), MEDLINE/.nbib text, JSONL files, or folders."),
+]  # fmt: skip
+SampleOption = Annotated[
+    bool, typer.Option("--sample", help="Index the bundled sample: 300 PubMedQA abstracts and PMID 25589616.")
+]
+FullOption = Annotated[
+    bool, typer.Option("--full", help="Rebuild from SOURCES alone instead of updating the existing index.")
+]
+SkipBadOption = Annotated[
+    bool, typer.Option("--skip-bad", help="Index the good records and list the bad ones instead of stopping.")
+]
+ChunkTokensOption = Annotated[
+    Optional[int],
+    typer.Option("--chunk-tokens", min=16, max=512, metavar="N", show_default=False,
+                 help="Largest passage in model tokens, title and section label included "
+                      "[default: 128, or the index's]."),
+]  # fmt: skip
+OverlapOption = Annotated[
+    Optional[int],
+    typer.Option("--overlap", min=0, max=10, metavar="N", show_default=False,
+                 help="Sentences repeated between neighbouring passages [default: 1, or the index's]."),
+]  # fmt: skip
+BackendOption = Annotated[
+    Optional[str],
+    typer.Option("--backend", metavar="NAME", show_default=False,
+                 help="Encoder: onnx-int8 (int8 ONNX export, ~2-3x faster on CPU) or torch (any --device) "
+                      "[default: the index's, else onnx-int8]."),
+]  # fmt: skip
+IndexTypeOption = Annotated[
+    str,
+    typer.Option("--index-type", metavar="TYPE",
+                 help="Vector index: auto (exact below 100,000 passages, IVF with 8-bit codes from there), "
+                      "flat or ivf-sq8."),
+]  # fmt: skip
+DeviceOption = Annotated[
+    Optional[str], typer.Option("--device", metavar="DEVICE", help="Torch device for embedding: cpu, cuda, mps.")
+]
+BatchSizeOption = Annotated[
+    Optional[int], typer.Option("--batch-size", min=1, metavar="N", help="Passages per encoder batch.")
+]
+
+# -- qa ask only -------------------------------------------------------------
+
+AllPassagesOption = Annotated[
+    bool, typer.Option("--all-passages", help="Allow several passages from one abstract (default: best per PMID).")
+]

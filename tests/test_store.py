@@ -1,0 +1,193 @@
+"""The store on its own: snapshots, vectors, BM25, filters and the index folder, with no model loaded.
+
+Vectors here are small random unit vectors and passages are cut by hand, so
+these tests run in a moment and pin the store's contract apart from the
+encoder: what is written is what is read, by id, by PMID and by filter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.chunk import Chunk
+from qa.errors import IndexStoreError
+from qa.query import Filters
+from qa.records import Record, Section
+from qa.store import IndexStore, Manifest, VectorIndex, describe
+from qa.store.layout import IndexLayout
+
+DIM = 8
+RECORDS = [
+    Record("101", (Section("RESULTS", "Tocilizumab blocks IL-6 signalling. Siltuximab binds IL-6."),),
+           title="IL-6 blockade", journal="Ärztliche Praxis", year=2015, mesh=("Interleukin-6", "Ödema, Cerebral")),
+    Record("202", (Section(None, "Statins lowered atrial fibrillation after bypass surgery."),),
+           title="Statins and AF", journal="The Lancet", year=2011, mesh=("Atrial Fibrillation",)),
+    Record("303", (Section("CONCLUSIONS", "Vitamin D did not prevent fractures in older adults."),),
+           title=None, journal="BMJ", year=2019, mesh=("Vitamin D", "Fractures, Bone")),
+]  # fmt: skip
+
+
+def unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def chunks_of(record: Record) -> list[Chunk]:
+    """One passage per sentence, offsets into the abstract, as the chunker would report them."""
+    out, start = [], 0
+    abstract = record.abstract
+    for ordinal, sentence in enumerate(s + "." for s in abstract.rstrip(".").split(". ")):
+        begin = abstract.index(sentence, start)
+        end = begin + len(sentence)
+        out.append(Chunk(record.pmid, ordinal, record.sections[0].label, begin, end, sentence, sentence,
+                         ((begin, end),), 10))  # fmt: skip
+        start = end
+    return out
+
+
+def write(index: Path, records: list[Record], base: bool = False) -> dict[str, list[np.ndarray]]:
+    """Write a snapshot of ``records`` (on top of the live one if ``base``); returns the vectors used."""
+    store = IndexStore(index)
+    lock = store.lock()
+    snapshot = store.open() if base else None
+    try:
+        writer = store.begin(dimension=DIM, base=snapshot)
+        vectors: dict[str, list[np.ndarray]] = {}
+        for record in records:
+            writer.put_record(record)
+            chunks = chunks_of(record)
+            vectors[record.pmid] = [unit(int(record.pmid) * 10 + c.ordinal) for c in chunks]
+            writer.add_chunks(chunks, np.stack(vectors[record.pmid]))
+        writer.commit(Manifest(model="test", dimension=DIM, max_seq_length=16, chunking={}, records=0, chunks=0))
+    finally:
+        if snapshot is not None:
+            snapshot.close()
+        lock.release()
+    return vectors
+
+
+@pytest.fixture()
+def index(tmp_path: Path) -> tuple[Path, dict[str, list[np.ndarray]]]:
+    path = tmp_path / "index"
+    return path, write(path, RECORDS)
+
+
+def test_what_is_written_is_read_back(index) -> None:  # type: ignore[no-untyped-def]
+    path, vectors = index
+    snapshot = IndexStore(path).open()
+    try:
+        assert snapshot.passages.pmids() == {"101", "202", "303"}
+        assert snapshot.passages.record("101") == RECORDS[0]
+        assert snapshot.manifest.records == 3 and snapshot.vectors.count == snapshot.manifest.chunks == 4
+        # the nearest passage to a stored vector is that passage, with cosine 1
+        found = snapshot.dense_search(vectors["202"][0], 1)
+        ((cid, (pmid, score)),) = found.items()
+        assert pmid == "202" and score == pytest.approx(1.0, abs=1e-5)
+        stored = snapshot.passages.chunks([cid])[cid]
+        assert (
+            stored.text == "Statins lowered atrial fibrillation after bypass surgery."
+            and stored.title == "Statins and AF"
+        )
+        facts = snapshot.passages.consistency()
+        assert facts.chunk_ids == set(snapshot.vectors.ids().tolist()) and facts.integrity == "ok"
+        assert (facts.orphan_chunks, facts.bare_records, facts.lexical_rows) == (0, 0, 3)
+    finally:
+        snapshot.close()
+
+
+def test_bm25_finds_exact_terms_and_respects_allowed_pmids(index) -> None:  # type: ignore[no-untyped-def]
+    path, _ = index
+    snapshot = IndexStore(path).open()
+    try:
+        scores = snapshot.lexical.search("Which IL6 inhibitors exist?", 10)
+        assert list(scores) == ["101"]  # "IL-6" in the text matches "IL6" in the question
+        assert snapshot.lexical.search("IL-6", 10, allowed_pmids=["202"]) == {}
+        assert snapshot.lexical.search("what is the", 10) == {}  # stopwords only: nothing to search
+        ceiling = snapshot.lexical.ceiling("IL-6 tocilizumab")
+        assert ceiling > scores["101"] > 0  # a record with every term would approach the ceiling
+    finally:
+        snapshot.close()
+
+
+def test_filters_select_records_in_sql(index) -> None:  # type: ignore[no-untyped-def]
+    path, _ = index
+    snapshot = IndexStore(path).open()
+    try:
+        pmids = snapshot.passages.filter_pmids
+        assert set(pmids(Filters(year_from=2012))) == {"101", "303"}
+        assert set(pmids(Filters(year_to=2011))) == {"202"}
+        assert pmids(Filters(journal="lancet")) == ["202"]
+        assert pmids(Filters(mesh=("atrial fibrillation",))) == ["202"]
+        assert pmids(Filters(mesh="Vitamin D")) == ["303"]  # a bare string is one descriptor, not its letters
+    finally:
+        snapshot.close()
+
+
+def test_update_on_a_base_keeps_old_records_and_removes_deleted(index) -> None:  # type: ignore[no-untyped-def]
+    path, _ = index
+    extra = Record("404", (Section(None, "Aspirin reduced recurrent stroke."),), year=2020)
+    store = IndexStore(path)
+    first = store.current_dir()
+    write(path, [extra], base=True)
+    assert store.current_dir() != first and not first.exists()  # the old snapshot is gone once replaced
+    lock = store.lock()
+    snapshot = store.open()
+    try:
+        writer = store.begin(dimension=DIM, base=snapshot)
+        writer.stage_deletions(["202", "999"])
+        plan = writer.plan()
+        assert plan.deleted == ["202"] and plan.not_found == ["999"]
+        assert writer.delete_records(plan.deleted) == 1
+        writer.commit(Manifest(model="test", dimension=DIM, max_seq_length=16, chunking={}, records=0, chunks=0))
+    finally:
+        snapshot.close()
+        lock.release()
+    assert describe(path)["records"] == 3
+    snapshot = store.open()
+    try:
+        assert snapshot.passages.pmids() == {"101", "303", "404"}
+        assert "202" not in snapshot.lexical.search("statins", 10)
+        assert snapshot.passages.consistency().chunk_ids == set(snapshot.vectors.ids().tolist())
+    finally:
+        snapshot.close()
+
+
+def test_ivf_conversion_keeps_every_id_and_vector() -> None:
+    flat = VectorIndex.empty(DIM)
+    ids = np.arange(2000, dtype=np.int64) * 3
+    vectors = np.stack([unit(i) for i in range(2000)])
+    flat.add(ids, vectors)
+    ivf = flat.converted("ivf-sq8")
+    assert ivf.kind == "ivf-sq8" and sorted(ivf.ids().tolist()) == ids.tolist()
+    assert np.allclose(ivf.vectors([ids[5]])[0], vectors[5], atol=0.02)  # 8-bit codes: close, not equal
+    ivf.nprobe = ivf._index.nlist  # search every list: as exact as the codes allow
+    assert ivf.search(vectors[7], 1)[0][0] == ids[7]
+    assert ivf.converted("flat").kind == "flat"
+
+
+def test_the_index_folder_refuses_what_is_not_an_index(tmp_path: Path) -> None:
+    a_file = tmp_path / "README.md"
+    a_file.write_text("not an index")
+    with pytest.raises(IndexStoreError, match="is a file, not an index folder"):
+        IndexStore(a_file).lock()
+    with pytest.raises(IndexStoreError, match="is a file, not an index folder"):
+        IndexStore(a_file).current_dir()
+    with pytest.raises(IndexStoreError, match="no index at"):
+        IndexStore(tmp_path / "missing").current_dir()
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for pointer in ("../etc", "snap-../../x", "x" * 300, "\udcff"):
+        (folder / "CURRENT").write_text(pointer, encoding="utf-8", errors="surrogateescape")
+        with pytest.raises(IndexStoreError, match="corrupt pointer"):
+            IndexStore(folder).current_dir()
+
+
+def test_layout_names_every_path_in_one_place(tmp_path: Path) -> None:
+    layout = IndexLayout(tmp_path)
+    assert layout.current == tmp_path / "CURRENT" and layout.lock == tmp_path / ".lock"
+    assert layout.new_snapshot().name.startswith("snap-") and layout.new_build().name.startswith(".build-")
+    assert layout.encoder_dir_for(None) == tmp_path / "models" / "all-MiniLM-L6-v2-onnx-int8"
+    assert layout.fetch_file("abc").parent == tmp_path / "fetch"
