@@ -19,8 +19,8 @@ from common import REPO, SHARED_QRELS, SHARED_QUERIES, corpus_index, write_resul
 sys.path.insert(0, str(REPO))
 
 from qa.evaluate import load_qrels, load_queries, score_ranking  # noqa: E402
-from qa.store.lexical import terms  # noqa: E402
 from qa.store import IndexStore  # noqa: E402
+from qa.store.lexical import terms  # noqa: E402
 
 
 def evaluate_ranker(search, queries, qrels) -> dict:
@@ -47,9 +47,10 @@ def main() -> None:
     index = corpus_index()
     queries, qrels = load_queries(SHARED_QUERIES), load_qrels(SHARED_QRELS)
     snapshot = IndexStore(index).open()
-    rows = snapshot.db.execute("SELECT pmid, coalesce(title, ''), abstract, mesh FROM records").fetchall()
+    records = [snapshot.passages.record(p) for p in sorted(snapshot.passages.pmids())]
+    rows = [(r.pmid, r.title or "", r.abstract, " ; ".join(r.mesh)) for r in records if r is not None]
     pmids = [r[0] for r in rows]
-    texts = [f"{title} {abstract} {' '.join(__import__('json').loads(mesh))}" for _, title, abstract, mesh in rows]
+    texts = [f"{title} {abstract} {mesh}" for _, title, abstract, mesh in rows]
     stemmer = Stemmer.Stemmer("english")
     results = {}
 
@@ -86,13 +87,13 @@ def main() -> None:
 
     # 3. SQLite FTS5 exactly as `qa --mode lexical` ranks records
     def search_fts(q: str) -> list[str]:
-        return [p for p, _ in snapshot.lexical_search(q, 10)]
+        return list(snapshot.lexical.search(q, 10))
 
     t0 = time.perf_counter()
     import sqlite3
 
     scratch = sqlite3.connect(":memory:")
-    from qa.lexical import FTS_SCHEMA, document_text
+    from qa.store.lexical import FTS_SCHEMA, document_text
 
     scratch.execute(FTS_SCHEMA)
     scratch.executemany("INSERT INTO lexical(rowid, title, abstract, mesh) VALUES (?,?,?,?)",

@@ -26,11 +26,12 @@ sys.path.insert(0, str(REPO))
 
 from qa import Retriever, build_index  # noqa: E402
 from qa.chunk import Chunker, ChunkSettings  # noqa: E402
-from qa.embed import Embedder, encoder_dir_name, quiet_third_party  # noqa: E402
+from qa.embed import Embedder, quiet_third_party  # noqa: E402
 from qa.evaluate import load_queries  # noqa: E402
 from qa.ingest import read_source
 from qa.records import Record, record_to_dict  # noqa: E402
-from qa.store import DEFAULT_NPROBE, IndexStore, convert_index  # noqa: E402
+from qa.store import DEFAULT_NPROBE, IndexStore, VectorIndex  # noqa: E402
+from qa.store.layout import encoder_dir_name  # noqa: E402
 
 QUESTION = "Which IL-6 inhibitors are clinically registered?"
 
@@ -139,12 +140,8 @@ def million(index: Path, n: int = 1_000_000, queries: int = 200) -> dict:
     import faiss
 
     snap = IndexStore(index).open()
-    centers = snap.index.reconstruct_n(0, snap.index.ntotal) if hasattr(snap.index, "reconstruct_n") else None
-    ids = np.arange(snap.index.ntotal)
-    if centers is None or len(centers) != len(ids):
-        from qa.store import all_ids
-
-        centers = snap.index.reconstruct_batch(all_ids(snap.index))
+    centers = snap.vectors.vectors(snap.vectors.ids())
+    snap.close()
     d = centers.shape[1]
     rng = np.random.default_rng(0)
     vectors = np.empty((n, d), dtype=np.float32)
@@ -162,11 +159,11 @@ def million(index: Path, n: int = 1_000_000, queries: int = 200) -> dict:
     del vectors
     _, truth = flat.search(qvecs, 10)
     t0 = time.perf_counter()
-    ivf = convert_index(flat, "ivf-sq8", d)
+    ivf = VectorIndex(flat).converted("ivf-sq8")
     build_seconds = time.perf_counter() - t0
     del flat
     path = CACHE / "ivf-1m.faiss"
-    faiss.write_index(ivf, str(path))
+    ivf.write(path)
     del ivf
     probe = (
         "import faiss, numpy as np, sys, time, json\n"
@@ -208,7 +205,7 @@ def main() -> None:
     index = build.pop("index")
     texts = chunk_texts()
     sample = texts[:: max(1, len(texts) // 1000)][:1000]
-    throughput = backend_throughput(sample, index / "models" / encoder_dir_name("all-MiniLM-L6-v2"), args.runs)
+    throughput = backend_throughput(sample, index / "models" / encoder_dir_name(None), args.runs)
     results["build"] = build
     results["encode_chunks_per_second"] = throughput
     results["build_vs_raw_encode"] = round(build["chunks_per_second"] / throughput["onnx-int8"], 3)
