@@ -11,6 +11,11 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 SHARED = Path(os.environ.get("QA_SHARED_DATA", REPO.parent / "shared" / "data"))
 CORPUS = [SHARED / "pubmedqa" / "pubmed-1000.xml.gz", SHARED / "seed" / "25589616.xml"]
+# bench/answers adds the unstructured abstracts of the sample files it labels
+ANSWER_CORPUS = CORPUS + [
+    *(SHARED / "samples" / "biopython" / f"pubmed{n}.xml" for n in (1, 2, 6, 7)),
+    SHARED / "samples" / "biopython" / "pubmed_result2.txt",
+]
 SHARED_QUERIES = SHARED / "pubmedqa" / "queries.jsonl"
 SHARED_QRELS = SHARED / "pubmedqa" / "qrels.tsv"
 PARAPHRASE_QUERIES = BENCH / "paraphrase" / "queries.jsonl"
@@ -19,7 +24,7 @@ CACHE = BENCH / ".cache"
 RESULTS = BENCH / "results"
 
 
-def corpus_index(rebuild: bool = False, backend: str | None = None) -> Path:
+def corpus_index(rebuild: bool = False, backend: str | None = None, corpus: list[Path] | None = None) -> Path:
     """Build the index of the shared corpus once; rebuild only when data, format or settings change.
 
     ``backend=None`` uses the default encoder backend; "torch" gives a second, PyTorch-built index.
@@ -28,25 +33,27 @@ def corpus_index(rebuild: bool = False, backend: str | None = None) -> Path:
     from qa import build_index
     from qa.store import FORMAT_VERSION, IndexStore
 
-    for f in CORPUS:
+    for f in corpus or CORPUS:
         if not f.is_file():
             sys.exit(f"missing {f}: clone next to ../shared or set QA_SHARED_DATA")
     from qa.build import DEFAULT_BACKEND
 
     backend = backend or DEFAULT_BACKEND
-    index = CACHE / f"index-1001-{backend}"
+    corpus = corpus or CORPUS
+    name = "1001" if corpus == CORPUS else f"{len(corpus)}files"
+    index = CACHE / f"index-{name}-{backend}"
     stamp = {
         "format": FORMAT_VERSION,
         "backend": backend,
-        "files": [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in CORPUS],
+        "files": [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in corpus],
     }
-    stamp_file = CACHE / f"index-1001-{backend}.stamp.json"
+    stamp_file = CACHE / f"index-{name}-{backend}.stamp.json"
     store = IndexStore(index)
     fresh = store.exists() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp
     if rebuild or not fresh:
         print(f"building the benchmark index in {index} (about a minute)...", file=sys.stderr)
         CACHE.mkdir(parents=True, exist_ok=True)
-        build_index(CORPUS, index, full=True, backend=backend)
+        build_index(corpus, index, full=True, backend=backend)
         stamp_file.write_text(json.dumps(stamp))
     return index
 

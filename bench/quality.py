@@ -1,11 +1,14 @@
-"""Answer-quality benchmark: `qa eval` in all three modes on the shared and paraphrased questions.
+"""Answer-quality benchmark: retrieval in all three modes, and what the answer block says.
 
-    python bench/quality.py            # prints a table, writes bench/results/quality.json
+    python bench/quality.py [--backend torch]   # prints a table, writes bench/results/quality-<backend>.json
 
 Builds (once, cached in bench/.cache) an index of ../shared/data/pubmedqa/pubmed-1000.xml.gz plus
 the seed record, runs `qa eval --json` for dense, lexical and hybrid on the 1,000 shared questions and
 on the 30 paraphrased questions in bench/paraphrase/, and measures how often the extractive answer's
-first sentence comes from the relevant abstract when that abstract is ranked first.
+first sentence comes from the relevant abstract when that abstract is ranked first, and from its
+Results or Conclusions. On a second index that adds the unstructured sample abstracts, it runs the
+hand-labelled sets of bench/answers/: marked answer sentences, two-turn conversations (follow-ups
+and topic switches) and off-topic questions (see bench/answer_eval.py).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 import time
 
 from common import (  # noqa: I001
+    ANSWER_CORPUS,
     PARAPHRASE_QRELS,
     PARAPHRASE_QUERIES,
     REPO,
@@ -69,6 +73,24 @@ def answer_agreement(index) -> dict:
     }
 
 
+def labelled_sets(answer_index, shared_index) -> dict:
+    """The hand-labelled sets on their own index; the shared first-sentence figure on the shared index."""
+    from answer_eval import conversations, load, refusals, run_all, shared_first_sentence  # noqa: F401
+
+    from qa import Retriever
+    from qa.evaluate import load_qrels, load_queries
+
+    real = [q["question"] for q in load("questions.jsonl")]
+    real += [c["turns"][0]["question"] for c in load("conversations.jsonl")]
+    real += list(load_queries(PARAPHRASE_QUERIES).values())
+    queries, qrels = load_queries(SHARED_QUERIES), load_qrels(SHARED_QRELS)
+    with Retriever(answer_index) as retriever:
+        result = run_all(retriever, {}, {}, real + list(queries.values()))
+    with Retriever(shared_index) as retriever:
+        result["shared_first_sentence"] = shared_first_sentence(retriever, queries, qrels)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached index first")
@@ -79,11 +101,15 @@ def main() -> None:
     shared = run_eval(index, SHARED_QUERIES, SHARED_QRELS)
     paraphrase = run_eval(index, PARAPHRASE_QUERIES, PARAPHRASE_QRELS)
     answers = answer_agreement(index)
+    labelled = labelled_sets(corpus_index(args.rebuild, backend=args.backend, corpus=ANSWER_CORPUS), index)
     results = {
         "backend": IndexStore(index).manifest().backend,
         "shared": shared,
         "paraphrase": paraphrase,
         "answer": answers,
+        "labelled": {k: v for k, v in labelled.items() if k != "conversations"}
+        | {"conversations": {k: v for k, v in labelled["conversations"].items() if k != "rows"}},
+        "conversation_rows": labelled["conversations"]["rows"],
         "targets": TARGETS,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -95,6 +121,19 @@ def main() -> None:
         "hybrid R@1 >= dense R@1 (paraphrase)": paraphrase["hybrid"]["recall@1"] >= paraphrase["dense"]["recall@1"],
         "hybrid MRR@10 >= dense MRR@10 (paraphrase)": paraphrase["hybrid"]["mrr@10"] >= paraphrase["dense"]["mrr@10"],
         "answer starts in the top relevant abstract >= 90%": answers["share"] >= 0.90,
+        "answer block holds the marked sentence >= 80% (60 questions)": labelled["answers"]["all"]["rate"] >= 0.80,
+        "follow-ups put the right record first >= 93%": labelled["conversations"]["follow_up_right_first"]["rate"]
+        >= 0.93,
+        "topic switches equal the standalone ranking 100%": labelled["conversations"]["switch_equals_standalone"][
+            "rate"
+        ]
+        == 1.0,
+        "first answer sentence from the gold record's Results/Conclusions >= 90% (shared)": labelled[
+            "shared_first_sentence"
+        ]["rate"]
+        >= 0.90,
+        "off-topic questions refused >= 90%": labelled["refusals"]["offtopic_rate"] >= 0.90,
+        "no real question refused": labelled["refusals"]["real_refused"] == 0,
     }
     results["checks"] = checks
     path = write_results(f"quality-{results['backend']}", results)
@@ -110,6 +149,11 @@ def main() -> None:
         f"\nanswer: first sentence from the top-ranked relevant abstract in {answers['first_sentence_from_it']}"
         f"/{answers['questions_ranked_first']} = {answers['share']:.1%} (no answer: {answers['no_answer']})"
     )
+    print()
+    from answer_eval import report_lines
+
+    for line in report_lines(labelled):
+        print(line)
     print()
     for label, ok in checks.items():
         print(f"  [{'met' if ok else 'NOT met'}] {label}")

@@ -1,49 +1,199 @@
-"""Answer: the 1-3 sentences from the top passages that best answer a question, each cited.
+"""Answer: the sentences of the top abstracts that state what was found, each cited.
 
 Extractive on purpose: every word of the answer is a sentence of a cited
-abstract, so nothing is invented. Sentences are scored with the embedding
-model's cosine (computed once per search), discounted by their passage's rank
-so that a sentence from the best-ranked abstract leads unless another is
-clearly closer to the question.
+abstract, so nothing is invented. Every sentence of the top records is a
+candidate (vectors stored at build time), scored by how close it is to the
+question *and* by evidence that it reports a finding: its section (Results,
+Conclusions) and conclusion phrasing. Sentences that state an aim or ask a
+question lose: they restate the question instead of answering it. The weights
+were chosen on the dev half of ``bench/answers`` (see ``bench/tune_answers.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from .query import Answer, AnswerSentence, Hit
+from .store.snapshot import StoredSentence
 
-RANK_DISCOUNT = 0.05  # per rank below the first: sentence score x (1 - 0.05 x (rank - 1))
-MIN_SCORE = 0.30  # below this cosine a sentence does not answer the question
-RELATIVE_FLOOR = 0.12  # later sentences must be within this of the best one
+_FINDING_LABELS = ("RESULT", "CONCLUSION", "FINDING", "INTERPRETATION", "DISCUSSION", "COMMENT", "SUMMARY")
+_SETUP_LABELS = (
+    "BACKGROUND", "OBJECTIVE", "AIM", "PURPOSE", "INTRODUCTION", "METHOD", "DESIGN", "SETTING", "PATIENT",
+    "PARTICIPANT", "SUBJECT", "CONTEXT", "HYPOTHES", "MEASURE", "INTERVENTION", "MATERIAL", "PROCEDURE",
+    "RATIONALE", "IMPORTANCE", "QUESTION", "CASE", "POPULATION", "SAMPLE", "STUDY", "SEARCH", "SELECTION",
+    "EXTRACTION", "SOURCES",
+)  # fmt: skip
+
+_CONCLUSION = re.compile(
+    r"\b(?:suggest|indicate|demonstrat|conclu|show(?:s|ed|n)?|found|reveal|was associated|were associated|"
+    r"is associated|are associated|significant(?:ly)?|no (?:significant )?(?:difference|effect|benefit)|"
+    r"did not|does not|do not|was not|were not|reduc|increas|improv|lower|higher|decreas|effective|"
+    r"safe|superior|inferior|comparable|similar)",
+    re.IGNORECASE,
+)
+_AIM = re.compile(
+    r"^(?:the |our |this )?(?:aim|aims|purpose|objective|objectives|goal)s?\b"
+    r"|^(?:in this (?:study|paper|review|article)|here),? we (?:aim|sought|investigat|examin|evaluat|assess|"
+    r"determin|explor|test|review|describ|report|present|compar)"
+    r"|^we (?:aimed|sought|set out|wanted|wished|hypothesi[sz]ed|investigated whether|examined whether|"
+    r"asked whether|tested whether|evaluated whether|assessed whether)"
+    r"|^(?:this|the present|the current) (?:study|trial|review|analysis|work) (?:was designed|aimed|aims|sought|"
+    r"investigat|examin|evaluat|assess|determin|explor|compar)"
+    r"|^to (?:assess|evaluate|determine|investigate|examine|compare|explore|describe|test|identify|analy[sz]e|"
+    r"establish|characteri[sz]e|quantify|review|report|estimate|clarify|ascertain)",
+    re.IGNORECASE,
+)
 
 
-def extract_answer(hits: Sequence[Hit], *, max_sentences: int = 3, top_hits: int = 3) -> Answer:
-    """Pick the answer sentences from the sentence scores that come with each hit."""
-    candidates: list[tuple[float, float, Hit, int, int]] = []
-    for hit in hits[:top_hits]:
-        discount = 1 - RANK_DISCOUNT * (hit.rank - 1)
-        for start, end, cosine in hit.sentences:
-            candidates.append((cosine * discount, cosine, hit, start, end))
-    candidates.sort(key=lambda c: -c[0])
-    chosen: list[AnswerSentence] = []
-    seen: set[str] = set()
-    best = None
-    for score, cosine, hit, start, end in candidates:
-        if cosine < MIN_SCORE:
-            continue
-        if best is None:
-            best = score
-        elif score < best - RELATIVE_FLOOR:
+@dataclass(frozen=True)
+class AnswerWeights:
+    """How much each piece of evidence moves a sentence's score, on top of its cosine to the question."""
+
+    finding_section: float = 0.15  # Results, Conclusions, ... (+); Background, Objective, Methods, ... (-)
+    conclusion: float = 0.08  # "suggest", "was associated with", "did not", "reduced", ...
+    aim: float = 0.20  # "The aim of this study was ...", "To assess ...": restates, does not answer
+    question: float = 0.20  # a sentence that asks
+    rank: float = 0.10  # per rank below the first record
+    same_record_margin: float = 0.30  # more sentences of the top record join within this of the first
+    other_record_margin: float = 0.10  # records 2 and 3 join (one sentence each) within this of the first
+
+
+DEFAULT_WEIGHTS = AnswerWeights()
+MAX_SENTENCES = 3
+TOP_RECORDS = 3  # records whose sentences are candidates
+MIN_COSINE = 0.20  # a sentence further than this from the question does not answer it
+NEAR_DUPLICATE = 0.92  # cosine above which two sentences say the same thing
+
+
+def section_kind(label: str | None) -> int:
+    """+1 for a section that reports findings, -1 for one that sets the study up, 0 when unknown."""
+    if not label:
+        return 0
+    upper = label.upper()
+    if any(word in upper for word in _FINDING_LABELS):
+        return 1
+    if any(word in upper for word in _SETUP_LABELS):
+        return -1
+    return 0
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a sentence shows besides its cosine; the features the weights apply to."""
+
+    cosine: float
+    finding_section: int  # +1, 0, -1
+    conclusion: bool
+    aim: bool
+    question: bool
+
+    @classmethod
+    def of(cls, sentence: StoredSentence, cosine: float) -> Evidence:
+        text = sentence.text.strip()
+        return cls(
+            cosine=cosine,
+            finding_section=section_kind(sentence.section),
+            conclusion=bool(_CONCLUSION.search(text)),
+            aim=bool(_AIM.search(text)),
+            question=text.endswith("?"),
+        )
+
+    def score(self, weights: AnswerWeights, rank: int = 1) -> float:
+        return (
+            self.cosine
+            + weights.finding_section * self.finding_section
+            + weights.conclusion * self.conclusion
+            - weights.aim * self.aim
+            - weights.question * self.question
+            - weights.rank * (rank - 1)
+        )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    sentence: StoredSentence
+    evidence: Evidence
+    score: float
+    rank: int  # of its record among the hits
+
+
+def candidates(
+    hits: Sequence[Hit],
+    sentences: Mapping[str, Sequence[StoredSentence]],
+    question: np.ndarray,
+    weights: AnswerWeights = DEFAULT_WEIGHTS,
+    top_records: int = TOP_RECORDS,
+) -> list[Candidate]:
+    """Every sentence of the top records, scored, best first."""
+    ranks: dict[str, int] = {}
+    for hit in hits:
+        ranks.setdefault(hit.pmid, len(ranks) + 1)
+    out = []
+    for pmid, rank in ranks.items():
+        if rank > top_records:
             break
-        text = hit.text[start:end]
-        if text in seen:  # overlapping passages repeat a sentence
-            continue
-        seen.add(text)
-        chosen.append(AnswerSentence(text=text, pmid=hit.pmid, section=hit.section, score=score))
-        if len(chosen) == max_sentences:
+        for sentence in sentences.get(pmid, ()):
+            evidence = Evidence.of(sentence, float(sentence.vector @ question))
+            out.append(Candidate(sentence, evidence, evidence.score(weights, rank), rank))
+    out.sort(key=lambda c: -c.score)
+    return out
+
+
+def extract_answer(
+    hits: Sequence[Hit],
+    sentences: Mapping[str, Sequence[StoredSentence]],
+    question: np.ndarray,
+    weights: AnswerWeights = DEFAULT_WEIGHTS,
+    max_sentences: int = MAX_SENTENCES,
+) -> Answer:
+    """The answer block: the top record's best sentence first, then what agrees with it, best first.
+
+    After the first sentence come the best sentence of each of the next two records that state
+    something as close to the question (within a margin of the first), then the top record's next
+    best sentences within another margin; at most ``max_sentences``, never two that say the same.
+    """
+    pool = [c for c in candidates(hits, sentences, question, weights) if c.evidence.cosine >= MIN_COSINE]
+    first = next((c for c in pool if c.rank == 1), None)
+    if first is None:
+        return Answer()
+    chosen = [first]
+    for rank in range(2, TOP_RECORDS + 1):  # records that agree come first: a finding stated twice
+        best = next((c for c in pool if c.rank == rank), None)
+        close = best is not None and best.score >= first.score - weights.other_record_margin
+        if close and len(chosen) < max_sentences and not _repeats(best, chosen):  # type: ignore[arg-type]
+            chosen.append(best)  # type: ignore[arg-type]
+    for c in pool:  # then the top record's next best sentences
+        if len(chosen) >= max_sentences or c.score < first.score - weights.same_record_margin:
             break
-    return Answer(tuple(chosen))
+        if c.rank == 1 and c is not first and not _repeats(c, chosen):
+            chosen.append(c)
+    return Answer(
+        tuple(
+            AnswerSentence(text=c.sentence.text, pmid=c.sentence.pmid, section=c.sentence.section, score=c.score)
+            for c in chosen
+        )
+    )
 
 
-__all__ = ["extract_answer", "MIN_SCORE"]
+def _repeats(candidate: Candidate, chosen: Sequence[Candidate]) -> bool:
+    return any(
+        float(candidate.sentence.vector @ c.sentence.vector) >= NEAR_DUPLICATE
+        or candidate.sentence.text.strip() == c.sentence.text.strip()
+        for c in chosen
+    )
+
+
+__all__ = [
+    "extract_answer",
+    "candidates",
+    "section_kind",
+    "AnswerWeights",
+    "DEFAULT_WEIGHTS",
+    "Evidence",
+    "Candidate",
+    "MIN_COSINE",
+]

@@ -74,8 +74,10 @@ class BuildReport:
     chunks: int = 0  # passages in the index afterwards
     chunks_embedded: int = 0
     chunks_reused: int = 0
+    sentences_embedded: int = 0  # sentence vectors for the answer block (reused when their text is unchanged)
     seconds: float = 0.0
-    embed_seconds: float = 0.0
+    embed_seconds: float = 0.0  # encoding passages
+    sentence_seconds: float = 0.0  # encoding sentences
 
     @property
     def noop(self) -> bool:
@@ -104,8 +106,10 @@ class BuildReport:
             "chunks": self.chunks,
             "chunks_embedded": self.chunks_embedded,
             "chunks_reused": self.chunks_reused,
+            "sentences_embedded": self.sentences_embedded,
             "seconds": round(self.seconds, 2),
             "embed_seconds": round(self.embed_seconds, 2),
+            "sentence_seconds": round(self.sentence_seconds, 2),
             "chunks_per_second": round(self.chunks_per_second, 1),
         }
 
@@ -459,11 +463,14 @@ def _embed(
 def _store_batch(
     writer: SnapshotWriter, records: list[Record], chunks: list[Chunk], embedder: Embedder, report: BuildReport
 ) -> None:
-    """Write one batch: records, then their passages with new or reused vectors."""
+    """Write one batch: records, then their passages and sentences with new or reused vectors."""
     reuse: dict[str, np.ndarray] = {}
+    reuse_sentences: dict[str, np.ndarray] = {}
     for record in records:
         reuse.update(writer.reusable_vectors(record.pmid))
+        reuse_sentences.update(writer.reusable_sentence_vectors(record.pmid))
         writer.put_record(record)
+    _store_sentences(writer, records, chunks, embedder, report, reuse_sentences)
     hashes = [text_hash(c.embed_text) for c in chunks]
     fresh = [i for i, h in enumerate(hashes) if h not in reuse]
     vectors = np.zeros((len(chunks), writer.dimension), dtype=np.float32)
@@ -478,6 +485,37 @@ def _store_batch(
     fault_point("embed")
     report.chunks_embedded += len(fresh)
     report.chunks_reused += len(chunks) - len(fresh)
+
+
+def sentence_rows(chunks: list[Chunk]) -> list[tuple[str, int, int, str | None]]:
+    """Each sentence of the chunks' records once, ``(pmid, start, end, section)``: passages overlap."""
+    rows = {(chunk.pmid, s, e): chunk.section for chunk in chunks for s, e in chunk.sentences}
+    return [(pmid, s, e, section) for (pmid, s, e), section in sorted(rows.items())]
+
+
+def _store_sentences(
+    writer: SnapshotWriter,
+    records: list[Record],
+    chunks: list[Chunk],
+    embedder: Embedder,
+    report: BuildReport,
+    reuse: dict[str, np.ndarray],
+) -> None:
+    """Embed every sentence once (batched: these vectors are only ever compared with questions)."""
+    abstracts = {r.pmid: r.abstract for r in records}
+    rows = sentence_rows(chunks)
+    texts = [abstracts[pmid][s:e] for pmid, s, e, *_ in rows]
+    fresh = [i for i, t in enumerate(texts) if t not in reuse]
+    vectors = np.zeros((len(rows), writer.dimension), dtype=np.float32)
+    if fresh:
+        t0 = time.perf_counter()
+        vectors[fresh] = embedder.encode([texts[i] for i in fresh], exact=False)
+        report.sentence_seconds += time.perf_counter() - t0
+    for i, text in enumerate(texts):
+        if text in reuse:
+            vectors[i] = reuse[text]
+    writer.add_sentences(rows, vectors)
+    report.sentences_embedded += len(fresh)
 
 
 __all__ = [

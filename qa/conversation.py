@@ -1,9 +1,10 @@
 """Conversation: follow-up questions understood in the context of the previous turn (``qa chat``).
 
-A follow-up such as "and what about its side effects?" carries too little to
-search on its own, so the previous question of the same topic is searched
-with it. ``new_topic()`` forgets the context. The rule is deliberately
-simple and visible: every response says which query was actually searched.
+A follow-up such as "what were the side effects?" carries too little to search
+on its own, so the previous question of the same topic is searched with it.
+Which questions are follow-ups is decided by what retrieval finds, not by cue
+words; ``new_topic()`` forgets the context, and every response says which
+query was actually searched.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import shlex
 from dataclasses import dataclass, field, replace
 
 from .errors import QAError
-from .query import DEFAULT_MODE, Filters, Mode, Response, check_mode
-from .retrieve import Retriever
+from .query import DEFAULT_MODE, Filters, Hit, Mode, Response, check_mode, check_question
+from .retrieve import RELEVANCE_FLOOR, Retriever
 from .store.lexical import STOPWORDS
 
 CHAT_HELP = """Type a question and press Enter. A follow-up ("and its side effects?") is searched
@@ -38,8 +39,12 @@ _REFERRING = frozenset("it its it's they them their theirs this that these those
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9+\-]*")
 
 
-def is_follow_up(question: str) -> bool:
-    """True when a question leans on the previous one (opens with "and", "what about", refers back, or is tiny)."""
+def sounds_like_follow_up(question: str) -> bool:
+    """Whether a question's wording leans on an earlier one ("and", "what about", "it", or tiny).
+
+    Only used to tell a user that a first question has nothing to follow up; whether a later question
+    is a follow-up is decided by retrieval (``Conversation.query_for``).
+    """
     words = [w.lower() for w in _WORD.findall(question)]
     if not words:
         return False
@@ -48,6 +53,8 @@ def is_follow_up(question: str) -> bool:
         return True
     if any(w in _REFERRING for w in words) and len(content) <= 4:
         return True
+    if re.match(r"^(?:the|those|these)\b", question.strip(), re.IGNORECASE) and len(content) <= 4:
+        return True  # a definite noun phrase that points back: "the side effects?"
     return len(content) <= 2  # "side effects?", "in children?"
 
 
@@ -83,9 +90,24 @@ def parse_filters(text: str, current: Filters | None = None) -> Filters:
     return filters
 
 
+NO_EARLIER_QUESTION = "This reads like a follow-up, but there is no earlier question: searched it on its own."
+# How much closer a question must be to the records it finds alone than to the topic's records to
+# start a new topic (cosines; chosen on the dev conversations of bench/answers: follow-ups <= 0.13,
+# topic switches >= 0.57 there).
+NEW_TOPIC_GAP = 0.30
+
+
 @dataclass
 class Conversation:
-    """Questions in a row against one Retriever, with the settings ``qa chat`` can change."""
+    """Questions in a row against one Retriever, with the settings ``qa chat`` can change.
+
+    Whether a question follows up on the previous topic is decided by retrieval, not by cue words:
+    the question is searched alone, and its closeness to the records it finds is compared with its
+    closeness to the records that answered the topic. A follow-up ("was the pain reduction
+    significant?") is about as close to the topic's records as to anything else; a new subject finds
+    its own records far more closely, and then gets exactly the hits it would get asked on its own.
+    Every response says what was searched.
+    """
 
     retriever: Retriever
     k: int = 5
@@ -93,25 +115,45 @@ class Conversation:
     filters: Filters = field(default_factory=Filters)
     all_passages: bool = False
     topic: list[str] = field(default_factory=list)  # standalone questions so far; the last one anchors follow-ups
+    topic_pmids: frozenset[str] = frozenset()  # the records that answered the last standalone question
+    new_topic_gap: float = NEW_TOPIC_GAP
 
     def query_for(self, question: str) -> str | None:
-        """The expanded query for a follow-up, or None when the question stands alone."""
-        if self.topic and is_follow_up(question):
-            return f"{self.topic[-1]} {question}"
-        return None
+        """The query to search for ``question``: the topic's question with it for a follow-up, else None."""
+        if not self.topic:
+            return None
+        question = check_question(question)
+        context = f"{self.topic[-1]} {question}"
+        alone = self.retriever.search(question, 3, mode=self.mode, filters=self.filters, highlight=False)
+        if not alone or alone[0].pmid in self.topic_pmids or alone[0].cosine is None:
+            return context  # on its own it finds nothing, or the same records: stay on the topic
+        if alone[0].cosine < RELEVANCE_FLOOR:
+            return context  # too vague to stand alone ("and their safety?"): it leans on the topic
+        # A new subject finds its own records far more closely than the topic's; a follow-up does not.
+        to_topic = self.retriever.closeness(question, sorted(self.topic_pmids))
+        return None if alone[0].cosine - to_topic >= self.new_topic_gap else context
 
     def ask(self, question: str) -> Response:
-        question = " ".join(question.split())
+        question = check_question(question)
         query = self.query_for(question)
         response = self.retriever.ask(
             question, self.k, mode=self.mode, filters=self.filters, all_passages=self.all_passages, query=query
         )
         if query is None:  # a standalone question becomes the anchor for the follow-ups after it
+            if not self.topic and sounds_like_follow_up(question):
+                note = f"{NO_EARLIER_QUESTION} {response.note}" if response.note else NO_EARLIER_QUESTION
+                response = replace(response, note=note)
             self.topic.append(question)
+            cited = {s.pmid for s in response.answer.sentences}
+            self.topic_pmids = frozenset(cited | ({response.hits[0].pmid} if response.hits else set()))
         return response
+
+    def _search(self, text: str) -> list[Hit]:
+        return self.retriever.search(text, 3, mode=self.mode, filters=self.filters, highlight=False)
 
     def new_topic(self) -> None:
         self.topic.clear()
+        self.topic_pmids = frozenset()
 
     def set_mode(self, mode: str) -> None:
         self.mode = check_mode(mode)
@@ -148,4 +190,4 @@ class Conversation:
         raise QAError(f"Unknown command {cmd}; type /help")
 
 
-__all__ = ["Conversation", "is_follow_up", "parse_filters", "CHAT_HELP", "DEFAULT_MODE"]
+__all__ = ["Conversation", "sounds_like_follow_up", "parse_filters", "CHAT_HELP", "NO_EARLIER_QUESTION", "DEFAULT_MODE"]

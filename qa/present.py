@@ -89,6 +89,10 @@ def render_answer(console: Console, answer: Answer) -> None:
 def render_response(console: Console, response: Response) -> None:
     if response.query and response.query != response.question:
         console.print(Text(f"(searched: {response.query})", style="dim"), soft_wrap=True)
+    if response.note:
+        console.print(Text(response.note, style="yellow" if not response.hits else "dim"), soft_wrap=True)
+        if not response.hits:
+            return
     if response.hits:
         render_answer(console, response.answer)
     elif response.filters:
@@ -157,6 +161,9 @@ def render_report(console: Console, report: BuildReport) -> None:
             f"  embedded {report.chunks_embedded:,} passages in {report.embed_seconds:.1f} s "
             f"({report.chunks_per_second:.1f} passages/s), reused {report.chunks_reused:,}"
         )
+    if report.sentences_embedded:
+        seconds = report.sentence_seconds
+        lines.append(f"  embedded {report.sentences_embedded:,} sentences for answers in {seconds:.1f} s")
     lines.append(f"  {report.seconds:.1f} s in all")
     for i, line in enumerate(lines):
         console.print(Text(line, style="bold green" if i == 0 else ""), soft_wrap=True)

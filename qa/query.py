@@ -89,6 +89,7 @@ class Hit:
     end: int = 0
     highlight: tuple[int, int] | None = None  # best-matching sentence, offsets into ``text``
     sentences: tuple[tuple[int, int, float], ...] = field(default=(), repr=False)  # (start, end, cosine) in ``text``
+    cosine: float | None = None  # of the question and this passage
 
     @property
     def best_sentence(self) -> str | None:
@@ -146,15 +147,17 @@ class Response:
     mode: str = "hybrid"
     query: str | None = None  # what was searched, when a follow-up was expanded with earlier context
     filters: Filters = field(default_factory=Filters)
+    note: str | None = None  # why there are no hits, or how a follow-up was read
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``qa ask --json`` object: ``question``, ``hits``, ``answer``, ``mode``, ``query``."""
+        """The ``qa ask --json`` object: ``question``, ``query``, ``mode``, ``answer``, ``hits``, ``note``."""
         return {
             "question": self.question,
             "query": self.query or self.question,
             "mode": self.mode,
             "answer": self.answer.to_dict(),
             "hits": [h.to_dict() for h in self.hits],
+            "note": self.note,
         }
 
 

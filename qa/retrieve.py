@@ -9,21 +9,25 @@ searches, so k results come back even when most records are filtered out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from .answer import extract_answer
+from .answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer
 from .embed import Embedder, check_same_model
 from .query import DEFAULT_MODE, MODES, Filters, Hit, Mode, Response, check_k, check_mode, check_question
 from .records import pubmed_url
-from .store import IndexStore, Manifest, Snapshot, StoredChunk, set_threads
-from .store.snapshot import PassageScores
+from .store import IndexStore, Manifest, Snapshot, set_threads
+from .store.snapshot import PassageScores, StoredSentence
 
 EXACT_FILTER_LIMIT = 20_000  # filtered searches over at most this many passages are scored exactly
 SEARCH_DEPTH = 50  # records each side contributes before fusion (at least 4 x k)
+RELEVANCE_FLOOR = 0.40  # cosine of the best passage below which nothing is shown (bench/answers/offtopic.jsonl)
+NAMED_FLOOR = 0.50  # ... and below which a question naming something no record mentions is refused
+NOTHING_RELEVANT = "Nothing in this collection answers that; try other words, or index more records."
 
 
 @dataclass(frozen=True)
@@ -128,20 +132,25 @@ class Retriever:
         filters: Filters | None = None,
         all_passages: bool = False,
         query: str | None = None,
+        relevance_floor: float | None = RELEVANCE_FLOOR,
+        answer_weights: AnswerWeights | None = None,
     ) -> Response:
         """Ranked passages plus a cited extractive answer (what ``qa ask`` shows).
 
-        ``query``, when given, is searched instead of ``question`` (a follow-up expanded with context).
+        ``query``, when given, is searched instead of ``question`` (a follow-up with its context): the
+        earlier question steers which records are found, the follow-up's own words which sentences
+        answer. When even the best passage is further from the question than ``relevance_floor``
+        (a cosine), the response holds no hits and says that nothing relevant was found; None lists
+        whatever ranks first.
         """
-        hits = self.search(query or question, k, mode=mode, filters=filters, all_passages=all_passages)
-        return Response(
-            question=question,
-            hits=hits,
-            answer=extract_answer(hits),
-            mode=mode,
-            query=query,
-            filters=filters or Filters(),
-        )
+        question = check_question(question)
+        found = self._search(query or question, k, mode=mode, filters=filters, all_passages=all_passages)
+        filters = filters or Filters()
+        if relevance_floor is not None and found.hits and not self._relevant(question, found.hits[0], relevance_floor):
+            return Response(question, [], mode=mode, query=query, filters=filters, note=NOTHING_RELEVANT)
+        question_vector = found.query_vector if query is None else self.embedder.encode([question])[0]
+        answer = extract_answer(found.hits, found.sentences, question_vector, answer_weights or DEFAULT_WEIGHTS)
+        return Response(question, found.hits, answer, mode=mode, query=query, filters=filters)
 
     def search(
         self,
@@ -153,13 +162,30 @@ class Retriever:
         all_passages: bool = False,
         highlight: bool = True,
     ) -> list[Hit]:
-        """The ``k`` best passages for ``question``; by default the single best passage per PMID."""
+        """The ``k`` best passages for ``question``; by default the single best passage per PMID.
+
+        ``highlight=False`` skips reading sentences (no ``Hit.highlight``): for evaluations.
+        """
+        return self._search(
+            question, k, mode=mode, filters=filters, all_passages=all_passages, sentences=highlight
+        ).hits
+
+    def _search(
+        self,
+        question: str,
+        k: int,
+        *,
+        mode: Mode,
+        filters: Filters | None,
+        all_passages: bool,
+        sentences: bool = True,
+    ) -> _Found:
         question, k, mode = check_question(question), check_k(k), check_mode(mode)
         snapshot = self.snapshot  # one consistent snapshot for the whole question
         query = self.embedder.encode([question])[0]
         allowed = self._allowed(snapshot, filters)
         if allowed is not None and not allowed[0]:
-            return []
+            return _Found([], query, {})
         allowed_pmids, allowed_chunks = allowed if allowed is not None else (None, None)
 
         depth = max(SEARCH_DEPTH, 4 * k)
@@ -173,9 +199,28 @@ class Retriever:
         best_dense = _best_per_record(passages)
         record_score = self._record_scores(snapshot, question, mode, best_dense, lexical)
         ranked = _rank_passages(passages, record_score, best_dense, mode, all_passages)[:k]
-        return self._hits(snapshot, query, ranked, highlight)
+        pmids = list(dict.fromkeys(passages[cid][0] for cid, _ in ranked)) if sentences else []
+        stored = snapshot.passages.sentences(pmids)
+        return _Found(self._hits(snapshot, query, ranked, passages, stored), query, stored)
 
     # -- the steps of a search ---------------------------------------------
+
+    def closeness(self, question: str, pmids: Sequence[str]) -> float:
+        """The cosine of ``question`` with the closest passage of the given records (-1 when none)."""
+        if not pmids:
+            return -1.0
+        vector = self.embedder.encode([check_question(question)])[0]
+        scores = self.snapshot.dense_scores_of_records(vector, list(pmids))
+        return max((s for _, s in scores.values()), default=-1.0)
+
+    def _relevant(self, question: str, top: Hit, floor: float) -> bool:
+        """Whether the best hit is close enough to be worth showing: near enough in meaning, and not a
+        loose match for a question about something (a disease, a place) that no record names."""
+        if top.cosine is None:
+            return True
+        if top.cosine < floor:
+            return False
+        return top.cosine >= max(floor, NAMED_FLOOR) or not self.snapshot.lexical.absent_names(question)
 
     @staticmethod
     def _allowed(snapshot: Snapshot, filters: Filters | None) -> tuple[list[str], np.ndarray] | None:
@@ -248,15 +293,21 @@ class Retriever:
             snapshot.lexical.ceiling(question),
         )
 
+    @staticmethod
     def _hits(
-        self, snapshot: Snapshot, query: np.ndarray, ranked: list[tuple[int, float]], highlight: bool
+        snapshot: Snapshot,
+        query: np.ndarray,
+        ranked: list[tuple[int, float]],
+        passages: PassageScores,
+        sentences: dict[str, list[StoredSentence]],
     ) -> list[Hit]:
         stored = snapshot.passages.chunks([cid for cid, _ in ranked])
-        chunks = [stored[cid] for cid, _ in ranked]
-        scored = self._sentence_scores(query, chunks) if highlight else [()] * len(chunks)
         hits = []
-        for rank, ((_, score), chunk, sentences) in enumerate(zip(ranked, chunks, scored), start=1):
-            mark = max(sentences, key=lambda t: t[2])[:2] if sentences else None
+        for rank, (cid, score) in enumerate(ranked, start=1):
+            chunk = stored[cid]
+            inside = [s for s in sentences.get(chunk.pmid, ()) if chunk.start <= s.start and s.end <= chunk.end]
+            scored = tuple((s.start - chunk.start, s.end - chunk.start, float(s.vector @ query)) for s in inside)
+            mark = max(scored, key=lambda t: t[2])[:2] if scored else None
             hits.append(
                 Hit(
                     rank=rank,
@@ -272,24 +323,11 @@ class Retriever:
                     start=chunk.start,
                     end=chunk.end,
                     highlight=mark,
-                    sentences=sentences,
+                    sentences=scored,
+                    cosine=passages[cid][1],
                 )
             )
         return hits
-
-    def _sentence_scores(
-        self, query: np.ndarray, chunks: list[StoredChunk]
-    ) -> list[tuple[tuple[int, int, float], ...]]:
-        """Cosine of the question with every sentence of each passage, scored with the same model."""
-        texts = [c.text[s:e] for c in chunks for s, e in c.sentences]
-        if not texts:
-            return [()] * len(chunks)
-        scores = self.embedder.encode(texts, exact=False) @ query
-        out, j = [], 0
-        for c in chunks:
-            out.append(tuple((s, e, float(scores[j + i])) for i, (s, e) in enumerate(c.sentences)))
-            j += len(c.sentences)
-        return out
 
     def close(self) -> None:
         self.snapshot.close()
@@ -299,6 +337,15 @@ class Retriever:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class _Found:
+    """One search: the hits, the question's vector, and the stored sentences of the hits' records."""
+
+    hits: list[Hit]
+    query_vector: np.ndarray
+    sentences: dict[str, list[StoredSentence]]
 
 
 def _best_per_record(passages: PassageScores) -> dict[str, float]:

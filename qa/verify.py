@@ -96,6 +96,11 @@ def _check_contents(report: VerifyReport, store: IndexStore, manifest: Manifest)
         f"{facts.lexical_rows} lexical rows for {facts.records} records",
     )
     report.check(
+        facts.sentence_records == facts.records,
+        f"sentence vectors for all {facts.records:,} records",
+        f"{facts.records - facts.sentence_records} records without sentence vectors",
+    )
+    report.check(
         (facts.records, len(rows)) == (manifest.records, manifest.chunks),
         "counts match the manifest",
         f"manifest says {manifest.records} records / {manifest.chunks} passages, found {facts.records} / {len(rows)}",

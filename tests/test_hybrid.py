@@ -6,20 +6,22 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from qa import Retriever
-from qa.answer import MIN_SCORE, extract_answer
+from qa.answer import MIN_COSINE, extract_answer, section_kind
 from qa.cli import app
-from qa.conversation import Conversation, is_follow_up, parse_filters
+from qa.conversation import NO_EARLIER_QUESTION, Conversation, parse_filters, sounds_like_follow_up
 from qa.embed import Embedder
 from qa.errors import QAError
 from qa.evaluate import evaluate, score_ranking
 from qa.query import Filters, Hit
 from qa.records import Record
-from qa.retrieve import Fusion, fuse
+from qa.retrieve import NOTHING_RELEVANT, Fusion, fuse
 from qa.store.lexical import match_expression, terms
+from qa.store.snapshot import StoredSentence
 
 from .conftest import IL6_QUESTION, SEED_PMID, SUBSET_SIZE
 
@@ -146,33 +148,95 @@ def test_parse_filters() -> None:
 # ------------------------------------------------------------------ answers
 
 
-def make_hit(rank: int, pmid: str, sentences: list[tuple[str, float]]) -> Hit:
-    text, spans, pos = "", [], 0
-    for sentence, score in sentences:
-        if text:
-            text += " "
-            pos += 1
-        spans.append((pos, pos + len(sentence), score))
-        text += sentence
-        pos += len(sentence)
-    return Hit(rank=rank, pmid=pmid, title=None, journal=None, year=None, section="RESULTS", text=text,
-               score=1.0 / rank, url="", sentences=tuple(spans))  # fmt: skip
+def make_hit(rank: int, pmid: str) -> Hit:
+    return Hit(rank=rank, pmid=pmid, title=None, journal=None, year=None, section=None, text="", score=1.0 / rank,
+               url="")  # fmt: skip
 
 
-def test_extract_answer_picks_cited_sentences() -> None:
-    hits = [
-        make_hit(1, "1", [("Background words.", 0.2), ("Drug X lowers CRP.", 0.71)]),
-        make_hit(2, "2", [("Drug X also lowers IL-6.", 0.66), ("Unrelated.", 0.1)]),
-        make_hit(3, "3", [("Drug X lowers CRP.", 0.70)]),  # repeated sentence is not repeated
-        make_hit(4, "4", [("Beyond the top three passages.", 0.99)]),
-    ]
-    answer = extract_answer(hits)
-    assert [s.pmid for s in answer.sentences] == ["1", "2"]
-    assert answer.text == "Drug X lowers CRP. [1] Drug X also lowers IL-6. [2]"
-    assert answer.to_dict()["sentences"][0] == {"text": "Drug X lowers CRP.", "pmid": "1", "section": "RESULTS",
-                                                "score": 0.71}  # fmt: skip
-    assert extract_answer([make_hit(1, "1", [("Nothing close.", MIN_SCORE - 0.01)])]).sentences == ()
-    assert len(extract_answer([make_hit(1, "1", [(f"S{i}.", 0.6) for i in range(6)])]).sentences) == 3
+def sentences_of(pmid: str, rows: list[tuple[str, str | None, float]], axis: int = 1) -> list[StoredSentence]:
+    """Sentences with exactly the given cosine to the question vector ``e0`` (each on its own axis)."""
+    out, start = [], 0
+    for i, (text, section, cosine) in enumerate(rows):
+        vector = np.zeros(64, dtype=np.float32)
+        vector[0], vector[axis + i] = cosine, math.sqrt(1 - cosine**2)
+        out.append(StoredSentence(pmid, start, start + len(text), text, section, vector))
+        start += len(text) + 1
+    return out
+
+
+QUESTION = np.eye(64, dtype=np.float32)[0]
+
+
+def answer_for(records: dict[str, list[tuple[str, str | None, float]]]) -> list[tuple[str, str]]:
+    hits = [make_hit(rank, pmid) for rank, pmid in enumerate(records, start=1)]
+    stored = {pmid: sentences_of(pmid, rows, axis=1 + 10 * i) for i, (pmid, rows) in enumerate(records.items())}
+    return [(s.pmid, s.text) for s in extract_answer(hits, stored, QUESTION).sentences]
+
+
+def test_a_finding_beats_the_aim_that_restates_the_question() -> None:
+    got = answer_for({"1": [
+        ("The aim of this study was to assess whether statins prevent AF after CABG.", "OBJECTIVE", 0.72),
+        ("Patients were randomised to atorvastatin or placebo.", "METHODS", 0.55),
+        ("Preoperative statin therapy reduced AF after CABG (18% vs 31%).", "RESULTS", 0.60),
+    ]})  # fmt: skip
+    assert got[0] == ("1", "Preoperative statin therapy reduced AF after CABG (18% vs 31%).")
+    assert ("1", "The aim of this study was to assess whether statins prevent AF after CABG.") not in got
+
+
+def test_an_aim_statement_loses_even_without_section_labels() -> None:
+    got = answer_for({"1": [
+        ("We investigated whether zinc shortens colds.", None, 0.70),
+        ("Zinc shortened colds by two days.", None, 0.62),
+        ("More work is needed.", None, 0.30),
+    ]})  # fmt: skip
+    assert got[0] == ("1", "Zinc shortened colds by two days.")
+
+
+def test_unstructured_abstracts_pick_the_finding_by_its_wording() -> None:
+    # no section labels: the background sentence and the finding differ only in what they say
+    got = answer_for({"1": [
+        ("To determine whether IL-6 blockade prolongs survival in myeloma, we reviewed trials.", None, 0.66),
+        ("IL-6 is a cytokine produced in the bone marrow.", None, 0.45),
+        ("IL-6 blockade did not prolong survival in myeloma despite full CRP suppression.", None, 0.60),
+    ]})  # fmt: skip
+    assert got[0] == ("1", "IL-6 blockade did not prolong survival in myeloma despite full CRP suppression.")
+
+
+def test_a_closing_question_is_not_the_answer() -> None:
+    got = answer_for({"1": [
+        ("Bisphosphonates lowered fracture rates by 40%.", "RESULTS", 0.55),
+        ("Should all women over 65 take bisphosphonates?", "CONCLUSIONS", 0.68),
+    ]})  # fmt: skip
+    assert got[0] == ("1", "Bisphosphonates lowered fracture rates by 40%.")
+
+
+def test_agreeing_records_add_one_sentence_each_and_the_first_is_from_the_top_record() -> None:
+    got = answer_for({
+        "1": [("Drug X lowered CRP in adults.", "RESULTS", 0.60), ("Background on CRP.", "BACKGROUND", 0.30)],
+        "2": [("Drug X lowered CRP in children.", "RESULTS", 0.75), ("Drug X lowered CRP again.", "RESULTS", 0.74)],
+        "3": [("Nothing close here.", "RESULTS", 0.10)],
+        "4": [("Beyond the top three records.", "RESULTS", 0.99)],
+    })  # fmt: skip
+    assert got == [("1", "Drug X lowered CRP in adults."), ("2", "Drug X lowered CRP in children.")]
+
+
+def test_near_duplicates_are_not_repeated_and_nothing_close_gives_no_answer() -> None:
+    hits = [make_hit(1, "1"), make_hit(2, "2")]
+    one = sentences_of("1", [("Drug X lowers CRP.", "RESULTS", 0.7)], axis=1)
+    same = [StoredSentence("2", 0, 18, "Drug X lowers CRP.", "RESULTS", one[0].vector)]
+    answer = extract_answer(hits, {"1": one, "2": same}, QUESTION)
+    assert [s.pmid for s in answer.sentences] == ["1"]
+    assert answer.text == "Drug X lowers CRP. [1]"
+    assert answer.to_dict()["sentences"][0]["pmid"] == "1"
+    assert set(answer.to_dict()["sentences"][0]) == {"text", "pmid", "section", "score"}
+    far = sentences_of("1", [("Unrelated.", "RESULTS", MIN_COSINE - 0.01)])
+    assert extract_answer([make_hit(1, "1")], {"1": far}, QUESTION).sentences == ()
+
+
+def test_section_kinds() -> None:
+    assert [section_kind(x) for x in ("RESULTS", "Conclusions", "METHODS AND RESULTS", "FINDINGS")] == [1, 1, 1, 1]
+    assert [section_kind(x) for x in ("BACKGROUND", "OBJECTIVE", "AIMS", "DESIGN", "SETTING")] == [-1] * 5
+    assert section_kind(None) == 0 and section_kind("LEVEL OF EVIDENCE") == 0
 
 
 def test_ask_returns_an_answer_citing_the_seed(retriever: Retriever) -> None:
@@ -183,30 +247,65 @@ def test_ask_returns_an_answer_citing_the_seed(retriever: Retriever) -> None:
     data = response.to_dict()
     assert set(data) >= {"question", "hits", "answer", "mode"} and data["mode"] == "hybrid"
     assert set(data["answer"]) == {"text", "sentences"}
+    assert set(data["answer"]["sentences"][0]) >= {"text", "pmid", "section", "score"}
 
 
 # ------------------------------------------------------------- conversation
 
 
-def test_follow_up_detection() -> None:
-    assert is_follow_up("and what about its side effects?")
-    assert is_follow_up("What about children?")
-    assert is_follow_up("Is it safe?")
-    assert not is_follow_up(IL6_QUESTION)
-    assert not is_follow_up("Does tocilizumab cause liver injury in rheumatoid arthritis?")
+def test_follow_up_wording_only_matters_for_a_first_question() -> None:
+    assert sounds_like_follow_up("and what about its side effects?")
+    assert sounds_like_follow_up("What about children?")
+    assert sounds_like_follow_up("the side effects?")
+    assert not sounds_like_follow_up(IL6_QUESTION)
 
 
-def test_conversation_carries_context_until_new_topic(retriever: Retriever) -> None:
+DEXAMETHASONE = "Is dexamethasone an effective alternative to prednisone for asthma exacerbations in children?"
+
+
+def test_follow_ups_without_cue_words_keep_the_thread(retriever: Retriever) -> None:
     talk = Conversation(retriever, k=3)
-    first = talk.ask(IL6_QUESTION)
-    assert first.query is None
-    follow = talk.ask("and what about their safety?")
-    assert follow.query == f"{IL6_QUESTION} and what about their safety?"
-    assert follow.hits[0].pmid == SEED_PMID  # alone, "their safety" would not find it
-    alone = retriever.search("and what about their safety?", k=3)
-    assert SEED_PMID not in [h.pmid for h in alone]
+    first = talk.ask(DEXAMETHASONE)
+    assert first.query is None and first.hits[0].pmid == "24785562"
+    follow = talk.ask("what were the side effects?")  # no cue word, no pronoun
+    assert follow.query == f"{DEXAMETHASONE} what were the side effects?"
+    assert follow.hits[0].pmid == "24785562"
+    # the follow-up's own words choose the sentence: the one about vomiting, not the trial's design
+    assert "vomiting" in follow.answer.sentences[0].text and follow.answer.sentences[0].pmid == "24785562"
+    alone = retriever.search("what were the side effects?", k=3)
+    assert "24785562" not in [h.pmid for h in alone]
+
+
+def test_a_new_subject_gets_exactly_its_standalone_hits(retriever: Retriever) -> None:
+    talk = Conversation(retriever, k=5)
+    talk.ask(DEXAMETHASONE)
+    switch = talk.ask(IL6_QUESTION)
+    alone = retriever.ask(IL6_QUESTION, k=5)
+    assert switch.query is None
+    assert [(h.pmid, h.text, h.score) for h in switch.hits] == [(h.pmid, h.text, h.score) for h in alone.hits]
+    assert switch.answer == alone.answer
+    follow = talk.ask("and what about their safety?")  # now follows the new topic
+    assert follow.query == f"{IL6_QUESTION} and what about their safety?" and follow.hits[0].pmid == SEED_PMID
     talk.new_topic()
     assert talk.ask("and what about their safety?").query is None
+
+
+def test_a_first_question_that_reads_like_a_follow_up_says_so(retriever: Retriever) -> None:
+    response = Conversation(retriever).ask("and what about their safety?")
+    assert response.query is None and response.note is not None and response.note.startswith(NO_EARLIER_QUESTION)
+    assert Conversation(retriever).ask(IL6_QUESTION).note is None
+
+
+def test_nothing_relevant_is_one_line_not_junk(retriever: Retriever, small_index: Path) -> None:
+    for junk in ("what is the", "*", "best pizza in Rome", "How long is the incubation period of Ebola?"):
+        response = retriever.ask(junk, k=5)
+        assert response.hits == [] and response.note == NOTHING_RELEVANT and response.answer.sentences == ()
+    assert retriever.ask("best pizza in Rome", relevance_floor=None).hits  # the floor can be lifted
+    assert retriever.ask(IL6_QUESTION).hits[0].pmid == SEED_PMID
+    result = runner.invoke(app, ["ask", "best pizza in Rome", "--index", str(small_index)])
+    assert result.exit_code == 0 and result.stdout.strip() == NOTHING_RELEVANT
+    data = json.loads(runner.invoke(app, ["ask", "best pizza in Rome", "--index", str(small_index), "--json"]).stdout)
+    assert data["hits"] == [] and data["note"] == NOTHING_RELEVANT
 
 
 def test_chat_json_script_with_commands(small_index: Path) -> None:

@@ -148,6 +148,11 @@ class LexicalIndex:
                 total += idf * (BM25_K1 + 1) * max(COLUMN_WEIGHTS)
         return total
 
+    def absent_names(self, question: str) -> list[str]:
+        """Capitalised words inside the question (names: "Ebola", "Kawasaki") that no record contains."""
+        names = re.findall(r"(?<=[\w,;:)] )([A-Z][\w'\-]*)", question)
+        return [name for name in names if all(self._document_frequency(t) == 0 for t in terms(name))]
+
     def _document_frequency(self, term: str) -> int:
         # A snapshot never changes, so counts can be kept for the life of this reader.
         n = self._df_cache.get(term)

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import IndexStoreError
 from .vectors import DEFAULT_NPROBE
 
-FORMAT_VERSION = 3  # 2: FTS5 lexical table; 3: content hashes for incremental builds
+FORMAT_VERSION = 4  # 2: FTS5 lexical table; 3: content hashes for incremental builds; 4: sentence vectors
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Manifest:
             found = data.get("format_version") if isinstance(data, dict) else None
             raise IndexStoreError(
                 f"{path}: index format {found!r} is not supported by this version (expected {FORMAT_VERSION}); "
-                "rebuild the index with qa build"
+                "rebuild the index with qa build --full"
             )
         known = {f for f in cls.__dataclass_fields__}
         try:

@@ -49,7 +49,17 @@ CREATE TABLE chunks (
     text_hash TEXT NOT NULL        -- hash of the embedded text: its vector can be reused
 );
 CREATE INDEX chunks_pmid ON chunks(pmid);
+CREATE TABLE sentences (
+    pmid      TEXT NOT NULL REFERENCES records(pmid),
+    start     INTEGER NOT NULL,    -- offsets into records.abstract
+    end       INTEGER NOT NULL,
+    section   TEXT,
+    vector    BLOB NOT NULL,       -- float16, unit length: scored against questions for the answer block
+    PRIMARY KEY (pmid, start)
+) WITHOUT ROWID;
 """
+
+SENTENCE_DTYPE = np.float16  # half the size of float32; cosines move by ~1e-3, far below what ranks them
 
 PassageScores = dict[int, tuple[str, float]]  # chunk id -> (pmid, cosine)
 SQL_BATCH = 900  # stay under SQLite's variable limit
@@ -74,6 +84,18 @@ class StoredChunk:
 
 
 @dataclass(frozen=True)
+class StoredSentence:
+    """A sentence of an abstract with its vector, for choosing the sentences that answer."""
+
+    pmid: str
+    start: int  # offsets into the record's abstract
+    end: int
+    text: str
+    section: str | None
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
 class Consistency:
     """Counts ``qa verify`` compares: rows against vectors, records against passages and lexical rows."""
 
@@ -83,6 +105,7 @@ class Consistency:
     orphan_chunks: int  # passages whose record is missing
     bare_records: int  # records without passages
     lexical_rows: int
+    sentence_records: int  # records with stored sentences (every record should have them)
 
 
 def _record_from_row(row: Sequence[Any]) -> Record:
@@ -146,6 +169,7 @@ class Passages:
                 self._query("SELECT COUNT(*) FROM records WHERE pmid NOT IN (SELECT pmid FROM chunks)")[0][0]
             ),
             lexical_rows=int(self._query("SELECT COUNT(*) FROM lexical")[0][0]),
+            sentence_records=int(self._query("SELECT COUNT(DISTINCT pmid) FROM sentences")[0][0]),
         )
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
@@ -209,6 +233,23 @@ class Passages:
             marks = ",".join("?" * len(batch))
             for pmid, cid in self._query(f"SELECT pmid, id FROM chunks WHERE pmid IN ({marks})", batch):
                 out.setdefault(pmid, []).append(cid)
+        return out
+
+    def sentences(self, pmids: Sequence[str]) -> dict[str, list[StoredSentence]]:
+        """Every stored sentence of the given records, in abstract order, with its vector."""
+        out: dict[str, list[StoredSentence]] = {p: [] for p in pmids}
+        if not pmids:
+            return out
+        marks = ",".join("?" * len(pmids))
+        abstracts = dict(self._query(f"SELECT pmid, abstract FROM records WHERE pmid IN ({marks})", list(pmids)))
+        rows = self._query(
+            f"SELECT pmid, start, end, section, vector FROM sentences WHERE pmid IN ({marks}) ORDER BY pmid, start",
+            list(pmids),
+        )
+        for pmid, start, end, section, blob in rows:
+            vector = np.frombuffer(blob, dtype=SENTENCE_DTYPE).astype(np.float32)
+            text = abstracts[pmid][start:end]
+            out[pmid].append(StoredSentence(pmid, start, end, text, section, vector))
         return out
 
     def text_hashes(self, pmid: str) -> dict[int, str]:
@@ -281,4 +322,4 @@ class Snapshot:
         return {cid: (p, float(s)) for (p, cid), s in zip(flat, scores)}
 
 
-__all__ = ["Snapshot", "Passages", "StoredChunk", "Consistency", "SCHEMA"]
+__all__ = ["Snapshot", "Passages", "StoredChunk", "StoredSentence", "Consistency", "SCHEMA", "SENTENCE_DTYPE"]

@@ -28,7 +28,7 @@ from ..records import Record, record_from_dict, record_to_dict
 from .layout import MANIFEST, PASSAGES, VECTORS
 from .lexical import LexicalIndex
 from .manifest import Manifest, file_facts
-from .snapshot import SCHEMA, Snapshot
+from .snapshot import SCHEMA, SENTENCE_DTYPE, Snapshot
 from .vectors import VectorIndex, resolve_index_type
 
 if TYPE_CHECKING:
@@ -197,11 +197,30 @@ class SnapshotWriter:
         vectors = self.vectors.vectors([r[0] for r in rows])
         return {h: vectors[i] for i, (_, h) in enumerate(rows)}
 
+    def reusable_sentence_vectors(self, pmid: str) -> dict[str, np.ndarray]:
+        """Vectors of a record's current sentences by their text."""
+        row = self.db.execute("SELECT abstract FROM records WHERE pmid=?", (pmid,)).fetchone()
+        if row is None:
+            return {}
+        rows = self.db.execute("SELECT start, end, vector FROM sentences WHERE pmid=?", (pmid,)).fetchall()
+        return {row[0][s:e]: np.frombuffer(v, dtype=SENTENCE_DTYPE).astype(np.float32) for s, e, v in rows}
+
     def _remove_chunks(self, pmid: str) -> None:
         ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE pmid=?", (pmid,))]
         if ids:
             self.vectors.remove(ids)
             self.db.execute("DELETE FROM chunks WHERE pmid=?", (pmid,))
+        self.db.execute("DELETE FROM sentences WHERE pmid=?", (pmid,))
+
+    def add_sentences(self, rows: Sequence[tuple[str, int, int, str | None]], vectors: np.ndarray) -> None:
+        """Store sentences ``(pmid, start, end, section)`` with their vectors."""
+        if len(rows) != len(vectors):
+            raise ValueError("one vector per sentence")
+        half = np.asarray(vectors, dtype=SENTENCE_DTYPE)
+        self.db.executemany(
+            "INSERT OR REPLACE INTO sentences VALUES (?,?,?,?,?)",
+            [(*row, half[i].tobytes()) for i, row in enumerate(rows)],
+        )
 
     def put_record(self, record: Record) -> None:
         """Store a record (replacing an older version and its passages) and index it lexically."""

@@ -1,0 +1,186 @@
+"""What a user reads first, measured on the hand-labelled sets in bench/answers/ (for quality.py, tune_answers.py).
+
+- answer: does the answer block hold a marked answer sentence (60 questions, and the 30 follow-ups)?
+- follow-ups: is the right record first after a follow-up; do topic switches get the standalone ranking?
+- nothing relevant: are the 30 off-topic questions refused, and is any real question refused?
+- shared: on the 1,000 shared questions, is the first answer sentence from the gold record's Results or
+  Conclusions?
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import BENCH
+
+ANSWERS = BENCH / "answers"
+
+
+def load(name: str) -> list[dict[str, Any]]:
+    with open(ANSWERS / name, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def same(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def holds(answer_texts: list[str], marked: list[str]) -> bool:
+    return any(same(t, m) for t in answer_texts for m in marked)
+
+
+@dataclass
+class Cached:
+    """One retrieval, kept so that answer weights can be tried without searching again."""
+
+    item: dict[str, Any]
+    hits: list[Any]
+    sentences: dict[str, Any]
+    question_vector: np.ndarray
+
+
+def cache_questions(retriever: Any, items: list[dict[str, Any]]) -> list[Cached]:
+    out = []
+    for item in items:
+        found = retriever._search(item["question"], 5, mode="hybrid", filters=None, all_passages=False)
+        out.append(Cached(item, found.hits, found.sentences, found.query_vector))
+    return out
+
+
+def answer_rate(cached: list[Cached], weights: Any = None) -> dict[str, Any]:
+    """Share of questions whose answer block holds a marked sentence, overall and by kind and split."""
+    from qa.answer import DEFAULT_WEIGHTS, extract_answer
+
+    tally: Counter[str] = Counter()
+    totals: Counter[str] = Counter()
+    for c in cached:
+        answer = extract_answer(c.hits, c.sentences, c.question_vector, weights or DEFAULT_WEIGHTS)
+        ok = holds([s.text for s in answer.sentences], c.item["answers"])
+        first = bool(answer.sentences) and holds([answer.sentences[0].text], c.item["answers"])
+        for key in ("all", c.item.get("kind", "?"), c.item.get("split", "?")):
+            totals[key] += 1
+            tally[key] += ok
+            tally[key + ":first"] += first
+    return {key: {"held": tally[key], "first": tally[key + ":first"], "of": n, "rate": round(tally[key] / n, 4)}
+            for key, n in totals.items()}  # fmt: skip
+
+
+def conversations(retriever: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Follow-ups: right record first, marked sentence held; switches: exactly the standalone hits."""
+    from qa.conversation import Conversation
+
+    rows = []
+    for item in items:
+        first, second = item["turns"]
+        talk = Conversation(retriever, k=5)
+        talk.ask(first["question"])
+        response = talk.ask(second["question"])
+        row = {"id": item["id"], "kind": item["kind"], "cue": item.get("cue"), "split": item["split"],
+               "searched_with_context": response.query is not None,
+               "right_first": bool(response.hits) and response.hits[0].pmid == second["pmid"],
+               "answer_held": holds([s.text for s in response.answer.sentences], second.get("answers", [])),
+               }  # fmt: skip
+        if item["kind"] == "switch":
+            alone = retriever.ask(second["question"], 5)
+            row["equals_standalone"] = [(h.pmid, h.text) for h in response.hits] == [
+                (h.pmid, h.text) for h in alone.hits
+            ]
+        rows.append(row)
+
+    def share(kind: str, key: str, split: str | None = None, cue: bool | None = None) -> dict[str, Any]:
+        chosen = [r for r in rows if r["kind"] == kind and (split is None or r["split"] == split)
+                  and (cue is None or r["cue"] == cue)]  # fmt: skip
+        n = sum(bool(r[key]) for r in chosen)
+        return {"n": n, "of": len(chosen), "rate": round(n / len(chosen), 4) if chosen else None}
+
+    return {
+        "follow_up_right_first": share("follow_up", "right_first"),
+        "follow_up_right_first_dev": share("follow_up", "right_first", "dev"),
+        "follow_up_right_first_test": share("follow_up", "right_first", "test"),
+        "follow_up_right_first_no_cue": share("follow_up", "right_first", cue=False),
+        "follow_up_answer_held": share("follow_up", "answer_held"),
+        "switch_equals_standalone": share("switch", "equals_standalone"),
+        "switch_right_first": share("switch", "right_first"),
+        "rows": rows,
+    }
+
+
+def refusals(retriever: Any, offtopic: list[dict[str, Any]], real: list[str]) -> dict[str, Any]:
+    refused = [o["id"] for o in offtopic if not retriever.ask(o["question"], 5).hits]
+    lost = [q for q in real if not retriever.ask(q, 1).hits]
+    return {"offtopic_refused": len(refused), "offtopic": len(offtopic),
+            "offtopic_rate": round(len(refused) / len(offtopic), 4),
+            "real_refused": len(lost), "real": len(real), "real_refused_questions": lost[:20]}  # fmt: skip
+
+
+def shared_first_sentence(
+    retriever: Any, queries: dict[str, str], qrels: dict[str, dict[str, int]], weights: Any = None
+) -> dict[str, Any]:
+    """How often the first answer sentence comes from the gold record's Results or Conclusions."""
+    from qa.answer import section_kind
+
+    tally: Counter[str] = Counter()
+    for qid, text in queries.items():
+        gold = set(qrels.get(qid, {}))
+        if not gold:
+            continue
+        tally["questions"] += 1
+        answer = retriever.ask(text, 5, answer_weights=weights).answer
+        if not answer.sentences:
+            tally["no answer"] += 1
+            continue
+        first = answer.sentences[0]
+        tally["first sentence is a question"] += first.text.rstrip().endswith("?")
+        if first.pmid in gold:
+            tally["from gold"] += 1
+            if section_kind(first.section) == 1:
+                tally["from gold results/conclusions"] += 1
+    n = tally["questions"]
+    if not n:
+        return {"questions": 0, "rate": None}
+    return {**dict(tally), "rate": round(tally["from gold results/conclusions"] / n, 4)}
+
+
+def run_all(retriever: Any, queries: dict[str, str], qrels: dict[str, dict[str, int]], real: list[str]) -> dict:
+    questions = load("questions.jsonl")
+    cached = cache_questions(retriever, questions)
+    return {
+        "answers": answer_rate(cached),
+        "conversations": conversations(retriever, load("conversations.jsonl")),
+        "refusals": refusals(retriever, load("offtopic.jsonl"), real),
+        "shared_first_sentence": shared_first_sentence(retriever, queries, qrels),
+    }
+
+
+def report_lines(result: dict[str, Any]) -> list[str]:
+    a, c, r, s = result["answers"], result["conversations"], result["refusals"], result["shared_first_sentence"]
+
+    def rate(d: dict[str, Any]) -> str:
+        return f"{d['held']}/{d['of']} = {d['rate']:.1%}"
+
+    def share(d: dict[str, Any]) -> str:
+        return f"{d['n']}/{d['of']} = {d['rate']:.1%}" if d["of"] else "n/a"
+
+    return [
+        f"answer holds the marked sentence   all {rate(a['all'])}  (dev {rate(a['dev'])}, test {rate(a['test'])})",
+        "  by kind: " + ", ".join(f"{k} {rate(a[k])}" for k in ("plain", "technical", "unstructured", "numeric")),
+        f"  first sentence is a marked one   {a['all']['first']}/{a['all']['of']}",
+        f"follow-ups: right record first     {share(c['follow_up_right_first'])}  (dev "
+        f"{share(c['follow_up_right_first_dev'])}, test {share(c['follow_up_right_first_test'])}; "
+        f"no cue word {share(c['follow_up_right_first_no_cue'])})",
+        f"follow-ups: answer holds marked    {share(c['follow_up_answer_held'])}",
+        f"topic switches = standalone hits   {share(c['switch_equals_standalone'])}",
+        f"nothing relevant: off-topic refused {r['offtopic_refused']}/{r['offtopic']} = {r['offtopic_rate']:.1%}; "
+        f"real questions refused {r['real_refused']}/{r['real']}",
+        f"shared: first answer sentence from the gold record's Results/Conclusions "
+        f"{s.get('from gold results/conclusions', 0)}/{s['questions']} = {s['rate']:.1%} "
+        f"(from the gold record at all: {s.get('from gold', 0)})",
+    ]
+
+
+__all__ = ["run_all", "report_lines", "cache_questions", "answer_rate", "load", "Path"]
