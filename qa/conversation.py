@@ -95,6 +95,9 @@ NO_EARLIER_QUESTION = "This reads like a follow-up, but there is no earlier ques
 # start a new topic (cosines; chosen on the dev conversations of bench/answers: follow-ups <= 0.13,
 # topic switches >= 0.57 there).
 NEW_TOPIC_GAP = 0.30
+# A vague question ("and their safety?") follows up only if it is at least this close to the topic's
+# records; otherwise ("best pizza in Rome") it is asked on its own (dev follow-ups: >= 0.36).
+TOPIC_FLOOR = 0.25
 
 
 @dataclass
@@ -127,10 +130,10 @@ class Conversation:
         alone = self.retriever.search(question, 3, mode=self.mode, filters=self.filters, highlight=False)
         if not alone or alone[0].pmid in self.topic_pmids or alone[0].cosine is None:
             return context  # on its own it finds nothing, or the same records: stay on the topic
-        if alone[0].cosine < RELEVANCE_FLOOR:
-            return context  # too vague to stand alone ("and their safety?"): it leans on the topic
-        # A new subject finds its own records far more closely than the topic's; a follow-up does not.
         to_topic = self.retriever.closeness(question, sorted(self.topic_pmids))
+        if alone[0].cosine < RELEVANCE_FLOOR:  # too vague to stand alone: "and their safety?", or off-topic
+            return context if to_topic >= TOPIC_FLOOR else None
+        # A new subject finds its own records far more closely than the topic's; a follow-up does not.
         return None if alone[0].cosine - to_topic >= self.new_topic_gap else context
 
     def ask(self, question: str) -> Response:

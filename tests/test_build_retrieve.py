@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qa import Hit, Retriever, build_index
@@ -196,3 +197,16 @@ def test_index_copied_elsewhere_still_opens(small_index: Path, tmp_path: Path, e
     shutil.copytree(small_index, copy)
     with Retriever(copy, embedder=embedder) as r:
         assert r.search(IL6_QUESTION, k=1)[0].pmid == SEED_PMID
+
+
+def test_every_sentence_is_stored_once_with_a_unit_vector(small_index: Path) -> None:
+    with Retriever(small_index) as r:
+        record = r.snapshot.passages.record(SEED_PMID)
+        sentences = r.snapshot.passages.sentences([SEED_PMID])[SEED_PMID]
+        assert record is not None and len(sentences) >= 8
+        assert [s.text for s in sentences] == [record.abstract[s.start : s.end] for s in sentences]
+        assert len({s.start for s in sentences}) == len(sentences)  # overlapping passages, one row per sentence
+        assert all(abs(float(np.linalg.norm(s.vector)) - 1) < 0.01 for s in sentences)
+        chunks = r.snapshot.passages.chunks(r.snapshot.passages.chunk_ids_of([SEED_PMID])[SEED_PMID])
+        in_chunks = {(c.start + a, c.start + b) for c in chunks.values() for a, b in c.sentences}
+        assert {(s.start, s.end) for s in sentences} == in_chunks

@@ -301,6 +301,9 @@ def test_nothing_relevant_is_one_line_not_junk(retriever: Retriever, small_index
         response = retriever.ask(junk, k=5)
         assert response.hits == [] and response.note == NOTHING_RELEVANT and response.answer.sentences == ()
     assert retriever.ask("best pizza in Rome", relevance_floor=None).hits  # the floor can be lifted
+    talk = Conversation(retriever)
+    talk.ask(DEXAMETHASONE)
+    assert talk.ask("best pizza in Rome").hits == []  # off-topic mid-conversation is not read as a follow-up
     assert retriever.ask(IL6_QUESTION).hits[0].pmid == SEED_PMID
     result = runner.invoke(app, ["ask", "best pizza in Rome", "--index", str(small_index)])
     assert result.exit_code == 0 and result.stdout.strip() == NOTHING_RELEVANT

@@ -44,6 +44,7 @@ def consistent(index: Path) -> None:
         assert facts.orphan_chunks == 0
         assert facts.bare_records == 0
         assert facts.lexical_rows == snap.manifest.records
+        assert facts.sentence_records == snap.manifest.records  # every record has its sentence vectors
     finally:
         snap.close()
 
@@ -94,6 +95,7 @@ def test_changed_record_is_re_embedded_and_unchanged_passages_reuse_vectors(
     report = build_index([write_jsonl(tmp_path / "rev.jsonl", [revised])], index, embedder=embedder)
     assert (report.added, report.updated) == (0, 1)
     assert report.chunks_reused >= 1 and report.chunks_embedded >= 1  # only the changed section's passages
+    assert report.sentences_embedded == 1  # the added sentence; the others keep their vectors
     consistent(index)
     new_vectors = vectors_by_text(index, original.pmid)
     kept = set(old_vectors) & set(new_vectors)

@@ -118,8 +118,10 @@ def test_weird_questions_get_answers_not_exceptions(small_index: Path, embedder:
             "x" * 100_000,
             "IL-6 " * 20_000,
         ]:
-            response = r.ask(question, k=3)
-            assert len(response.hits) == 3
-            assert all(h.pmid and h.text and h.url.endswith(f"/{h.pmid}/") for h in response.hits)
+            response = r.ask(question, k=3)  # a reply, or one clear "nothing relevant" line
+            assert len(response.hits) == 3 or (response.hits == [] and response.note)
+            listed = r.ask(question, k=3, relevance_floor=None)  # without the floor: whatever ranks first
+            assert len(listed.hits) == 3
+            assert all(h.pmid and h.text and h.url.endswith(f"/{h.pmid}/") for h in listed.hits)
         # the over-long question is cut to size, not refused: its IL-6 part still finds the seed record
         assert r.search("IL-6 inhibitors siltuximab tocilizumab " * 5_000, k=1)[0].pmid == SEED_PMID
