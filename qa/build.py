@@ -28,7 +28,7 @@ from .errors import QAError
 from .ingest import expand_sources, probe_source, read_source
 from .records import Bad, Deletion, Record, Skipped, normalize_pmid
 from .store import IndexStore, Manifest, Plan, Snapshot, SnapshotWriter, fault_point, file_facts, text_hash
-from .store.layout import encoder_model_file
+from .store.layout import encoder_checksums, encoder_model_file
 
 DEFAULT_BACKEND = "onnx-int8"  # 2.3x the build throughput of torch fp32 at -0.0003 MRR@10 (README "Speed")
 
@@ -75,6 +75,7 @@ class BuildReport:
     chunks_embedded: int = 0
     chunks_reused: int = 0
     sentences_embedded: int = 0  # sentence vectors for the answer block (reused when their text is unchanged)
+    warnings: list[str] = field(default_factory=list)  # e.g. PMIDs PubMed did not return (--allow-partial)
     seconds: float = 0.0
     embed_seconds: float = 0.0  # encoding passages
     sentence_seconds: float = 0.0  # encoding sentences
@@ -102,6 +103,7 @@ class BuildReport:
             "unchanged": self.unchanged,
             "deleted": self.deleted,
             "not_found": self.not_found,
+            "warnings": list(self.warnings),
             "records_indexed": self.records_indexed,
             "chunks": self.chunks,
             "chunks_embedded": self.chunks_embedded,
@@ -203,11 +205,21 @@ class PubmedSource:
     eutils_url: str | None = None
     api_key: str | None = None
     email: str | None = None
+    allow_partial: bool = False  # index what arrived when PubMed leaves PMIDs out, instead of stopping
 
     def client(self) -> Any:
         from .pubmed import EUtils
 
         return EUtils(self.eutils_url, api_key=self.api_key, email=self.email)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """Records fetched for an index: the file, the search to remember, and what did not arrive."""
+
+    path: Path
+    pubmed: dict[str, Any] | None
+    warnings: tuple[str, ...] = ()
 
 
 def fetch_for_index(
@@ -218,8 +230,8 @@ def fetch_for_index(
     pmids: list[str] | None = None,
     limit: int | None = None,
     progress: ProgressCallback | None = None,
-) -> tuple[Path, dict[str, Any] | None]:
-    """Fetch a search or a PMID list into the index's fetch folder (resumable); the file and the search to remember."""
+) -> Fetched:
+    """Fetch a search or a PMID list into the index's fetch folder (resumable)."""
     from .pubmed import fetch_records, query_digest
 
     if query is not None and pmids is not None:
@@ -228,15 +240,17 @@ def fetch_for_index(
     out = IndexStore(index).layout.fetch_file(key)
     notify = progress or _no_progress
     with source.client() as client:
-        fetch_records(
+        report = fetch_records(
             client,
             out,
             query=query if pmids is None else None,
             pmids=pmids,
             limit=limit,
             progress=lambda done, total: notify("fetch", done, total),
+            allow_partial=source.allow_partial,
         )
-    return out, ({"query": query, "max": limit} if query is not None else None)
+    remembered = {"query": query, "max": limit} if query is not None else None
+    return Fetched(out, remembered, tuple(report.warnings))
 
 
 def update_from_pubmed(
@@ -249,7 +263,9 @@ def update_from_pubmed(
     if not manifest.pubmed or not manifest.pubmed.get("query"):
         raise QAError(f"{index} was not built from a PubMed search (qa build --pubmed QUERY); nothing to re-run")
     with source.client() as client:
-        found = client.search(manifest.pubmed["query"], limit=manifest.pubmed.get("max"))
+        found = client.search(
+            manifest.pubmed["query"], limit=manifest.pubmed.get("max"), allow_partial=source.allow_partial
+        )
     passages = store.open_passages()
     try:
         indexed = passages.pmids()
@@ -259,9 +275,12 @@ def update_from_pubmed(
     if not new:
         report = BuildReport(index=str(store.path), sources=[], unchanged=len(found.pmids))
         report.records_indexed, report.chunks = manifest.records, manifest.chunks
-        return report
-    fetched, _ = fetch_for_index(index, source, pmids=new, progress=progress)
-    return build_index([fetched], index, progress=progress)
+    else:
+        fetched = fetch_for_index(index, source, pmids=new, progress=progress)
+        report = build_index([fetched.path], index, progress=progress)
+        report.warnings += list(fetched.warnings)
+    report.warnings = list(found.warnings) + report.warnings
+    return report
 
 
 # ----------------------------------------------------------------- the update
@@ -423,8 +442,9 @@ def _manifest(
         sources=list(dict.fromkeys((previous.sources if previous else []) + [Path(s).name for s in sources])),
         backend=embedder.backend,
         pubmed=options.pubmed or (previous.pubmed if previous else None),
-        encoder=str(encoder_dir.relative_to(store.path)) if encoder_dir is not None else None,
+        encoder=store.layout.encoder_reference(encoder_dir) if encoder_dir is not None else None,
         encoder_sha256=file_facts(encoder_model_file(encoder_dir))["sha256"] if encoder_dir is not None else None,
+        encoder_files=encoder_checksums(encoder_dir) if encoder_dir is not None else {},
     )
 
 
@@ -526,5 +546,6 @@ __all__ = [
     "BuildOptions",
     "BuildReport",
     "PubmedSource",
+    "Fetched",
     "ProgressCallback",
 ]

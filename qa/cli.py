@@ -77,11 +77,9 @@ app = typer.Typer(
 
 
 def _error(message: str) -> None:
-    from rich.text import Text
+    from .present import note
 
-    from .present import stderr
-
-    stderr().print(Text(f"Error: {message}", style="bold red"), soft_wrap=True)
+    note(f"Error: {message}", "bold red")
 
 
 def _show_version(value: bool) -> None:
@@ -120,10 +118,10 @@ def _prepare(verbose: bool) -> None:
     quiet_third_party(verbose)
 
 
-def _pubmed_source(api_key: str | None, email: str | None, eutils_url: str | None) -> Any:
+def _pubmed_source(api_key: str | None, email: str | None, eutils_url: str | None, allow_partial: bool) -> Any:
     from .build import PubmedSource
 
-    return PubmedSource(eutils_url=eutils_url, api_key=api_key, email=email)
+    return PubmedSource(eutils_url=eutils_url, api_key=api_key, email=email, allow_partial=allow_partial)
 
 
 def _filters(year_from: int | None, year_to: int | None, mesh: list[str] | None, journal: str | None) -> Any:
@@ -148,6 +146,7 @@ def build(
     api_key: opt.ApiKeyOption = None,
     email: opt.EmailOption = None,
     eutils_url: opt.EutilsOption = None,
+    allow_partial: opt.AllowPartialOption = False,
     model: opt.ModelOption = None,
     full: opt.FullOption = False,
     skip_bad: opt.SkipBadOption = False,
@@ -178,19 +177,20 @@ def build(
             from .data import sample_path
 
             files.append(str(sample_path()))
-        remembered = None
+        remembered, warnings = None, []
         if pubmed is not None or pmids is not None:
             from .pubmed import read_pmid_file
 
-            fetched, remembered = fetch_for_index(
+            fetched = fetch_for_index(
                 index,
-                _pubmed_source(api_key, email, eutils_url),
+                _pubmed_source(api_key, email, eutils_url, allow_partial),
                 query=pubmed,
                 pmids=read_pmid_file(pmids) if pmids is not None else None,
                 limit=max_records,
                 progress=progress,
             )
-            files.append(str(fetched))
+            files.append(str(fetched.path))
+            remembered, warnings = fetched.pubmed, list(fetched.warnings)
         if not files:
             raise QAError("give files to index, or --sample, --pubmed QUERY or --pmids FILE")
         options = BuildOptions(
@@ -199,6 +199,7 @@ def build(
             pubmed=remembered,
         )  # fmt: skip
         report = build_index(files, index, options, progress=progress)
+        report.warnings = warnings + report.warnings
     emit(report, as_json, render_report)
 
 
@@ -216,6 +217,7 @@ def fetch(
     api_key: opt.ApiKeyOption = None,
     email: opt.EmailOption = None,
     eutils_url: opt.EutilsOption = None,
+    allow_partial: opt.AllowPartialOption = False,
     as_json: opt.JsonOption = False,
 ) -> None:
     """Save the PubMed XML of a search (or of a PMID list) to a file, without indexing it.
@@ -229,9 +231,9 @@ def fetch(
         if (query is None) == (pmids is None):
             raise QAError("give a PubMed QUERY or --pmids FILE (one of them)")
         ids = read_pmid_file(pmids) if pmids is not None else None
-        with progress_bars() as progress, _pubmed_source(api_key, email, eutils_url).client() as client:
+        with progress_bars() as progress, _pubmed_source(api_key, email, eutils_url, allow_partial).client() as c:
             report = fetch_records(
-                client, output, query=query, pmids=ids, limit=max_records,
+                c, output, query=query, pmids=ids, limit=max_records, allow_partial=allow_partial,
                 progress=lambda done, total: progress("fetch", done, total),
             )  # fmt: skip
     emit(report, as_json, render_fetch)
@@ -243,6 +245,7 @@ def update(
     api_key: opt.ApiKeyOption = None,
     email: opt.EmailOption = None,
     eutils_url: opt.EutilsOption = None,
+    allow_partial: opt.AllowPartialOption = False,
     as_json: opt.JsonOption = False,
     verbose: opt.VerboseOption = False,
 ) -> None:
@@ -252,7 +255,8 @@ def update(
     from .present import emit, progress_bars, render_report
 
     with _user_errors(), progress_bars() as progress:
-        report = update_from_pubmed(index, _pubmed_source(api_key, email, eutils_url), progress=progress)
+        source = _pubmed_source(api_key, email, eutils_url, allow_partial)
+        report = update_from_pubmed(index, source, progress=progress)
     emit(report, as_json, render_report)
 
 
@@ -286,6 +290,7 @@ def ask(
     mesh: opt.MeshOption = None,
     journal: opt.JournalOption = None,
     all_passages: opt.AllPassagesOption = False,
+    verify: opt.VerifyOption = False,
     as_json: opt.JsonOption = False,
     verbose: opt.VerboseOption = False,
 ) -> None:
@@ -299,7 +304,7 @@ def ask(
         check_question(question)
         filters = _filters(year_from, year_to, mesh, journal)
         checked_mode = check_mode(mode)
-        with Retriever(index, model=model) as retriever:
+        with Retriever(index, model=model, verify=True if verify else None) as retriever:
             response = retriever.ask(question, k, mode=checked_mode, filters=filters, all_passages=all_passages)
     if as_json:
         print_json_line(response.to_dict())

@@ -31,7 +31,13 @@ PmidsOption = Annotated[
 ]  # fmt: skip
 MaxOption = Annotated[
     Optional[int],
-    typer.Option("--max", min=1, metavar="N", show_default=False, help="At most this many records of the search."),
+    typer.Option(
+        "--max",
+        min=1,
+        metavar="N",
+        show_default=False,
+        help="At most this many records of the search (needed above 10,000).",
+    ),
 ]
 ApiKeyOption = Annotated[
     Optional[str],
@@ -48,6 +54,11 @@ EutilsOption = Annotated[
     typer.Option("--eutils-url", envvar="QA_EUTILS_URL", metavar="URL", show_default=False,
                  help="E-utilities base URL ($QA_EUTILS_URL; default NCBI's .../entrez/eutils/)."),
 ]  # fmt: skip
+AllowPartialOption = Annotated[
+    bool,
+    typer.Option("--allow-partial",
+                 help="Keep what PubMed returned when it leaves PMIDs out (named in warnings) instead of stopping."),
+]  # fmt: skip
 KOption = Annotated[
     int, typer.Option("-k", "--top", min=1, max=1000, metavar="N", help="Number of passages to show (1-1000).")
 ]
@@ -57,10 +68,12 @@ ModeOption = Annotated[
                  help="Ranking: hybrid (lexical + dense, the default: it measures best), dense (meaning) or lexical."),
 ]  # fmt: skip
 YearFromOption = Annotated[
-    Optional[int], typer.Option("--year-from", metavar="YEAR", help="Only records published in or after this year.")
+    Optional[int],
+    typer.Option("--year-from", metavar="YEAR", min=0, max=9999, help="Only records published in or after this year."),
 ]
 YearToOption = Annotated[
-    Optional[int], typer.Option("--year-to", metavar="YEAR", help="Only records published in or before this year.")
+    Optional[int],
+    typer.Option("--year-to", metavar="YEAR", min=0, max=9999, help="Only records published in or before this year."),
 ]
 MeshOption = Annotated[
     Optional[list[str]],
@@ -119,6 +132,11 @@ BatchSizeOption = Annotated[
 ]
 
 # -- qa ask only -------------------------------------------------------------
+
+VerifyOption = Annotated[
+    bool,
+    typer.Option("--verify", help="Check every index file against its SHA-256 first (automatic up to 256 MB)."),
+]
 
 AllPassagesOption = Annotated[
     bool, typer.Option("--all-passages", help="Allow several passages from one abstract (default: best per PMID).")

@@ -101,6 +101,7 @@ class Embedder:
         device: str | None = None,
         batch_size: int | None = None,
         verbose: bool = False,
+        export: bool = True,
     ) -> None:
         if backend not in BACKENDS:
             raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -115,6 +116,7 @@ class Embedder:
         self.device = device
         self.batch_size = batch_size or (128 if device and device.startswith("cuda") else 32)
         self.verbose = verbose
+        self.export = export  # False at query time: a missing encoder is an error, never a new export
         self._model: Any = None
         self._onnx: Any = None
         self._tokenizer: Tokenizer | None = None
@@ -128,6 +130,8 @@ class Embedder:
 
             assert self.encoder_dir is not None
             if not encoder_model_file(self.encoder_dir).is_file():
+                if not self.export:
+                    raise ModelError(f"{self.encoder_dir}: the encoder is missing; rebuild with qa build --full")
                 quiet_third_party(self.verbose)
                 with _silenced(not self.verbose):
                     export_int8(self.path, self.encoder_dir)

@@ -83,15 +83,23 @@ class OnnxEncoder:
         settings_file = directory / SETTINGS_FILE
         if not settings_file.is_file() or not (directory / MODEL_FILE).is_file():
             raise ModelError(f"{directory}: no exported encoder here; rebuild the index with --full")
-        self.settings = json.loads(settings_file.read_text())
-        self.max_seq_length = int(self.settings["max_seq_length"])
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.session.get_inputs()}
-        self.tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+        try:
+            self.settings = json.loads(settings_file.read_text())
+            self.max_seq_length = int(self.settings["max_seq_length"])
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            if threads:
+                options.intra_op_num_threads = threads
+            self.session = ort.InferenceSession(
+                str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            )
+            self.inputs = {i.name for i in self.session.get_inputs()}
+            self.tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+        except Exception as exc:  # onnxruntime, tokenizers and json each raise their own kinds
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise ModelError(
+                f"{directory}: cannot load the int8 encoder ({first}); rebuild with qa build --full"
+            ) from None
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_seq_length)
         self.dimension = int(self.session.get_outputs()[0].shape[-1])

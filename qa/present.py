@@ -1,7 +1,10 @@
 """Present: how hits, build reports and index facts look in a terminal and in JSON.
 
 Abstract text is always passed to rich as ``Text``, never as markup, so a
-passage containing ``[i]`` or ``[/b]`` prints literally.
+passage containing ``[i]`` or ``[/b]`` prints literally, and control
+characters in it (an ``ESC[2J`` that would clear the screen, an OSC title
+sequence, bidi overrides) are shown escaped, never sent to the terminal. JSON
+keeps every text exactly as stored.
 """
 
 from __future__ import annotations
@@ -26,6 +29,29 @@ if TYPE_CHECKING:
 
 JSON_VERSION = 1
 
+# C0 and C1 control characters (tab and newline excepted), DEL, and bidirectional overrides.
+_ESCAPES = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    for c in [*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    if c not in (0x09, 0x0A)
+}
+
+
+def shown(text: str) -> str:
+    """``text`` safe for a terminal: control characters escaped (``\\x1b``), everything else as is."""
+    return text.translate(_ESCAPES)
+
+
+class _Shown(Text):
+    """Rich ``Text`` whose strings are passed through ``shown``: all terminal output is built from it."""
+
+    def __init__(self, text: str = "", *args: Any, **kwargs: Any) -> None:
+        super().__init__(shown(text), *args, **kwargs)
+
+    def append(self, text: Any, style: Any = None) -> _Shown:
+        super().append(shown(text) if isinstance(text, str) else text, style)
+        return self
+
 
 def _section_name(section: str | None) -> str:
     return section.title() if section else "Abstract"
@@ -35,15 +61,15 @@ def _print_indented(console: Console, text: Text, indent: int = 3) -> None:
     """Wrap to the terminal with a hanging indent and no trailing padding."""
     for line in text.wrap(console, max(20, console.width - indent)):
         line.rstrip()
-        console.print(Text(" " * indent) + line, soft_wrap=True)
+        console.print(_Shown(" " * indent) + line, soft_wrap=True)
 
 
 def render_hits(console: Console, question: str, hits: Sequence[Hit]) -> None:
     if not hits:
-        console.print(Text("No passages found.", style="yellow"))
+        console.print(_Shown("No passages found.", style="yellow"))
         return
     for hit in hits:
-        head = Text()
+        head = _Shown()
         head.append(f"{hit.rank}. ", style="bold")
         head.append(f"PMID {hit.pmid}", style="bold cyan")
         facts = [f for f in (hit.journal, str(hit.year) if hit.year else None) if f]
@@ -51,9 +77,9 @@ def render_hits(console: Console, question: str, hits: Sequence[Hit]) -> None:
             head.append("  " + " · ".join(facts), style="dim")
         head.append(f"  score {hit.score:.3f}", style="dim")
         console.print(head)
-        title = Text(hit.title or "(no title in the record)", style="bold" if hit.title else "dim italic")
+        title = _Shown(hit.title or "(no title in the record)", style="bold" if hit.title else "dim italic")
         _print_indented(console, title)
-        body = Text()
+        body = _Shown()
         body.append(f"[{_section_name(hit.section)}] ", style="magenta")
         if hit.highlight:
             s, e = hit.highlight
@@ -63,7 +89,7 @@ def render_hits(console: Console, question: str, hits: Sequence[Hit]) -> None:
         else:
             body.append(hit.text)
         _print_indented(console, body)
-        _print_indented(console, Text(hit.url, style="blue underline"))
+        _print_indented(console, _Shown(hit.url, style="blue underline"))
         console.print()
 
 
@@ -71,12 +97,12 @@ def render_answer(console: Console, answer: Answer) -> None:
     """The cited answer block: each sentence followed by its [PMID]."""
     if not answer.sentences:
         console.print(
-            Text("No sentence in the top passages answers this closely; see the passages below.", style="dim")
+            _Shown("No sentence in the top passages answers this closely; see the passages below.", style="dim")
         )
         console.print()
         return
-    console.print(Text("Answer", style="bold underline"))
-    body = Text()
+    console.print(_Shown("Answer", style="bold underline"))
+    body = _Shown()
     for i, sentence in enumerate(answer.sentences):
         if i:
             body.append(" ")
@@ -88,9 +114,9 @@ def render_answer(console: Console, answer: Answer) -> None:
 
 def render_response(console: Console, response: Response) -> None:
     if response.query and response.query != response.question:
-        console.print(Text(f"(searched: {response.query})", style="dim"), soft_wrap=True)
+        console.print(_Shown(f"(searched: {response.query})", style="dim"), soft_wrap=True)
     if response.note:
-        console.print(Text(response.note, style="yellow" if not response.hits else "dim"), soft_wrap=True)
+        console.print(_Shown(response.note, style="yellow" if not response.hits else "dim"), soft_wrap=True)
         if not response.hits:
             return
     if response.hits:
@@ -102,34 +128,40 @@ def render_response(console: Console, response: Response) -> None:
 
 def render_eval(console: Console, results: dict[str, dict[str, Any]]) -> None:
     keys = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
-    header = Text("mode".ljust(9) + "".join(k.rjust(11) for k in keys) + "queries".rjust(9), style="bold")
+    header = _Shown("mode".ljust(9) + "".join(k.rjust(11) for k in keys) + "queries".rjust(9), style="bold")
     console.print(header)
     for mode, metrics in results.items():
         row = mode.ljust(9) + "".join(f"{metrics[k]:11.4f}" for k in keys) + f"{metrics['queries']:9d}"
-        console.print(Text(row))
+        console.print(_Shown(row))
 
 
 def render_fetch(console: Console, report: FetchReport) -> None:
     resumed = f", {report.batches_resumed} resumed from an earlier run" if report.batches_resumed else ""
     console.print(
-        Text(
+        _Shown(
             f"Saved {report.records:,} records to {report.output} "
             f"({report.wanted:,} of {report.count:,} matching; {report.batches} batches{resumed}; "
             f"{report.requests} requests in {report.seconds:.1f} s)"
         ),
         soft_wrap=True,
     )
+    _warnings(console, report.warnings)
+
+
+def _warnings(console: Console, warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        console.print(_Shown(f"  warning: {warning}", style="yellow"), soft_wrap=True)
 
 
 def render_verify(console: Console, report: VerifyReport) -> None:
     for line in report.passed:
-        console.print(Text(f"ok       {line}"), soft_wrap=True)
+        console.print(_Shown(f"ok       {line}"), soft_wrap=True)
     for line in report.problems:
-        console.print(Text(f"PROBLEM  {line}", style="bold red"), soft_wrap=True)
+        console.print(_Shown(f"PROBLEM  {line}", style="bold red"), soft_wrap=True)
     verdict = (
         "Index is consistent." if report.ok else f"{len(report.problems)} problem(s): rebuild with qa build --full"
     )
-    console.print(Text(verdict, style="bold green" if report.ok else "bold red"))
+    console.print(_Shown(verdict, style="bold green" if report.ok else "bold red"))
 
 
 def render_report(console: Console, report: BuildReport) -> None:
@@ -166,7 +198,8 @@ def render_report(console: Console, report: BuildReport) -> None:
         lines.append(f"  embedded {report.sentences_embedded:,} sentences for answers in {seconds:.1f} s")
     lines.append(f"  {report.seconds:.1f} s in all")
     for i, line in enumerate(lines):
-        console.print(Text(line, style="bold green" if i == 0 else ""), soft_wrap=True)
+        console.print(_Shown(line, style="bold green" if i == 0 else ""), soft_wrap=True)
+    _warnings(console, report.warnings)
 
 
 def render_info(console: Console, info: dict[str, Any]) -> None:
@@ -178,7 +211,7 @@ def render_info(console: Console, info: dict[str, Any]) -> None:
             value = ", ".join(str(v) for v in value)
         elif key == "size_bytes" and isinstance(value, int):
             key, value = "size", f"{value / 1e6:.1f} MB"
-        line = Text(key.replace("_", " ").ljust(width), style="bold")
+        line = _Shown(key.replace("_", " ").ljust(width), style="bold")
         line.append(str(value))
         console.print(line, soft_wrap=True)
 
@@ -210,7 +243,7 @@ def print_json_line(data: Any) -> None:
 
 def note(message: str, style: str = "dim") -> None:
     """A line for the person at the terminal, on stderr so that stdout stays the result."""
-    stderr().print(Text(message, style=style), soft_wrap=True)
+    stderr().print(_Shown(message, style=style), soft_wrap=True)
 
 
 def chat_lines(interactive: bool) -> Iterator[str]:
@@ -297,6 +330,7 @@ def progress_bars() -> Iterator[Callable[[str, int, int | None], None]]:
 
 
 __all__ = [
+    "shown",
     "stdout",
     "stderr",
     "emit",

@@ -5,11 +5,25 @@ their PubMed XML in batches of at most 200, each checked by the same parser as
 files before it counts as done. NCBI's limits are honoured: at most 3 requests
 a second, 10 with an API key; ``tool`` and ``email`` go with every request;
 429 and 5xx answers, dropped connections and truncated bodies are retried with
-exponential backoff and jitter, a bounded number of times.
+exponential backoff and jitter, a bounded number of times (``Retry-After`` is
+honoured up to ``MAX_RETRY_AFTER`` seconds).
+
+Nothing is silently partial: an efetch answer that holds an ``<ERROR>`` or lacks
+PMIDs that were asked for, and a search whose ``Count`` changes while its PMIDs
+are listed, stop the fetch with an error naming what is missing, unless the
+caller allows a partial result (``allow_partial``), which the report then lists.
+
+Hostile servers are bounded: redirects are followed only within the base URL's
+scheme, host and port (the API key never goes anywhere else); every answer must
+arrive within a total deadline and stay under a size cap, both checked while the
+body streams in; a search of more than ``DEFAULT_MAX_RECORDS`` records needs an
+explicit limit.
 
 A fetch keeps its progress in a folder beside the output (``<out>.partial/``):
 the PMID list and every complete batch. Run again, it continues from the last
-complete batch; a batch that did not arrive whole is never used.
+complete batch; a batch that did not arrive whole is never used as a complete
+one (it is kept apart, with the PMIDs it lacks, for a run that allows partial
+results).
 """
 
 from __future__ import annotations
@@ -23,9 +37,10 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element, ParseError, tostring
 
 from defusedxml import DefusedXmlException
@@ -34,9 +49,18 @@ from defusedxml.ElementTree import fromstring, iterparse
 from .errors import FetchError, QAError
 from .records import normalize_pmid
 
+if TYPE_CHECKING:
+    import httpx
+
 DEFAULT_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 BATCH_SIZE = 200  # efetch records per request (NCBI asks for at most 200 with POSTed id lists)
 ESEARCH_PAGE = 10_000  # esearch returns at most this many ids per request
+DEFAULT_MAX_RECORDS = 10_000  # a search matching more needs an explicit limit (--max)
+MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is waited this long
+REQUEST_DEADLINE = 120.0  # seconds for one answer, redirects and the whole body included
+MAX_BODY_BYTES = 256 * 1024 * 1024  # an answer larger than this is refused while it streams in
+MAX_REDIRECTS = 5
+ERROR_BODY_BYTES = 4096  # read at most this much of an error answer (for its first line)
 TOOL = "pubmed-qa"
 
 
@@ -47,6 +71,20 @@ class Search:
     pmids: list[str]
     webenv: str | None = None
     query_key: str | None = None
+    warnings: tuple[str, ...] = ()  # what allow_partial let through (a Count that changed mid-listing)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One efetch answer: the body, the PMIDs asked for that it lacks, and PubMed's <ERROR>, if any."""
+
+    body: bytes
+    missing: list[str]
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and self.error is None
 
 
 class _Retry(Exception):
@@ -54,7 +92,7 @@ class _Retry(Exception):
 
 
 class EUtils:
-    """A polite E-utilities client: rate-limited, retrying, one clear error when it gives up."""
+    """A polite E-utilities client: rate-limited, retrying, bounded, one clear error when it gives up."""
 
     def __init__(
         self,
@@ -65,6 +103,8 @@ class EUtils:
         max_retries: int = 5,
         backoff: float = 1.0,
         timeout: float = 60.0,
+        deadline: float = REQUEST_DEADLINE,
+        max_body_bytes: int = MAX_BODY_BYTES,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         transport: Any = None,
@@ -77,10 +117,15 @@ class EUtils:
         self.interval = 1 / 10 if self.api_key else 1 / 3  # NCBI: 3 requests/s, 10 with a key
         self.max_retries = max_retries
         self.backoff = backoff
+        self.timeout = timeout  # httpx's per-read (connect, write) timeout
+        self.deadline = deadline  # the total time one answer may take
+        self.max_body_bytes = max_body_bytes
         self.clock, self.sleep = clock, sleep
         self._last: float | None = None
         self.requests = 0
-        self.client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=True)
+        self._origin = _origin(httpx.URL(self.base_url))
+        # Redirects are followed by hand, only within the base URL's origin (see _exchange).
+        self.client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
 
     def close(self) -> None:
         self.client.close()
@@ -112,69 +157,219 @@ class EUtils:
         if self.api_key:
             params["api_key"] = self.api_key
         url = self.base_url + endpoint
-        post = len(str(params.get("id", ""))) > 200
+        method = "POST" if len(str(params.get("id", ""))) > 200 else "GET"
         last_problem = ""
         for attempt in range(self.max_retries + 1):
-            self._wait_turn()
-            self.requests += 1
             retry_after = None
+            deadline_at = time.monotonic() + self.deadline
             try:
-                response = self.client.post(url, data=params) if post else self.client.get(url, params=params)
-                if response.status_code == 429 or response.status_code >= 500:
-                    retry_after = response.headers.get("Retry-After")
-                    raise _Retry(f"HTTP {response.status_code}")
-                if response.status_code >= 400:
-                    raise FetchError(f"{url} answered HTTP {response.status_code}: {_first_line(response.text)}")
-                body = response.content
+                status, headers, body = self._exchange(method, url, params, deadline_at)
+                if status == 429 or status >= 500:
+                    retry_after = headers.get("Retry-After")
+                    raise _Retry(f"HTTP {status}")
+                if status >= 400:
+                    raise FetchError(self._scrub(f"{url} answered HTTP {status}: {_first_line(_text(body))}"))
+                if status >= 300:
+                    raise FetchError(f"{url} answered HTTP {status} without a usable Location")
                 if check is not None:
                     check(body)
                 return body
             except httpx.ConnectError as exc:
                 if _unreachable(exc):  # no network or nothing listening: retrying only makes the user wait
                     raise FetchError(
-                        f"cannot reach {self.base_url} ({_first_line(str(exc)) or 'connection failed'}); "
-                        "no network? build from files: qa build FILE"
+                        self._scrub(
+                            f"cannot reach {self.base_url} ({_first_line(str(exc)) or 'connection failed'}); "
+                            "no network? build from files: qa build FILE"
+                        )
                     ) from None
+                last_problem = str(exc) or type(exc).__name__
+            except httpx.TimeoutException as exc:
+                if time.monotonic() >= deadline_at:
+                    raise self._too_slow(endpoint) from None
                 last_problem = str(exc) or type(exc).__name__
             except (_Retry, httpx.TransportError, httpx.DecodingError) as exc:
                 last_problem = str(exc) or type(exc).__name__
             if attempt < self.max_retries:
                 delay = self.backoff * (2**attempt) * (0.5 + random.random())  # exponential, with jitter
-                if retry_after and retry_after.strip().isdigit():
-                    delay = max(delay, float(retry_after))
+                asked = _retry_after_seconds(retry_after)
+                if asked is not None:
+                    delay = max(delay, min(asked, MAX_RETRY_AFTER))
                 self.sleep(delay)
         raise FetchError(
-            f"E-utilities at {self.base_url} failed {self.max_retries + 1} times ({last_problem}); try again later"
+            self._scrub(
+                f"E-utilities at {self.base_url} failed {self.max_retries + 1} times "
+                f"({_first_line(last_problem)}); try again later"
+            )
         )
+
+    def _exchange(
+        self, method: str, url: str, params: dict[str, Any] | None, deadline_at: float
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """One answer, following same-origin redirects; its body read in chunks under the deadline and size cap."""
+        import httpx
+
+        endpoint = url.rsplit("/", 1)[-1].split("?", 1)[0]
+        for _hop in range(MAX_REDIRECTS + 1):
+            self._wait_turn()
+            self.requests += 1
+            remaining = deadline_at - time.monotonic()
+            if remaining <= 0:
+                raise self._too_slow(endpoint)
+            send: dict[str, Any] = {}
+            if params is not None:
+                send = {"data": params} if method == "POST" else {"params": params}
+            with self.client.stream(method, url, timeout=min(self.timeout, remaining), **send) as response:
+                if response.is_redirect:
+                    try:
+                        target = response.url.join(response.headers["Location"])
+                    except httpx.InvalidURL:
+                        raise FetchError(f"{self.base_url} redirected {endpoint} to an invalid address") from None
+                    if _origin(target) != self._origin:
+                        where = f"{target.scheme}://{target.host}" + (f":{target.port}" if target.port else "")
+                        raise FetchError(
+                            f"{self.base_url} redirected {endpoint} to another server ({where}); not following it "
+                            "(the API key and email go only to the E-utilities URL): check --eutils-url"
+                        )
+                    if response.status_code not in (307, 308) or method != "POST":
+                        method, params = "GET", None  # the Location holds the whole request
+                    # (a 307/308 to a POST: the same POST, body and all, to the new address)
+                    url = str(target)
+                    continue
+                error = response.status_code >= 400
+                return response.status_code, response.headers, self._read(response, endpoint, deadline_at, error)
+        raise FetchError(f"{self.base_url} redirected {endpoint} more than {MAX_REDIRECTS} times; check --eutils-url")
+
+    def _read(self, response: httpx.Response, endpoint: str, deadline_at: float, error: bool) -> bytes:
+        """The body, chunk by chunk: the deadline is checked between chunks, the size cap as they arrive.
+
+        An error answer is read only as far as its first line needs (``ERROR_BODY_BYTES``).
+        """
+        cap = self.max_body_bytes
+        declared = response.headers.get("Content-Length", "")
+        if not error and declared.strip().isdigit() and int(declared) > cap:
+            raise self._too_large(endpoint, int(declared))
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            chunks.append(chunk)
+            if error and size >= ERROR_BODY_BYTES:
+                break
+            if size > cap:
+                raise self._too_large(endpoint, None)
+            if time.monotonic() > deadline_at:
+                raise self._too_slow(endpoint)
+        return b"".join(chunks)
+
+    def _too_slow(self, endpoint: str) -> FetchError:
+        return FetchError(
+            f"no complete answer to {endpoint} from E-utilities at {self.base_url} within {self.deadline:g} s "
+            "(a stalled or very slow connection); try again later"
+        )
+
+    def _too_large(self, endpoint: str, declared: int | None) -> FetchError:
+        size = f"{declared:,} bytes" if declared is not None else f"more than {self.max_body_bytes:,} bytes"
+        return FetchError(
+            f"the answer to {endpoint} from E-utilities at {self.base_url} is {size}, over the limit of "
+            f"{self.max_body_bytes:,}; stopped reading it (is the E-utilities URL right?)"
+        )
+
+    def _scrub(self, text: str) -> str:
+        """A message without the API key, whatever an exception or a server put in it."""
+        return text.replace(self.api_key, "***") if self.api_key else text
 
     # -- E-utilities -----------------------------------------------------------
 
-    def search(self, term: str, *, limit: int | None = None) -> Search:
-        """The PMIDs of a PubMed search, in PubMed's order (``limit`` caps how many)."""
+    def search(self, term: str, *, limit: int | None = None, allow_partial: bool = False) -> Search:
+        """The PMIDs of a PubMed search, in PubMed's order (``limit`` caps how many).
+
+        Without a limit, a search of more than ``DEFAULT_MAX_RECORDS`` is refused. A Count that
+        changes while the PMIDs are listed (or a listing shorter than it) is an error, unless
+        ``allow_partial``: then the search returns what was listed, with a warning.
+        """
         if not term.strip():
             raise FetchError("the PubMed query is empty")
         first = _esearch_xml(self.request("esearch.fcgi", {"db": "pubmed", "term": term, "usehistory": "y",
                                                             "retmax": 0}, check=_xml_check))  # fmt: skip
-        count = int(first.findtext("Count") or 0)
+        count = _count(first)
+        if limit is None and count > DEFAULT_MAX_RECORDS:
+            raise FetchError(
+                f"the search matches {count:,} records, more than {DEFAULT_MAX_RECORDS:,}: "
+                f"pass --max {count} to fetch them (or narrow the search)"
+            )
         webenv, key = first.findtext("WebEnv"), first.findtext("QueryKey")
         wanted = count if limit is None else min(count, limit)
         pmids: list[str] = []
+        problem = ""
         while len(pmids) < wanted:
             page = min(ESEARCH_PAGE, wanted - len(pmids))
             params = {"db": "pubmed", "retstart": len(pmids), "retmax": page}
             params.update({"WebEnv": webenv, "query_key": key} if webenv and key else {"term": term})
             root = _esearch_xml(self.request("esearch.fcgi", params, check=_xml_check))
+            now = _count(root)
+            if now != count and not problem:
+                problem = f"the search's Count changed from {count:,} to {now:,} while its PMIDs were listed"
+                if not allow_partial:
+                    break
             ids = [e.text.strip() for e in root.findall("IdList/Id") if e.text and e.text.strip()]
             if not ids:
                 break
             pmids.extend(ids)
-        return Search(term=term, count=count, pmids=list(dict.fromkeys(pmids[:wanted])), webenv=webenv, query_key=key)
+        pmids = list(dict.fromkeys(pmids[:wanted]))
+        if not problem and len(pmids) < wanted:
+            problem = f"esearch listed {len(pmids):,} distinct PMIDs of the {wanted:,} expected"
+        if problem and not allow_partial:
+            raise FetchError(f"{problem} (PubMed updated mid-fetch?); run again, or pass --allow-partial")
+        return Search(
+            term=term, count=count, pmids=pmids, webenv=webenv, query_key=key,
+            warnings=(problem,) if problem else (),
+        )  # fmt: skip
 
     def fetch(self, pmids: list[str]) -> bytes:
-        """PubMed XML of up to 200 PMIDs; retried until the body parses completely."""
-        return self.request(
-            "efetch.fcgi", {"db": "pubmed", "id": ",".join(pmids), "retmode": "xml"}, check=_complete_pubmed_xml
-        )
+        """PubMed XML of up to 200 PMIDs, all of them: an answer that lacks any is a FetchError."""
+        batch = self.fetch_batch(pmids)
+        if not batch.complete:
+            raise FetchError(_missing_message(batch.missing, len(pmids), [batch.error] if batch.error else []))
+        return batch.body
+
+    def fetch_batch(self, pmids: list[str]) -> Batch:
+        """PubMed XML of up to 200 PMIDs; retried until the body parses completely, then checked against ``pmids``."""
+        parsed: list[Element] = []
+
+        def check(body: bytes) -> None:
+            parsed[:] = [_complete_pubmed_xml(body)]
+
+        body = self.request("efetch.fcgi", {"db": "pubmed", "id": ",".join(pmids), "retmode": "xml"}, check=check)
+        root = parsed[0]
+        got = _returned_pmids(root)
+        missing = [p for p in pmids if (normalize_pmid(p) or p) not in got]
+        error = root.findtext("ERROR")
+        return Batch(body=body, missing=missing, error=_first_line(error) if error is not None else None)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme, 0)
+    return url.scheme, url.host, port
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: a number, or an HTTP date."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _text(body: bytes) -> str:
+    return body.decode("utf-8", "replace")
 
 
 def _unreachable(exc: Exception) -> bool:
@@ -215,19 +410,60 @@ def _esearch_xml(body: bytes) -> Element:
     root = fromstring(body)
     error = root.findtext("ERROR")
     if error:
-        raise FetchError(f"PubMed search failed: {error.strip()}")
+        raise FetchError(f"PubMed search failed: {_first_line(error)}")
     return root
 
 
-def _complete_pubmed_xml(body: bytes) -> None:
-    """A truncated or garbled batch is retried, never indexed."""
+def _count(root: Element) -> int:
+    text = (root.findtext("Count") or "0").strip()
+    if not text.isdigit():
+        raise FetchError(f"esearch answered a Count that is not a number: {_first_line(text)[:40]!r}")
+    return int(text)
+
+
+def _complete_pubmed_xml(body: bytes) -> Element:
+    """A truncated or garbled batch is retried, never indexed; an <ERROR> answer is returned for the caller to judge."""
     try:
         root = fromstring(body)
     except (ParseError, DefusedXmlException):
         raise _Retry("truncated or malformed efetch body") from None
-    if root.tag != "PubmedArticleSet":
-        error = root.findtext("ERROR") or root.tag
-        raise FetchError(f"efetch answered <{root.tag}>: {error}")
+    if root.tag != "PubmedArticleSet" and root.find("ERROR") is None:
+        raise FetchError(
+            f"efetch answered <{_first_line(root.tag)[:60]}>, not PubMed XML (is the E-utilities URL right?)"
+        )
+    return root
+
+
+def _returned_pmids(root: Element) -> set[str]:
+    """The PMIDs of the articles in an efetch answer."""
+    found: set[str] = set()
+    for article in root:
+        if article.tag == "PubmedArticle":
+            text = article.findtext("MedlineCitation/PMID")
+        elif article.tag == "PubmedBookArticle":
+            text = article.findtext("BookDocument/PMID")
+        else:
+            continue
+        pmid = normalize_pmid(text or "")
+        if pmid:
+            found.add(pmid)
+    return found
+
+
+def _missing_message(missing: list[str], asked: int, errors: list[str]) -> str:
+    said = f"; PubMed said: {_first_line(errors[0])[:120]}" if errors else ""
+    if not missing:
+        return f"efetch answered with an error{said}; run again, or pass --allow-partial to keep what arrived"
+    return (
+        f"efetch did not return {len(missing):,} of the {asked:,} PMIDs asked for: {_pmid_list(missing)} "
+        f"(deleted, not in PubMed, or a failed batch{said}); run again to retry them, "
+        "or pass --allow-partial to save the records that arrived"
+    )
+
+
+def _pmid_list(pmids: list[str], shown: int = 10) -> str:
+    head = ", ".join(pmids[:shown])
+    return head + (f" and {len(pmids) - shown:,} more" if len(pmids) > shown else "")
 
 
 # ---------------------------------------------------------------- resumable fetch
@@ -244,9 +480,15 @@ class FetchReport:
     batches_resumed: int  # already complete from an earlier, interrupted run
     requests: int
     seconds: float
+    missing: list[str] = field(default_factory=list)  # PMIDs asked for and not returned (allow_partial only)
+    warnings: list[str] = field(default_factory=list)  # one line each: what makes this fetch partial
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.warnings
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "complete": self.complete}
 
 
 ProgressCallback = Callable[[int, int], None]
@@ -285,42 +527,84 @@ def fetch_records(
     pmids: list[str] | None = None,
     limit: int | None = None,
     progress: ProgressCallback | None = None,
+    allow_partial: bool = False,
 ) -> FetchReport:
-    """Save what a search (or PMID list) returns as one PubMed XML file (gzipped if it ends in .gz)."""
+    """Save what a search (or PMID list) returns as one PubMed XML file (gzipped if it ends in .gz).
+
+    Every PMID asked for must arrive: otherwise a FetchError names the missing ones (after the
+    other batches were fetched and kept for the next run), unless ``allow_partial``, which saves
+    what arrived and lists the rest in ``FetchReport.missing`` and ``warnings``.
+    """
     started = time.perf_counter()
     output = Path(output)
     work = batch_folder(output)
     state = _load_state(work, query, pmids, limit)
-    resumed = 0
+    if state is not None and state.get("warnings") and not allow_partial:
+        state = None  # that listing was partial, which this run does not allow: list again
     if state is None:
+        warnings: list[str] = []
         if query is not None:
-            found = client.search(query, limit=limit)
-            ids, count = found.pmids, found.count
+            found = client.search(query, limit=limit, allow_partial=allow_partial)
+            ids, count, warnings = found.pmids, found.count, list(found.warnings)
         else:
             ids = list(dict.fromkeys(pmids or []))[: limit if limit is not None else None]
             count = len(ids)
-        state = {"query": query, "pmids_given": pmids, "limit": limit, "count": count, "pmids": ids}
+        state = {"query": query, "pmids_given": pmids, "limit": limit, "count": count, "pmids": ids,
+                 "warnings": warnings}  # fmt: skip
         if work.exists():
             shutil.rmtree(work)
         work.mkdir(parents=True)
         _write_atomic(work / "state.json", json.dumps(state).encode())
     ids = state["pmids"]
     batches = [ids[i : i + BATCH_SIZE] for i in range(0, len(ids), BATCH_SIZE)]
-    done = 0
+    parts: list[Path] = []
+    missing: list[str] = []
+    errors: list[str] = []
+    done = resumed = 0
     for n, batch in enumerate(batches):
-        target = work / f"batch-{n:06d}.xml"
+        target = work / f"batch-{n:06d}.xml"  # complete batches only
+        kept = work / f"incomplete-{n:06d}.xml"  # a batch that lacks PMIDs: used only when partial is allowed
+        note = work / f"incomplete-{n:06d}.json"  # what it lacks (written before it)
+        previous = _read_note(note) if allow_partial and kept.is_file() else None
         if target.is_file():
             resumed += 1
+            parts.append(target)
+        elif previous is not None:
+            resumed += 1
+            parts.append(kept)
+            missing.extend(previous.missing)
+            errors.extend([previous.error] if previous.error else [])
         else:
-            _write_atomic(target, client.fetch(batch))  # complete bodies only; renamed into place
+            result = client.fetch_batch(batch)
+            if result.complete:
+                _write_atomic(target, result.body)  # renamed into place: never half a file
+                kept.unlink(missing_ok=True)
+                note.unlink(missing_ok=True)
+                parts.append(target)
+            else:
+                _write_atomic(note, json.dumps({"missing": result.missing, "error": result.error}).encode())
+                _write_atomic(kept, result.body)
+                parts.append(kept)
+                missing.extend(result.missing)
+                errors.extend([result.error] if result.error else [])
         done += len(batch)
         if progress:
             progress(done, len(ids))
-    records = _merge(sorted(work.glob("batch-*.xml")), output)
+    if (missing or errors) and not allow_partial:
+        raise FetchError(_missing_message(missing, len(ids), errors))
+    records = _merge(parts, output)
+    warnings = list(state.get("warnings") or [])
+    if missing:
+        warnings.append(
+            f"{len(missing):,} of the {len(ids):,} PMIDs asked for were not returned: {_pmid_list(missing)}"
+        )
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        warnings.append(f"efetch answered with an error: {errors[0]}{more}")
     report = FetchReport(
         output=str(output), query=query, count=state["count"], wanted=len(ids), records=records,
         batches=len(batches), batches_resumed=resumed, requests=client.requests,
-        seconds=round(time.perf_counter() - started, 2),
+        seconds=round(time.perf_counter() - started, 2), missing=missing, warnings=warnings,
     )  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
     return report
@@ -328,6 +612,17 @@ def fetch_records(
 
 def batch_folder(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
+
+
+def _read_note(path: Path) -> Batch | None:
+    """What an incomplete batch lacks, as saved beside it (None: no usable note, fetch it again)."""
+    try:
+        note = json.loads(path.read_text())
+        missing = [str(p) for p in note["missing"]]
+        error = note.get("error")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return Batch(body=b"", missing=missing, error=str(error) if error else None)
 
 
 def _load_state(work: Path, query: str | None, pmids: list[str] | None, limit: int | None) -> dict | None:
@@ -378,4 +673,16 @@ def query_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-__all__ = ["EUtils", "FetchReport", "Search", "fetch_records", "read_pmid_file", "DEFAULT_EUTILS_URL"]
+__all__ = [
+    "DEFAULT_EUTILS_URL",
+    "DEFAULT_MAX_RECORDS",
+    "MAX_BODY_BYTES",
+    "MAX_RETRY_AFTER",
+    "REQUEST_DEADLINE",
+    "Batch",
+    "EUtils",
+    "FetchReport",
+    "Search",
+    "fetch_records",
+    "read_pmid_file",
+]

@@ -24,9 +24,18 @@ def check_mode(mode: str) -> Mode:
     return mode  # type: ignore[return-value]
 
 
+def valid_unicode(text: str) -> str:
+    """``text`` with lone surrogates (undecodable bytes on a command line, "\\ud800" in JSON) replaced by U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def check_question(question: str | None) -> str:
     """The question with its white space folded, cut to ``MAX_QUESTION_CHARS``; an empty one is refused."""
-    text = " ".join((question or "").split())
+    text = " ".join(valid_unicode(question or "").split())
     if not text:
         raise QAError("the question is empty")
     return text[:MAX_QUESTION_CHARS]
@@ -48,6 +57,12 @@ class Filters:
     journal: str | None = None  # case-insensitive substring of the journal name
 
     def __post_init__(self) -> None:
+        if self.journal is not None:
+            object.__setattr__(self, "journal", valid_unicode(str(self.journal))[:MAX_QUESTION_CHARS])
+        for name in ("year_from", "year_to"):
+            year = getattr(self, name)
+            if year is not None and not (isinstance(year, int) and 0 <= year <= 9999):
+                raise QAError(f"{name} must be a year from 0 to 9999, not {str(year)[:20]!r}")
         # A bare string would be read as a tuple of letters and silently match nothing.
         if isinstance(self.mesh, str):
             object.__setattr__(self, "mesh", (self.mesh,) if self.mesh.strip() else ())
@@ -55,6 +70,7 @@ class Filters:
             if not all(isinstance(m, str) for m in self.mesh):
                 raise QAError("Filters(mesh=...) takes a MeSH descriptor or a list of them")
             object.__setattr__(self, "mesh", tuple(self.mesh))
+        object.__setattr__(self, "mesh", tuple(valid_unicode(m)[:MAX_QUESTION_CHARS] for m in self.mesh))
         if self.year_from is not None and self.year_to is not None and self.year_from > self.year_to:
             raise QAError(f"year_from {self.year_from} is after year_to {self.year_to}")
 
@@ -168,6 +184,7 @@ __all__ = [
     "MAX_QUESTION_CHARS",
     "check_mode",
     "check_question",
+    "valid_unicode",
     "check_k",
     "Filters",
     "Hit",

@@ -70,6 +70,9 @@ def fuse(
 class Retriever:
     """Loads an index and its model once, then answers many questions.
 
+    On load the encoder's files and (for snapshots up to 256 MB) the vectors and passages are checked
+    against the manifest's SHA-256; ``verify=True`` checks any size, ``False`` only sizes.
+
     >>> retriever = Retriever("index")                      # doctest: +SKIP
     >>> [h.pmid for h in retriever.search("IL-6 inhibitors", k=3)]  # doctest: +SKIP
     """
@@ -83,20 +86,20 @@ class Retriever:
         embedder: Embedder | None = None,
         fusion: Fusion | None = None,
         faiss_threads: int | None = 1,
+        verify: bool | None = None,
     ) -> None:
         if faiss_threads:
             # The setting is FAISS's and process-wide; pass faiss_threads=None to leave it alone.
             set_threads(faiss_threads)
         self.store = IndexStore(index)
-        self.snapshot: Snapshot = self.store.open()
+        self.snapshot: Snapshot = self.store.open(verify=verify)
         manifest = self.snapshot.manifest
         check_same_model(manifest.model, model if model else (embedder.name if embedder else None), self.store.path)
-        self.embedder = embedder or Embedder(
-            manifest.model,
-            backend=manifest.backend,
-            encoder_dir=self.store.layout.encoder_dir(manifest.encoder) if manifest.encoder else None,
-            device=device,
-        )
+        if embedder is None:
+            encoder_dir = self.store.encoder_dir(manifest) if manifest.backend == "onnx-int8" else None
+            embedder = Embedder(manifest.model, backend=manifest.backend, encoder_dir=encoder_dir, device=device,
+                                export=False)  # fmt: skip
+        self.embedder = embedder
         self.fusion = fusion or Fusion()
 
     @property

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import QAError
-from .store import IndexStore, Manifest, file_facts
-from .store.layout import MANIFEST, PASSAGES, VECTORS, encoder_model_file
+from .store import IndexStore, Manifest, Snapshot, file_facts
+from .store.layout import MANIFEST, PASSAGES, VECTORS
 
 
 @dataclass
@@ -31,19 +32,30 @@ class VerifyReport:
                 "problems": self.problems}  # fmt: skip
 
 
-def verify_index(index: str | Path) -> VerifyReport:
-    """Every check runs even after a failure, so one report lists everything wrong."""
+def verify_index(index: str | Path, attempts: int = 3) -> VerifyReport:
+    """Every check runs even after a failure, so one report lists everything wrong.
+
+    All checks read one snapshot. If a build replaces it midway (its files vanish under the check),
+    the report would describe neither snapshot, so the check starts again on the new one.
+    """
     store = IndexStore(index)
-    report = VerifyReport(index=str(store.path))
-    directory = store.current_dir()
-    report.snapshot = directory.name
+    for _ in range(attempts):
+        directory = store.current_dir()
+        report = _verify_snapshot(store, directory)
+        if report.ok or store.current_dir() == directory:
+            return report
+    return report
+
+
+def _verify_snapshot(store: IndexStore, directory: Path) -> VerifyReport:
+    report = VerifyReport(index=str(store.path), snapshot=directory.name)
     try:
         manifest = Manifest.from_file(directory / MANIFEST)
     except QAError as exc:
         report.problems.append(str(exc))
         return report
     if _check_files(report, directory, manifest):
-        _check_contents(report, store, manifest)
+        _check_contents(report, directory, manifest)
     _check_model(report, store, manifest)
     return report
 
@@ -60,7 +72,11 @@ def _check_files(report: VerifyReport, directory: Path, manifest: Manifest) -> b
         if not expected:
             files_ok = report.check(False, "", f"{name}: the manifest records no checksum (built by an older version)")
             continue
-        facts = file_facts(path)
+        try:
+            facts = file_facts(path)
+        except OSError as exc:
+            files_ok = report.check(False, "", f"{name}: unreadable ({exc.strerror or exc})")
+            continue
         files_ok &= report.check(
             facts == expected,
             f"{name}: {facts['bytes']:,} bytes, SHA-256 matches the manifest",
@@ -69,9 +85,13 @@ def _check_files(report: VerifyReport, directory: Path, manifest: Manifest) -> b
     return files_ok
 
 
-def _check_contents(report: VerifyReport, store: IndexStore, manifest: Manifest) -> None:
+def _check_contents(report: VerifyReport, directory: Path, manifest: Manifest) -> None:
     """SQLite integrity, every vector against its passage row and back, lexical rows, counts."""
-    snapshot = store.open()
+    try:
+        snapshot = Snapshot(directory, verify=False)  # this snapshot, whatever CURRENT says by now
+    except (QAError, OSError, sqlite3.Error) as exc:
+        report.check(False, "", f"cannot open the snapshot ({str(exc)[:200]})")
+        return
     try:
         facts = snapshot.passages.consistency()
         ids = set(snapshot.vectors.ids().tolist())
@@ -114,16 +134,12 @@ def _check_contents(report: VerifyReport, store: IndexStore, manifest: Manifest)
 
 def _check_model(report: VerifyReport, store: IndexStore, manifest: Manifest) -> None:
     """The int8 encoder the index was built with, byte for byte; or that the torch model can be found."""
-    if manifest.backend == "onnx-int8" and manifest.encoder:
-        model_file = encoder_model_file(store.layout.encoder_dir(manifest.encoder))
-        if not model_file.is_file():
-            report.check(False, "", f"the encoder {manifest.encoder}/{model_file.name} is missing")
-        else:
-            report.check(
-                file_facts(model_file)["sha256"] == manifest.encoder_sha256,
-                f"encoder {manifest.encoder}: SHA-256 matches the manifest",
-                f"encoder {manifest.encoder}/{model_file.name} differs from the one the index was built with",
-            )
+    if manifest.backend == "onnx-int8":
+        try:
+            store.encoder_dir(manifest)
+            report.check(True, f"encoder {manifest.encoder}: every file's SHA-256 matches the manifest", "")
+        except QAError as exc:
+            report.check(False, "", str(exc))
         return
     from .embed import resolve_model_path
 

@@ -5,6 +5,20 @@ It answers ``esearch.fcgi`` (Count, RetMax, RetStart, QueryKey, WebEnv, IdList, 
 every request with its time and parameters, and can be told to fail the next requests:
 ``429`` (with Retry-After), ``500``, ``drop`` (close the connection without an answer) or
 ``truncate`` (send half the body).
+
+Hostile behaviours, set as attributes of the server:
+
+* ``always``: one of the failures above for every request, forever (``"500"``, ``"429"``,
+  ``"truncate"``, ``"drop"``); ``retry_after`` is the Retry-After header of a 429;
+* ``drip``: send each answer's body one byte at a time, this many seconds apart;
+* ``huge``: answer with this many bytes (``huge_declared``: with a Content-Length saying so);
+  ``sent`` counts the bytes actually written, so a test sees the client stop early;
+* ``efetch_error``: ``"inside"`` (an ``<ERROR>`` in the PubmedArticleSet, with half the
+  articles) or ``"instead"`` (an ``eFetchResult`` holding only an ``<ERROR>``);
+* ``omit``: PMIDs efetch leaves out (deleted or never existing records);
+* ``count_shift``: esearch's Count, on the id-list pages, differs by this from the first answer;
+* ``count_extra``: every Count is this much higher than the PMIDs esearch lists;
+* ``redirect_to``: answer every request with a 307 to this base URL (same path and query).
 """
 
 from __future__ import annotations
@@ -39,6 +53,19 @@ class EUtilsServer:
         self.fail_efetch_after: int | None = None  # fail every efetch after this many succeeded
         self.log: list[tuple[float, str, dict[str, str]]] = []
         self.efetch_ok = 0
+        # hostile behaviours (see the module's docstring)
+        self.always: str | None = None
+        self.retry_after = "0"
+        self.drip: float | None = None
+        self.huge: int | None = None
+        self.huge_declared = False
+        self.sent = 0
+        self.efetch_error: str | None = None
+        self.omit: set[str] = set()
+        self.count_shift = 0
+        self.count_extra = 0
+        self.redirect_to: str | None = None
+        self.stopping = threading.Event()
         handler = self._handler()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/entrez/eutils/"
@@ -49,6 +76,7 @@ class EUtilsServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -76,22 +104,31 @@ class EUtilsServer:
                 params = {k: v[0] for k, v in query.items()}
                 endpoint = urlparse(self.path).path.rsplit("/", 1)[-1]
                 server.log.append((time.monotonic(), endpoint, params))
-                if server.failures:
-                    failure = server.failures.popleft()
-                    if failure == "drop":
-                        self.close_connection = True
-                        self.connection.close()
-                        return
-                    if failure in ("429", "500"):
-                        self.send_response(int(failure))
-                        if failure == "429":
-                            self.send_header("Retry-After", "0")
-                        self.end_headers()
-                        self.wfile.write(b'{"error":"API rate limit exceeded"}')
-                        return
-                    truncate = failure == "truncate"
-                else:
-                    truncate = False
+                moved = urlparse(server.redirect_to or "")
+                here = moved.netloc == server.url.split("/")[2] and self.path.startswith(moved.path)
+                if server.redirect_to is not None and not here:  # already at the new address: answer
+                    self.send_response(307)
+                    target = server.redirect_to.rstrip("/") + "/" + self.path.split("/")[-1]
+                    self.send_header("Location", target)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                failure = server.failures.popleft() if server.failures else server.always
+                if failure == "drop":
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if failure in ("429", "500"):
+                    self.send_response(int(failure))
+                    if failure == "429":
+                        self.send_header("Retry-After", server.retry_after)
+                    self.end_headers()
+                    self.wfile.write(b'{"error":"API rate limit exceeded"}')
+                    return
+                truncate = failure == "truncate"
+                if server.huge is not None:
+                    self._huge(server.huge)
+                    return
                 if endpoint == "esearch.fcgi":
                     body = self._esearch(params)
                 elif endpoint == "efetch.fcgi":
@@ -109,9 +146,40 @@ class EUtilsServer:
                 self.send_header("Content-Type", "text/xml")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if server.drip is not None:
+                    self._drip(body, server.drip)
+                    return
                 self.wfile.write(body[: len(body) // 2] if truncate else body)
                 if truncate:
                     self.close_connection = True
+
+            def _drip(self, body: bytes, seconds: float) -> None:
+                self.close_connection = True
+                try:
+                    for i in range(len(body)):
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                        if server.stopping.wait(seconds):
+                            return
+                except OSError:  # the client gave up
+                    return
+
+            def _huge(self, size: int) -> None:
+                """An answer of ``size`` bytes, written in chunks until the client stops reading."""
+                self.close_connection = True
+                self.send_response(200)
+                self.send_header("Content-Type", "text/xml")
+                if server.huge_declared:
+                    self.send_header("Content-Length", str(size))
+                self.end_headers()
+                chunk = b"<!-- " + b"x" * 65_000 + b" -->\n"
+                try:
+                    self.wfile.write(b"<PubmedArticleSet>\n")
+                    while server.sent < size and not server.stopping.is_set():
+                        self.wfile.write(chunk)
+                        server.sent += len(chunk)
+                except OSError:  # the client gave up
+                    return
 
             def _esearch(self, p: dict[str, str]) -> bytes:
                 term = p.get("term")
@@ -122,6 +190,7 @@ class EUtilsServer:
                 ids = server.search(term or "")
                 start, count = int(p.get("retstart", 0)), int(p.get("retmax", 20))
                 page = ids[start : start + count]
+                total = len(ids) + server.count_extra + (server.count_shift if count > 0 else 0)
                 webenv = p.get("WebEnv") or f"MCID_{uuid.uuid4().hex[:16]}"
                 server.webenvs[webenv] = term or ""
                 id_list = "".join(f"<Id>{i}</Id>" for i in page)
@@ -129,14 +198,22 @@ class EUtilsServer:
                     "<?xml version='1.0' encoding='UTF-8' ?>\n"
                     '<!DOCTYPE eSearchResult PUBLIC "-//NLM//DTD esearch 20060628//EN" '
                     '"https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20060628/esearch.dtd">\n'
-                    f"<eSearchResult><Count>{len(ids)}</Count><RetMax>{len(page)}</RetMax>"
+                    f"<eSearchResult><Count>{total}</Count><RetMax>{len(page)}</RetMax>"
                     f"<RetStart>{start}</RetStart><QueryKey>1</QueryKey><WebEnv>{webenv}</WebEnv>"
                     f"<IdList>{id_list}</IdList></eSearchResult>\n"
                 ).encode()
 
             def _efetch(self, p: dict[str, str]) -> bytes:
                 ids = [i for i in p.get("id", "").split(",") if i]
-                parts = [server.articles[i] for i in ids if i in server.articles]
+                error = b"<ERROR>Unable to obtain query #1\nbackend timeout</ERROR>"
+                if server.efetch_error == "instead":
+                    return b'<?xml version="1.0" ?>\n<eFetchResult>\n' + error + b"\n</eFetchResult>\n"
+                found = [i for i in ids if i in server.articles and i not in server.omit]
+                if server.efetch_error == "inside":
+                    found = found[: len(found) // 2]
+                parts = [server.articles[i] for i in found]
+                if server.efetch_error == "inside":
+                    parts.append(error)
                 return (
                     b'<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, '
                     b'1st January 2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n'

@@ -7,6 +7,7 @@ encoder: what is written is what is read, by id, by PMID and by filter.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,11 @@ RECORDS = [
     Record("303", (Section("CONCLUSIONS", "Vitamin D did not prevent fractures in older adults."),),
            title=None, journal="BMJ", year=2019, mesh=("Vitamin D", "Fractures, Bone")),
 ]  # fmt: skip
+
+
+def manifest() -> Manifest:
+    return Manifest(model="test", dimension=DIM, max_seq_length=16, records=0, chunks=0,
+                    chunking={"chunk_tokens": 128, "overlap_sentences": 1})  # fmt: skip
 
 
 def unit(seed: int) -> np.ndarray:
@@ -61,7 +67,7 @@ def write(index: Path, records: list[Record], base: bool = False) -> dict[str, l
             chunks = chunks_of(record)
             vectors[record.pmid] = [unit(int(record.pmid) * 10 + c.ordinal) for c in chunks]
             writer.add_chunks(chunks, np.stack(vectors[record.pmid]))
-        writer.commit(Manifest(model="test", dimension=DIM, max_seq_length=16, chunking={}, records=0, chunks=0))
+        writer.commit(manifest())
     finally:
         if snapshot is not None:
             snapshot.close()
@@ -122,6 +128,12 @@ def test_filters_select_records_in_sql(index) -> None:  # type: ignore[no-untype
         assert pmids(Filters(journal="lancet")) == ["202"]
         assert pmids(Filters(mesh=("atrial fibrillation",))) == ["202"]
         assert pmids(Filters(mesh="Vitamin D")) == ["303"]  # a bare string is one descriptor, not its letters
+        # "contains" means contains: LIKE's wildcards are plain characters here
+        assert pmids(Filters(journal="%")) == [] and pmids(Filters(journal="_")) == []
+        assert pmids(Filters(journal="e_L")) == []
+        # Unicode case folding on both sides, not SQLite's ASCII-only lower()
+        assert pmids(Filters(journal="ärztliche praxis")) == ["101"] == pmids(Filters(journal="ÄRZTLICHE"))
+        assert pmids(Filters(mesh="ödema, cerebral")) == ["101"] == pmids(Filters(mesh="ÖDEMA, CEREBRAL"))
     finally:
         snapshot.close()
 
@@ -141,7 +153,7 @@ def test_update_on_a_base_keeps_old_records_and_removes_deleted(index) -> None: 
         plan = writer.plan()
         assert plan.deleted == ["202"] and plan.not_found == ["999"]
         assert writer.delete_records(plan.deleted) == 1
-        writer.commit(Manifest(model="test", dimension=DIM, max_seq_length=16, chunking={}, records=0, chunks=0))
+        writer.commit(manifest())
     finally:
         snapshot.close()
         lock.release()
@@ -191,3 +203,26 @@ def test_layout_names_every_path_in_one_place(tmp_path: Path) -> None:
     assert layout.new_snapshot().name.startswith("snap-") and layout.new_build().name.startswith(".build-")
     assert layout.encoder_dir_for(None) == tmp_path / "models" / "all-MiniLM-L6-v2-onnx-int8"
     assert layout.fetch_file("abc").parent == tmp_path / "fetch"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"files": []},
+        {"chunking": {"chunk_tokens": "128", "overlap_sentences": 1}},
+        {"sources": "a.xml"},
+        {"dimension": -1},
+        {"records": True},
+        {"nprobe": 10**9},
+        {"backend": "tensorflow"},
+        {"encoder_sha256": "not a checksum"},
+        {"files": {"vectors.faiss": {"bytes": -5, "sha256": "0" * 64}}},
+    ],
+)
+def test_every_manifest_field_is_checked_by_type_and_range(index, change: dict) -> None:  # type: ignore[no-untyped-def]
+    path, _ = index
+    manifest_file = IndexStore(path).current_dir() / "manifest.json"
+    data = json.loads(manifest_file.read_text())
+    manifest_file.write_text(json.dumps({**data, **change}))
+    with pytest.raises(IndexStoreError, match=f"invalid manifest \\({next(iter(change))} is"):
+        IndexStore(path).open()

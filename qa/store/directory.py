@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IndexStoreError
-from .layout import MANIFEST, PASSAGES, IndexLayout
+from .layout import ENCODER_MODEL, MANIFEST, PASSAGES, IndexLayout, encoder_checksums, encoder_model_file
 from .manifest import Manifest
 from .snapshot import Passages, Snapshot
 from .vectors import resolve_index_type
@@ -43,6 +43,8 @@ class IndexStore:
         """The live snapshot's name as CURRENT gives it, or None when nothing is built yet."""
         self._check_folder()
         pointer = self.layout.current
+        if pointer.is_symlink():  # never followed: it could point anywhere, and its target would be shown
+            raise IndexStoreError(f"{pointer}: is a symbolic link, not the index's own pointer; refused")
         if not pointer.is_file():
             return None
         try:
@@ -61,18 +63,24 @@ class IndexStore:
             if not self.path.exists():
                 raise IndexStoreError(f"no index at {self.path}: run `qa build FILE...` first")
             raise IndexStoreError(f"no index built in {self.path} yet: run `qa build FILE...` first")
-        return self.layout.snapshot(name)
+        snapshot = self.layout.snapshot(name)
+        if snapshot.is_symlink():
+            raise IndexStoreError(f"{snapshot}: the live snapshot is a symbolic link; refused")
+        return self.layout.confined(snapshot)
 
     def manifest(self) -> Manifest:
         return Manifest.from_file(self.current_dir() / MANIFEST)
 
-    def open(self) -> Snapshot:
-        """The live snapshot; retries if a build swaps it between reading CURRENT and opening files."""
+    def open(self, *, verify: bool | None = None) -> Snapshot:
+        """The live snapshot; retries if a build swaps it between reading CURRENT and opening files.
+
+        ``verify``: hash the snapshot's files against the manifest (None: only when they are small).
+        """
         for _ in range(5):
             directory = self.current_dir()
             if directory.is_dir():
                 try:
-                    return Snapshot(directory)
+                    return Snapshot(directory, verify=verify)
                 except IndexStoreError:
                     if self.current_dir() == directory and directory.is_dir():
                         raise  # not a swap in progress: a real problem with the live snapshot
@@ -81,6 +89,30 @@ class IndexStore:
                         raise IndexStoreError(f"{directory}: cannot open ({exc}); run `qa verify`") from None
             time.sleep(0.05)
         raise IndexStoreError(f"{self.path}: live snapshot {self.current_dir().name} is missing; rebuild with qa build")
+
+    def encoder_dir(self, manifest: Manifest, *, check: bool = True) -> Path:
+        """The int8 encoder folder an index was built with: inside the index, present, and unchanged.
+
+        Its files are small (about 23 MB), so their SHA-256 is checked on every load: a flipped byte in
+        the model would otherwise change every answer silently.
+        """
+        if not manifest.encoder:
+            raise IndexStoreError(f"{self.path}: the manifest names no encoder; rebuild with qa build --full")
+        folder = self.layout.encoder_dir_from(manifest.encoder)
+        if not encoder_model_file(folder).is_file() or folder.is_symlink():
+            raise IndexStoreError(
+                f"the index's encoder {manifest.encoder} is missing; rebuild the index with qa build --full"
+            )
+        if check:
+            expected = dict(manifest.encoder_files) or {ENCODER_MODEL: manifest.encoder_sha256}
+            found = encoder_checksums(folder)
+            changed = sorted(name for name, digest in expected.items() if found.get(name) != digest)
+            if changed:
+                raise IndexStoreError(
+                    f"the index's encoder {manifest.encoder}: {', '.join(changed)} differ from the files the index "
+                    "was built with (changed or damaged); run `qa verify`, then rebuild with qa build --full"
+                )
+        return folder
 
     def open_passages(self) -> Passages:
         """The live snapshot's SQLite side alone (no FAISS), for facts and checks."""
@@ -110,11 +142,12 @@ class IndexStore:
         return SnapshotWriter(self, self.layout.new_build(), dimension, base, index_type)
 
     def remove_stale(self) -> None:
-        """Delete unfinished builds and snapshots that are no longer live (call under the lock)."""
-        live = self.live_name()
-        for child in self.path.iterdir():
-            if self.layout.is_leftover(child, live):
-                shutil.rmtree(child, ignore_errors=True)
+        """Delete what earlier builds left behind (call under the lock, before a build starts)."""
+        for leftover in self.layout.leftovers(self.live_name()):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
     def publish(self, snapshot_dir: Path) -> None:
         """Point CURRENT at a finished snapshot: the single atomic step of every build."""

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..errors import IndexStoreError
+
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 PASSAGES = "passages.sqlite"
@@ -31,6 +33,7 @@ FETCH = "fetch"
 ENCODER_MODEL = "model.onnx"  # inside an encoder folder: the int8 graph
 ENCODER_SETTINGS = "encoder.json"  # inside an encoder folder: pooling, max length, checksum
 ENCODER_TOKENIZER = "tokenizer.json"
+ENCODER_FILES = (ENCODER_MODEL, ENCODER_SETTINGS, ENCODER_TOKENIZER)
 
 
 def encoder_dir_name(model: str | None) -> str:
@@ -75,22 +78,63 @@ class IndexLayout:
     def new_pointer(self) -> Path:
         return self.root / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
 
-    def is_leftover(self, child: Path, live: str | None) -> bool:
-        """An unfinished build or a snapshot that is no longer live."""
-        return child.is_dir() and (
-            child.name.startswith(BUILD_PREFIX) or (child.name.startswith(SNAPSHOT_PREFIX) and child.name != live)
-        )
+    def leftovers(self, live: str | None) -> list[Path]:
+        """What crashes leave behind: unfinished builds, snapshots no longer live, half-written pointers,
+        and interrupted encoder exports."""
+        found = [
+            child
+            for child in self.root.iterdir()
+            if (child.is_dir() and not child.is_symlink() and child.name.startswith(BUILD_PREFIX))
+            or (child.is_dir() and child.name.startswith(SNAPSHOT_PREFIX) and child.name != live)
+            or (child.is_file() and child.name.startswith(f".{CURRENT}."))
+        ]
+        models = self.root / MODELS
+        if models.is_dir() and not models.is_symlink():
+            found += [child for child in models.iterdir() if child.is_dir() and child.name.startswith(".export-")]
+        return found
 
     # -- beside the snapshots --------------------------------------------
 
-    def encoder_dir(self, folder: str) -> Path:
-        return self.root / MODELS / folder
-
     def encoder_dir_for(self, model: str | None) -> Path:
-        return self.encoder_dir(encoder_dir_name(model))
+        """Where a build keeps (or exports) the int8 encoder of ``model``."""
+        return self.root / MODELS / encoder_dir_name(model)
+
+    @staticmethod
+    def encoder_reference(encoder_dir: Path) -> str:
+        """What the manifest records for an encoder folder: ``models/<name>``."""
+        return f"{MODELS}/{encoder_dir.name}"
+
+    def encoder_dir_from(self, reference: str) -> Path:
+        """The encoder folder a manifest names, refused unless it is ``models/<name>`` inside this index."""
+        parts = reference.split("/")
+        if len(parts) != 2 or parts[0] != MODELS or not _SAFE_NAME.fullmatch(parts[1]):
+            raise IndexStoreError(
+                f"{self.root}: the manifest names an encoder outside models/; rebuild with qa build --full"
+            )
+        return self.confined(self.root / MODELS / parts[1])
+
+    def confined(self, path: Path) -> Path:
+        """``path`` if, with every symlink followed, it stays inside the index folder; otherwise refused."""
+        try:
+            inside = path.resolve().is_relative_to(self.root.resolve())
+        except (OSError, RuntimeError):
+            inside = False
+        if not inside:
+            raise IndexStoreError(f"{path.name}: leads outside the index folder {self.root}; refused")
+        return path
 
     def fetch_file(self, key: str) -> Path:
         return self.root / FETCH / f"pubmed-{key}.xml.gz"
+
+
+def encoder_checksums(encoder_dir: Path) -> dict[str, str]:
+    """SHA-256 of each file of an encoder folder, for the manifest and the checks at load time."""
+    from .manifest import file_facts
+
+    return {name: file_facts(encoder_dir / name)["sha256"] for name in ENCODER_FILES if (encoder_dir / name).is_file()}
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
 
 def encoder_model_file(encoder_dir: Path) -> Path:
@@ -101,6 +145,7 @@ __all__ = [
     "IndexLayout",
     "encoder_dir_name",
     "encoder_model_file",
+    "encoder_checksums",
     "MANIFEST",
     "VECTORS",
     "PASSAGES",

@@ -18,6 +18,8 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import IndexStoreError
+
 # FTS5 table kept inside passages.sqlite: one row per record, rowid = PMID.
 FTS_SCHEMA = "CREATE VIRTUAL TABLE lexical USING fts5(title, abstract, mesh, tokenize='porter unicode61')"
 
@@ -115,7 +117,13 @@ class LexicalIndex:
         self.db.execute("DELETE FROM lexical WHERE rowid=?", (int(pmid),))
 
     def count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM lexical").fetchone()[0])
+        return int(self._query("SELECT COUNT(*) FROM lexical")[0][0])
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self.db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise IndexStoreError(f"the lexical index is unreadable ({exc}); run `qa verify`, then rebuild") from None
 
     # -- reading -----------------------------------------------------------
 
@@ -134,7 +142,7 @@ class LexicalIndex:
             args.append(json.dumps([int(p) for p in allowed_pmids]))
         sql += " ORDER BY score DESC LIMIT ?"
         args.append(n)
-        return {str(rowid): float(score) for rowid, score in self.db.execute(sql, args)}
+        return {str(rowid): float(score) for rowid, score in self._query(sql, args)}
 
     def ceiling(self, question: str) -> float:
         """The BM25 a record holding every question term would approach: sum of idf x (k1 + 1) x top weight."""
@@ -157,7 +165,7 @@ class LexicalIndex:
         # A snapshot never changes, so counts can be kept for the life of this reader.
         n = self._df_cache.get(term)
         if n is None:
-            (n,) = self.db.execute("SELECT count(*) FROM lexical WHERE lexical MATCH ?", (f'"{term}"',)).fetchone()
+            (n,) = self._query("SELECT count(*) FROM lexical WHERE lexical MATCH ?", (f'"{term}"',))[0]
             if len(self._df_cache) < 100_000:
                 self._df_cache[term] = n
         return n

@@ -34,6 +34,7 @@ class Manifest:
     pubmed: dict[str, Any] | None = None  # the PubMed search this index follows (`qa update`)
     encoder: str | None = None  # onnx-int8: the exported encoder's folder, relative to the index
     encoder_sha256: str | None = None  # onnx-int8: checksum of the encoder's model file
+    encoder_files: dict[str, str] = field(default_factory=dict)  # onnx-int8: every encoder file -> SHA-256
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"bytes", "sha256"}
     format_version: int = FORMAT_VERSION
 
@@ -54,9 +55,76 @@ class Manifest:
             )
         known = {f for f in cls.__dataclass_fields__}
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})
+            manifest = cls(**{k: v for k, v in data.items() if k in known})
         except TypeError as exc:
             raise IndexStoreError(f"{path}: incomplete manifest ({exc})") from None
+        problem = manifest.problem()
+        if problem:
+            raise IndexStoreError(f"{path}: invalid manifest ({problem}); rebuild with qa build --full")
+        return manifest
+
+    def problem(self) -> str | None:
+        """The first field with a wrong type or out of range, described; None when every field is sound."""
+        for name, check in _CHECKS.items():
+            value = getattr(self, name)
+            if not check(value):
+                return f"{name} is {_preview(value)}"
+        return None
+
+
+def _int(low: int, high: int) -> Any:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _str(limit: int = 4096) -> Any:
+    return lambda v: isinstance(v, str) and len(v) <= limit
+
+
+def _sha(v: Any) -> bool:
+    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
+
+
+def _optional(check: Any) -> Any:
+    return lambda v: v is None or check(v)
+
+
+_COUNT = _int(0, 10**12)
+_CHECKS = {
+    "model": lambda v: isinstance(v, str) and 0 < len(v) <= 4096,
+    "dimension": _int(1, 65_536),
+    "max_seq_length": _int(1, 1_000_000),
+    "chunking": lambda v: (
+        isinstance(v, dict) and _int(1, 1_000_000)(v.get("chunk_tokens")) and _int(0, 1_000)(v.get("overlap_sentences"))
+    ),
+    "records": _COUNT,
+    "chunks": _COUNT,
+    "built_at": _str(64),
+    "build_seconds": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 10**9,
+    "sources": lambda v: isinstance(v, list) and len(v) <= 1_000_000 and all(_str()(s) for s in v),
+    "index_type": lambda v: v in ("flat", "ivf-sq8"),
+    "nprobe": _int(1, 65_536),
+    "backend": lambda v: v in ("torch", "onnx-int8"),
+    "pubmed": lambda v: (
+        v is None
+        or (isinstance(v, dict) and _optional(_str(100_000))(v.get("query")) and _optional(_COUNT)(v.get("max")))
+    ),
+    "encoder": _optional(_str(255)),
+    "encoder_sha256": _optional(_sha),
+    "encoder_files": lambda v: isinstance(v, dict) and all(_str(255)(k) and _sha(h) for k, h in v.items()),
+    "files": lambda v: (
+        isinstance(v, dict)
+        and all(
+            isinstance(k, str) and isinstance(f, dict) and _COUNT(f.get("bytes")) and _sha(f.get("sha256"))
+            for k, f in v.items()
+        )
+    ),
+    "format_version": _int(FORMAT_VERSION, FORMAT_VERSION),
+}
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def file_facts(path: Path) -> dict[str, Any]:
