@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from qa.embed import Embedder
 from qa.errors import ModelError, QAError
 from qa.records import Record, record_to_dict
 from qa.store import IndexStore
+from qa.verify import verify_index
 
 from .conftest import IL6_QUESTION, SEED_PMID
 
@@ -94,3 +96,33 @@ def test_bad_backend_settings() -> None:
         Embedder(backend="tensorrt")
     with pytest.raises(ModelError, match="--backend torch"):
         Embedder(backend="onnx-int8", encoder_dir=Path("/tmp/x"), device="cuda")
+
+
+@pytest.fixture()
+def onnx_copy(onnx_index: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "index"
+    shutil.copytree(onnx_index, copy)
+    return copy
+
+
+@pytest.mark.parametrize("damage", ["delete model", "flip model bytes", "garble tokenizer", "truncate settings"])
+def test_a_damaged_encoder_is_refused_and_never_re_exported(onnx_copy: Path, damage: str) -> None:
+    folder = onnx_copy / IndexStore(onnx_copy).manifest().encoder  # type: ignore[operator]
+    model = folder / "model.onnx"
+    if damage == "delete model":
+        model.unlink()
+    elif damage == "flip model bytes":
+        data = bytearray(model.read_bytes())
+        for i in range(len(data) // 2, len(data) // 2 + 160):  # same size, different weights
+            data[i] ^= 0xFF
+        model.write_bytes(bytes(data))
+    elif damage == "garble tokenizer":
+        (folder / "tokenizer.json").write_text("{not json")
+    else:
+        (folder / "encoder.json").write_text('{"max_seq')
+    before = sorted(p.relative_to(onnx_copy) for p in onnx_copy.rglob("*"))
+    with pytest.raises(QAError, match="qa build --full"):
+        Retriever(onnx_copy)
+    assert sorted(p.relative_to(onnx_copy) for p in onnx_copy.rglob("*")) == before  # nothing exported
+    report = verify_index(onnx_copy)
+    assert not report.ok and any("encoder" in p for p in report.problems)

@@ -159,7 +159,12 @@ class LexicalIndex:
     def absent_names(self, question: str) -> list[str]:
         """Capitalised words inside the question (names: "Ebola", "Kawasaki") that no record contains."""
         names = re.findall(r"(?<=[\w,;:)] )([A-Z][\w'\-]*)", question)
-        return [name for name in names if all(self._document_frequency(t) == 0 for t in terms(name))]
+        out = []
+        for name in names:
+            words = [t for t in terms(name) if len(t) > 2]  # "Huntington's" is about "huntington", not "s"
+            if words and all(self._document_frequency(t) == 0 for t in words):
+                out.append(name)
+        return out
 
     def _document_frequency(self, term: str) -> int:
         # A snapshot never changes, so counts can be kept for the life of this reader.
