@@ -42,8 +42,9 @@ _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9+\-]*")
 def sounds_like_follow_up(question: str) -> bool:
     """Whether a question's wording leans on an earlier one ("and", "what about", "it", or tiny).
 
-    Only used to tell a user that a first question has nothing to follow up; whether a later question
-    is a follow-up is decided by retrieval (``Conversation.query_for``).
+    Whether a later question is a follow-up is decided by retrieval (``Conversation.query_for``);
+    wording only tips the balance for a question too vague to find anything on its own, and tells a
+    user that a first question has nothing to follow up.
     """
     words = [w.lower() for w in _WORD.findall(question)]
     if not words:
@@ -95,8 +96,9 @@ NO_EARLIER_QUESTION = "This reads like a follow-up, but there is no earlier ques
 # start a new topic (cosines; chosen on the dev conversations of bench/answers: follow-ups <= 0.13,
 # topic switches >= 0.57 there).
 NEW_TOPIC_GAP = 0.30
-# A vague question ("and their safety?") follows up only if it is at least this close to the topic's
-# records; otherwise ("best pizza in Rome") it is asked on its own (dev follow-ups: >= 0.36).
+# A vague question follows up if it is at least this close to the topic's records or its wording
+# points back ("and their safety?"); otherwise ("best pizza in Rome") it is asked on its own
+# (dev follow-ups: >= 0.36).
 TOPIC_FLOOR = 0.25
 
 
@@ -132,7 +134,7 @@ class Conversation:
             return context  # on its own it finds nothing, or the same records: stay on the topic
         to_topic = self.retriever.closeness(question, sorted(self.topic_pmids))
         if alone[0].cosine < RELEVANCE_FLOOR:  # too vague to stand alone: "and their safety?", or off-topic
-            return context if to_topic >= TOPIC_FLOOR else None
+            return context if to_topic >= TOPIC_FLOOR or sounds_like_follow_up(question) else None
         # A new subject finds its own records far more closely than the topic's; a follow-up does not.
         return None if alone[0].cosine - to_topic >= self.new_topic_gap else context
 

@@ -9,12 +9,13 @@ entities or read local files.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import json
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 from xml.etree.ElementTree import Element, ParseError
@@ -24,29 +25,31 @@ from defusedxml.ElementTree import iterparse
 
 from .errors import IngestError
 from .records import (
+    MAX_ABSTRACT_CHARS,  # re-exported: every field cap lives in records
+    MAX_PMID_DIGITS,
     Bad,
     Deletion,
     Event,
     Record,
     Section,
     Skipped,
+    checked,
     clean_text,
+    field_text,
+    mesh_terms,
     normalize_pmid,
+    parse_version,
     parse_year,
+    preview,
     record_from_dict,
 )
 
-MAX_ABSTRACT_CHARS = 100_000  # real abstracts are a few thousand characters; beyond this is not an abstract
-
-
-def _checked(record: Record, where: object) -> Record:
-    size = sum(len(s.text) for s in record.sections)
-    if size > MAX_ABSTRACT_CHARS:
-        raise IngestError(
-            f"{where}: PMID {record.pmid} has an abstract of {size:,} characters "
-            f"(more than {MAX_ABSTRACT_CHARS:,}); not a PubMed abstract"
-        )
-    return record
+# Decompressed input is bounded while it streams, before anything big is built: a 3 MB gzip can hold 3 GB.
+MAX_RECORD_BYTES = 16 * 2**20  # one XML record or MEDLINE record (real ones: a few kB, rarely 1 MB)
+MAX_JSONL_LINE_BYTES = 64 * 2**20  # one JSONL line; above 16 MB so an over-long abstract is reported by its size
+MAX_JSON_SEPARATORS = 200_000  # commas, colons and brackets in one JSONL line: bounds the objects json builds
+MAX_XML_ELEMENTS = 250_000  # elements of one XML record (the longest investigator lists have tens of thousands)
+_SKIP_CHUNK = 2**20  # an over-long JSONL line is skipped this many bytes at a time
 
 
 FORMATS = ("xml", "medline", "jsonl")
@@ -110,14 +113,12 @@ def _read_source(path: Path, fmt: str | None, skip_bad: bool) -> Iterator[Event]
             fmt = fmt or sniff_format(head, path)
             if fmt == "xml":
                 yield from _read_xml(raw, path, skip_bad)
+            elif fmt == "medline":
+                yield from _read_medline(raw, path, skip_bad)
+            elif fmt == "jsonl":
+                yield from _read_jsonl(raw, path, skip_bad)
             else:
-                text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline=None)
-                if fmt == "medline":
-                    yield from _read_medline(text, path, skip_bad)
-                elif fmt == "jsonl":
-                    yield from _read_jsonl(text, path, skip_bad)
-                else:
-                    raise IngestError(f"{path}: unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
+                raise IngestError(f"{path}: unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
     except IngestError:
         raise
     except UnicodeDecodeError as exc:
@@ -137,6 +138,31 @@ def _open_binary(path: Path) -> IO[bytes]:
     if magic == b"\x1f\x8b":
         return io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"))  # type: ignore[arg-type]
     return io.BufferedReader(raw)  # type: ignore[arg-type]
+
+
+def _lines(raw: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """``(number, line)`` of at most ``limit`` bytes each; a longer line is skipped in bounded chunks and given
+    as None, so a one-line bomb never sits in memory. Lines end at LF, CRLF or CR, as universal newlines did."""
+    number = 0
+    while line := raw.readline(limit + 1):
+        if len(line) > limit and not line.endswith(b"\n"):
+            number += 1
+            yield number, None  # a strict reader stops here; a tolerant one resumes to skip the rest
+            while line and not line.endswith(b"\n"):
+                line = raw.readline(_SKIP_CHUNK)
+            continue
+        if number == 0 and line.startswith(codecs.BOM_UTF8):
+            line = line[len(codecs.BOM_UTF8) :]
+        for part in line.splitlines(keepends=True) if b"\r" in line else (line,):
+            number += 1
+            yield number, part
+
+
+def _decode(line: bytes, where: str) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{where}: not valid UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def sniff_format(head: bytes, path: Path) -> str:
@@ -161,15 +187,34 @@ def sniff_format(head: bytes, path: Path) -> str:
 # ---------------------------------------------------------------- PubMed XML
 
 
-def _text(el: Element | None) -> str | None:
-    """Flatten inline markup (<i>, <sup>, ...) to plain text instead of dropping it."""
-    if el is None:
-        return None
-    value = clean_text("".join(el.itertext()))
-    return value or None
+class _Oversized(Exception):
+    """Raised from inside the XML parser's ``read`` so that a huge record stops before it is built."""
 
 
-def _tolerant(make, skip_bad: bool) -> Event:  # type: ignore[no-untyped-def]
+class _CappedReader:
+    """A binary stream that hands over at most ``limit`` bytes between ``reset()`` calls (one per record)."""
+
+    def __init__(self, raw: IO[bytes], limit: int) -> None:
+        self.raw, self.limit, self.count = raw, limit, 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        room = self.limit - self.count + 1  # one byte past the limit is enough to know
+        data = self.raw.read(room if size is None or size < 0 else min(size, room))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise _Oversized
+        return data
+
+    def reset(self) -> None:
+        self.count = 0
+
+
+def _raw(el: Element | None) -> str | None:
+    """All the text of an element, inline markup (<i>, <sup>, ...) flattened instead of dropped; not yet cleaned."""
+    return None if el is None else "".join(el.itertext())
+
+
+def _tolerant(make: Callable[[], Event], skip_bad: bool) -> Event:
     """One record: its event, or a Bad event when ``skip_bad`` (otherwise the error propagates)."""
     try:
         return make()
@@ -180,12 +225,14 @@ def _tolerant(make, skip_bad: bool) -> Event:  # type: ignore[no-untyped-def]
 
 
 def _read_xml(raw: IO[bytes], path: Path, skip_bad: bool = False) -> Iterator[Event]:
+    source = _CappedReader(raw, MAX_RECORD_BYTES)
     root: Element | None = None
-    depth = 0
+    depth = elements = 0
+    number = 1  # of the record being read, for messages
     seen_root = False
     try:
         for event, el in iterparse(
-            raw, events=("start", "end"), forbid_dtd=False, forbid_entities=True, forbid_external=True
+            source, events=("start", "end"), forbid_dtd=False, forbid_entities=True, forbid_external=True
         ):
             if event == "start":
                 if root is None:
@@ -197,6 +244,12 @@ def _read_xml(raw: IO[bytes], path: Path, skip_bad: bool = False) -> Iterator[Ev
                             "(is this a PubMed efetch/baseline file?)"
                         )
                 depth += 1
+                elements += 1
+                if elements > MAX_XML_ELEMENTS:
+                    raise IngestError(
+                        f"{path}: XML record {number:,} has more than {MAX_XML_ELEMENTS:,} elements; "
+                        "not a PubMed record"
+                    )
                 continue
             depth -= 1
             if depth != 1 and not (depth == 0 and el.tag == "PubmedArticle"):
@@ -204,12 +257,21 @@ def _read_xml(raw: IO[bytes], path: Path, skip_bad: bool = False) -> Iterator[Ev
             if el.tag == "PubmedArticle":
                 yield _tolerant(lambda el=el: _xml_article(el, path), skip_bad)
             elif el.tag == "PubmedBookArticle":
-                yield Skipped(_text(el.find("BookDocument/PMID")), "book record (not a journal article)")
+                yield Skipped(
+                    normalize_pmid(_raw(el.find("BookDocument/PMID")) or ""), "book record (not a journal article)"
+                )
             elif el.tag == "DeleteCitation":
                 pmids = tuple(n for n in (normalize_pmid(p.text or "") for p in el.findall("PMID")) if n)
                 yield Deletion(pmids)
             if root is not None and depth == 1 and root.tag != "PubmedArticle":
                 root.clear()  # keep memory flat while streaming
+            source.reset()
+            elements = 0
+            number += 1
+    except _Oversized:
+        raise IngestError(
+            f"{path}: XML record {number:,} is over {MAX_RECORD_BYTES:,} bytes; not a PubMed record"
+        ) from None
     except ParseError as exc:
         line, col = getattr(exc, "position", (None, None))
         msg = str(exc).split(":")[0]
@@ -230,51 +292,49 @@ def _xml_article(art: Element, path: Path) -> Event:
     raw_pmid = (pmid_el.text or "").strip() if pmid_el is not None else ""
     pmid = normalize_pmid(raw_pmid)
     if cit is None or pmid_el is None or pmid is None:
-        raise IngestError(f"{path}: a <PubmedArticle> has no valid MedlineCitation/PMID (got {raw_pmid!r})")
-    version = int(normalize_pmid(pmid_el.get("Version", "1")) or 1)
+        raise IngestError(
+            f"{path}: a <PubmedArticle> has no valid MedlineCitation/PMID "
+            f"(got {preview(raw_pmid)}; a PMID is 1 to {MAX_PMID_DIGITS} digits)"
+        )
+    where = str(path)
+    version = parse_version(pmid_el.get("Version"), f"{path}: PMID {pmid}")
     article = cit.find("Article")
     if article is None:
         return Skipped(pmid, "no abstract")
     sections = []
     for node in article.findall("Abstract/AbstractText"):
-        text = _text(node)
+        text = field_text(_raw(node), "abstract", where, pmid)
         if text:
-            label = node.get("Label") or None
-            sections.append(Section(label.strip() if label else None, text))
+            label = node.get("Label")
+            sections.append(Section(field_text(label, "section label", where, pmid) if label else None, text))
     if not sections:
         return Skipped(pmid, "no abstract")
-    journal = (
-        _text(article.find("Journal/Title"))
-        or _text(article.find("Journal/ISOAbbreviation"))
-        or _text(cit.find("MedlineJournalInfo/MedlineTA"))
+    journals = (
+        article.find("Journal/Title"),
+        article.find("Journal/ISOAbbreviation"),
+        cit.find("MedlineJournalInfo/MedlineTA"),
     )
+    journal = next((j for j in (field_text(_raw(el), "journal", where, pmid) for el in journals) if j), None)
     pub = article.find("Journal/JournalIssue/PubDate")
     year = None
     if pub is not None:
-        year = parse_year(_text(pub.find("Year"))) or parse_year(_text(pub.find("MedlineDate")))
-    year = year or parse_year(_text(article.find("ArticleDate/Year")))
-    mesh = tuple(t for t in (_text(d) for d in cit.findall("MeshHeadingList/MeshHeading/DescriptorName")) if t)
-    doi = None
-    for loc in article.findall("ELocationID"):
-        if loc.get("EIdType") == "doi" and _text(loc):
-            doi = _text(loc)
-            break
-    if doi is None:
-        for aid in art.findall("PubmedData/ArticleIdList/ArticleId"):
-            if aid.get("IdType") == "doi" and _text(aid):
-                doi = _text(aid)
-                break
+        year = parse_year(_raw(pub.find("Year"))) or parse_year(_raw(pub.find("MedlineDate")))
+    year = year or parse_year(_raw(article.find("ArticleDate/Year")))
+    mesh = mesh_terms([_raw(d) for d in cit.findall("MeshHeadingList/MeshHeading/DescriptorName")], where, pmid)
+    dois = [loc for loc in article.findall("ELocationID") if loc.get("EIdType") == "doi"]
+    dois += [aid for aid in art.findall("PubmedData/ArticleIdList/ArticleId") if aid.get("IdType") == "doi"]
+    doi = next((d for d in (field_text(_raw(el), "DOI", where, pmid) for el in dois) if d), None)
     record = Record(
         pmid=pmid,
         version=version,
-        title=_text(article.find("ArticleTitle")),
+        title=field_text(_raw(article.find("ArticleTitle")), "title", where, pmid),
         sections=tuple(sections),
         journal=journal,
         year=year,
         mesh=mesh,
         doi=doi,
     )
-    return _checked(record, path)
+    return checked(record, where)
 
 
 # ---------------------------------------------------------------- MEDLINE
@@ -299,14 +359,37 @@ def split_labelled_abstract(text: str) -> tuple[Section, ...]:
     return tuple(sections)
 
 
-def _read_medline(text: IO[str], path: Path, skip_bad: bool = False) -> Iterator[Event]:
+def _medline_lines(raw: IO[bytes], path: Path) -> Iterator[str]:
+    """Lines for Biopython's parser, refusing an over-long line or record before the parser builds it."""
+    size, number = 0, 1
+    for lineno, line in _lines(raw, MAX_RECORD_BYTES):
+        if line is None:
+            raise IngestError(f"{path}:{lineno}: MEDLINE line over {MAX_RECORD_BYTES:,} bytes; not a PubMed record")
+        text = _decode(line, f"{path}:{lineno}").rstrip("\r\n") + "\n"
+        if text == "\n":  # what ends a record for Biopython
+            if size:
+                number += 1
+            size = 0
+        else:
+            size += len(line)
+            if size > MAX_RECORD_BYTES:
+                raise IngestError(
+                    f"{path}:{lineno}: MEDLINE record {number:,} is over {MAX_RECORD_BYTES:,} bytes; "
+                    "not a PubMed record"
+                )
+        yield text
+
+
+def _read_medline(raw: IO[bytes], path: Path, skip_bad: bool = False) -> Iterator[Event]:
     from Bio import Medline  # only MEDLINE builds pay for Biopython's import
 
     count = 0
-    for n, rec in enumerate(Medline.parse(text), start=1):
-        count += 1
-        event = _tolerant(lambda rec=rec, n=n: _medline_record(rec, n, path), skip_bad)
-        yield event
+    try:
+        for n, rec in enumerate(Medline.parse(_medline_lines(raw, path)), start=1):
+            count += 1
+            yield _tolerant(lambda rec=rec, n=n: _medline_record(rec, n, path), skip_bad)
+    except (KeyError, IndexError):  # Biopython on a continuation line that follows a blank line
+        raise IngestError(f"{path}: malformed MEDLINE (a continuation line outside any field)") from None
     if count == 0:
         raise IngestError(f"{path}: no MEDLINE records found")
 
@@ -315,10 +398,11 @@ def _medline_record(rec: dict, n: int, path: Path) -> Event:
     pmid = normalize_pmid(rec.get("PMID") or "")
     if pmid is None:
         raise IngestError(
-            f"{path}: MEDLINE record {n} has no valid PMID line (is this a PubMed 'PubMed format' export?)"
+            f"{path}: MEDLINE record {n} has no valid PMID line (got {preview(rec.get('PMID'))}; "
+            "is this a PubMed 'PubMed format' export?)"
         )
-    abstract = rec.get("AB") or ""
-    sections = split_labelled_abstract(abstract)
+    where = str(path)
+    sections = split_labelled_abstract(field_text(rec.get("AB"), "abstract", where, pmid) or "")
     if not sections:
         return Skipped(pmid, "no abstract")
     doi = None
@@ -326,44 +410,47 @@ def _medline_record(rec: dict, n: int, path: Path) -> Event:
         values = rec.get(field_name) or []
         for v in [values] if isinstance(values, str) else values:
             if v.endswith("[doi]"):
-                doi = v[: -len("[doi]")].strip()
+                doi = field_text(v[: -len("[doi]")].rstrip(), "DOI", where, pmid)
                 break
         if doi:
             break
-    mesh = tuple(m.split("/")[0].lstrip("*").strip() for m in (rec.get("MH") or []) if m.split("/")[0].strip())
-    return _checked(
+    return checked(
         Record(
             pmid=pmid,
-            title=clean_text(rec["TI"]) if rec.get("TI") else None,
+            title=field_text(rec.get("TI"), "title", where, pmid),
             sections=sections,
-            journal=clean_text(rec.get("JT") or rec.get("TA") or "") or None,
+            journal=field_text(rec.get("JT") or rec.get("TA"), "journal", where, pmid),
             year=parse_year(rec.get("DP")),
-            mesh=mesh,
+            mesh=mesh_terms([m.partition("/")[0].lstrip("*") for m in rec.get("MH") or []], where, pmid),
             doi=doi,
         ),
-        path,
+        where,
     )
 
 
 # ---------------------------------------------------------------- JSONL
 
 
-def _read_jsonl(text: IO[str], path: Path, skip_bad: bool = False) -> Iterator[Event]:
-    for lineno, line in enumerate(text, start=1):
-        if not line.strip():
-            continue
-        yield _tolerant(lambda line=line, where=f"{path}:{lineno}": _jsonl_record(line, where), skip_bad)
+def _read_jsonl(raw: IO[bytes], path: Path, skip_bad: bool = False) -> Iterator[Event]:
+    for lineno, line in _lines(raw, MAX_JSONL_LINE_BYTES):
+        if line is None or line.strip():
+            yield _tolerant(lambda line=line, where=f"{path}:{lineno}": _jsonl_record(line, where), skip_bad)
 
 
-def _jsonl_record(line: str, where: str) -> Event:
+def _jsonl_record(line: bytes | None, where: str) -> Event:
+    if line is None:
+        raise IngestError(f"{where}: line over {MAX_JSONL_LINE_BYTES:,} bytes; not a PubMed record")
+    if sum(line.count(c) for c in (b",", b":", b"[", b"{")) > MAX_JSON_SEPARATORS:
+        raise IngestError(f"{where}: more than {MAX_JSON_SEPARATORS:,} JSON values in one line; not a PubMed record")
     try:
-        obj = json.loads(line)
+        obj = json.loads(_decode(line, where))
     except json.JSONDecodeError as exc:
         raise IngestError(f"{where}: invalid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # a number of more than 4,300 digits, nesting too deep
+        raise IngestError(f"{where}: unusable JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
     if not isinstance(obj, dict):
         raise IngestError(f"{where}: expected a JSON object per line")
-    event = record_from_dict(obj, where)
-    return _checked(event, where) if isinstance(event, Record) else event
+    return record_from_dict(obj, where)
 
 
 __all__ = [
@@ -374,4 +461,8 @@ __all__ = [
     "split_labelled_abstract",
     "FORMATS",
     "MAX_ABSTRACT_CHARS",
+    "MAX_RECORD_BYTES",
+    "MAX_JSONL_LINE_BYTES",
+    "MAX_JSON_SEPARATORS",
+    "MAX_XML_ELEMENTS",
 ]

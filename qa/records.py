@@ -7,10 +7,33 @@ them. Kept apart from the parsers so that nothing downstream imports a parser.
 from __future__ import annotations
 
 import re
+import reprlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
 
 from .errors import IngestError
+
+# Limits: what one PubMed record plausibly holds, in one place. Beyond them a record is refused
+# in one line (a Bad event with skip_bad), never truncated: it is not a PubMed record.
+MAX_PMID_DIGITS = 12  # PubMed PMIDs have 8 digits; 12 keeps every PMID far inside SQLite's INTEGER
+MAX_VERSION = 999  # PMID versions in PubMed are single digits
+MAX_TITLE_CHARS = 10_000  # real titles: a few hundred characters
+MAX_ABSTRACT_CHARS = 100_000  # real abstracts are a few thousand characters; beyond this is not an abstract
+MAX_LABEL_CHARS = 500  # "BACKGROUND", "METHODS AND FINDINGS", ...
+MAX_JOURNAL_CHARS = 1_000  # the longest journal titles are about 250 characters
+MAX_DOI_CHARS = 1_000  # DOIs are unbounded by spec; real ones are under 200
+MAX_MESH_TERM_CHARS = 500  # the longest MeSH descriptor is about 100 characters
+MAX_MESH_TERMS = 1_000  # real records have a few dozen
+
+FIELD_CAPS = {
+    "title": MAX_TITLE_CHARS,
+    "abstract": MAX_ABSTRACT_CHARS,
+    "section label": MAX_LABEL_CHARS,
+    "journal": MAX_JOURNAL_CHARS,
+    "DOI": MAX_DOI_CHARS,
+    "MeSH term": MAX_MESH_TERM_CHARS,
+}
 
 
 @dataclass(frozen=True)
@@ -81,20 +104,96 @@ Event = Union[Record, Deletion, Skipped, Bad]
 
 
 def normalize_pmid(value: object) -> str | None:
-    """A PMID as PubMed writes it (ASCII digits, no leading zeros), or None if it is not one."""
-    text = str(value).strip()
-    if not text or not text.isascii() or not text.isdigit() or int(text) == 0:
+    """A PMID as PubMed writes it (ASCII digits, no leading zeros), or None if it is not one.
+
+    At most ``MAX_PMID_DIGITS`` digits, so every PMID fits the store's SQLite INTEGER.
+    """
+    if isinstance(value, bool):
         return None
-    return str(int(text))
+    if isinstance(value, int):  # compared as a number: str() of a huge int is itself an error
+        return str(value) if 0 < value < 10**MAX_PMID_DIGITS else None
+    text = str(value).strip().lstrip("0")
+    if not text or len(text) > MAX_PMID_DIGITS or not text.isascii() or not text.isdigit():
+        return None
+    return text
+
+
+def parse_version(value: object, where: str) -> int:
+    """A PMID's version (XML ``Version``, JSONL ``"version"``): 1 when absent, else 1 to ``MAX_VERSION``."""
+    if value is None or value == "":
+        return 1
+    number = normalize_pmid(value)
+    if number is None or len(number) > len(str(MAX_VERSION)) or int(number) > MAX_VERSION:
+        raise IngestError(f"{where}: PMID version must be a number from 1 to {MAX_VERSION} (got {preview(value)})")
+    return int(number)
 
 
 def pubmed_url(pmid: str) -> str:
     return f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
 
 
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")  # C0/C1 controls that are not whitespace
+_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON may escape lone surrogates ("\ud800"); UTF-8 cannot hold them
+
+
 def clean_text(text: str) -> str:
-    """Collapse the line wrapping and indentation that XML and MEDLINE add."""
+    """Collapse the line wrapping and indentation that XML and MEDLINE add, and make the text safe to store.
+
+    Control characters are dropped (whitespace ones collapse to a space) and lone surrogates become
+    U+FFFD, so every stored string encodes as UTF-8; the text is otherwise kept exactly.
+    """
+    text = _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
     return " ".join(text.split())
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[0] in "aeiou" else "a"
+
+
+def too_long(where: str, pmid: str, field: str, size: int) -> IngestError:
+    """The one-line refusal of a field over its cap in ``FIELD_CAPS``."""
+    return IngestError(
+        f"{where}: PMID {pmid} has {_article(field)} {field} of {size:,} characters "
+        f"(more than {FIELD_CAPS[field]:,}); not a PubMed {field}"
+    )
+
+
+def field_text(value: object, field: str, where: str, pmid: str) -> str | None:
+    """One text field cleaned for storage (None if empty), refused beyond its cap in ``FIELD_CAPS``.
+
+    The cap is checked on the raw text, before cleaning, so a huge value is never split into words.
+    """
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > FIELD_CAPS[field]:
+        raise too_long(where, pmid, field, len(text))
+    return clean_text(text) or None
+
+
+def mesh_terms(values: Sequence[object], where: str, pmid: str) -> tuple[str, ...]:
+    """MeSH terms cleaned for storage, empty ones dropped; too many, or one too long, is refused."""
+    if len(values) > MAX_MESH_TERMS:
+        raise IngestError(f"{where}: PMID {pmid} has {len(values):,} MeSH terms (more than {MAX_MESH_TERMS:,})")
+    return tuple(t for t in (field_text(v, "MeSH term", where, pmid) for v in values if v) if t)
+
+
+def checked(record: Record, where: str) -> Record:
+    """Refuse a record whose sections together exceed ``MAX_ABSTRACT_CHARS`` (each field was capped on reading)."""
+    size = sum(len(s.text) for s in record.sections)
+    if size > MAX_ABSTRACT_CHARS:
+        raise too_long(where, record.pmid, "abstract", size)
+    return record
+
+
+_SHORT = reprlib.Repr()
+
+
+def preview(value: object) -> str:
+    """A short repr for error messages: a 5,000-digit PMID must not make a 5,000-character line."""
+    if isinstance(value, int) and value.bit_length() > 10_000:  # repr() itself refuses past 4,300 digits
+        return f"an integer of {value.bit_length():,} bits"
+    return _SHORT.repr(value)
 
 
 def parse_year(text: str | None) -> int | None:
@@ -105,48 +204,56 @@ def parse_year(text: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _section(obj: dict, where: str, pmid: str) -> Section | None:
+    text = field_text(obj.get("text") or "", "abstract", where, pmid)
+    if not text:
+        return None
+    return Section(field_text(obj["label"], "section label", where, pmid) if obj.get("label") else None, text)
+
+
 def _record_from_dict(obj: dict, where: str) -> Event:
     pmid = normalize_pmid(obj.get("pmid", ""))
     if pmid is None:
-        raise IngestError(f'{where}: missing or non-numeric "pmid" ({obj.get("pmid")!r})')
+        raise IngestError(
+            f'{where}: missing or non-numeric "pmid" ({preview(obj.get("pmid"))}; '
+            f"a PMID is 1 to {MAX_PMID_DIGITS} digits)"
+        )
     sections: tuple[Section, ...]
     if obj.get("sections"):
         try:
-            sections = tuple(
-                Section((str(s["label"]).strip() or None) if s.get("label") else None, clean_text(str(s["text"])))
-                for s in obj["sections"]
-                if clean_text(str(s.get("text") or ""))
-            )
+            sections = tuple(s for s in (_section(raw, where, pmid) for raw in obj["sections"]) if s)
         except (TypeError, KeyError, AttributeError):
             raise IngestError(f'{where}: "sections" must be a list of {{"label", "text"}} objects') from None
     else:
         abstract = obj.get("abstract")
         if abstract is not None and not isinstance(abstract, str):
             raise IngestError(f'{where}: "abstract" must be a string')
-        sections = (Section(None, clean_text(abstract)),) if abstract and clean_text(abstract) else ()
+        text = field_text(abstract, "abstract", where, pmid)
+        sections = (Section(None, text),) if text else ()
     if not sections:
         return Skipped(pmid, "no abstract")
-    year = parse_year(str(obj.get("year") or ""))
     mesh = obj.get("mesh") or ()
     if isinstance(mesh, str):
-        mesh = [m.strip() for m in mesh.split(";")]
+        mesh = mesh.split(";")
     if not isinstance(mesh, (list, tuple)):
         raise IngestError(f'{where}: "mesh" must be a list of strings')
-    title = obj.get("title")
-    return Record(
-        pmid=pmid,
-        title=clean_text(str(title)) or None if title else None,
-        sections=sections,
-        journal=clean_text(str(obj["journal"])) or None if obj.get("journal") else None,
-        year=year,
-        mesh=tuple(str(m) for m in mesh if m),
-        doi=str(obj["doi"]).strip() or None if obj.get("doi") else None,
-        version=int(normalize_pmid(obj.get("version") or 1) or 1),
+    return checked(
+        Record(
+            pmid=pmid,
+            title=field_text(obj["title"], "title", where, pmid) if obj.get("title") else None,
+            sections=sections,
+            journal=field_text(obj["journal"], "journal", where, pmid) if obj.get("journal") else None,
+            year=parse_year(str(obj.get("year") or "")),
+            mesh=mesh_terms(mesh, where, pmid),
+            doi=field_text(obj["doi"], "DOI", where, pmid) if obj.get("doi") else None,
+            version=parse_version(obj.get("version"), where),
+        ),
+        where,
     )
 
 
 def record_from_dict(obj: dict, where: str = "record") -> Event:
-    """Build a Record from the JSONL shape ``{"pmid", "title", "abstract", ...}``."""
+    """Build a Record from the JSONL shape ``{"pmid", "title", "abstract", ...}``, with every field capped."""
     try:
         return _record_from_dict(obj, where)
     except IngestError:
@@ -178,9 +285,25 @@ __all__ = [
     "Bad",
     "Event",
     "normalize_pmid",
+    "parse_version",
     "pubmed_url",
     "clean_text",
     "parse_year",
     "record_from_dict",
     "record_to_dict",
+    "field_text",
+    "mesh_terms",
+    "checked",
+    "too_long",
+    "preview",
+    "FIELD_CAPS",
+    "MAX_PMID_DIGITS",
+    "MAX_VERSION",
+    "MAX_TITLE_CHARS",
+    "MAX_ABSTRACT_CHARS",
+    "MAX_LABEL_CHARS",
+    "MAX_JOURNAL_CHARS",
+    "MAX_DOI_CHARS",
+    "MAX_MESH_TERM_CHARS",
+    "MAX_MESH_TERMS",
 ]
