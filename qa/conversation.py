@@ -14,7 +14,7 @@ import shlex
 from dataclasses import dataclass, field, replace
 
 from .errors import QAError
-from .query import DEFAULT_MODE, Filters, Hit, Mode, Response, check_mode, check_question
+from .query import DEFAULT_MODE, Filters, Mode, Response, check_mode, check_question
 from .retrieve import RELEVANCE_FLOOR, Retriever
 from .store.lexical import STOPWORDS
 
@@ -144,17 +144,15 @@ class Conversation:
         response = self.retriever.ask(
             question, self.k, mode=self.mode, filters=self.filters, all_passages=self.all_passages, query=query
         )
-        if query is None:  # a standalone question becomes the anchor for the follow-ups after it
+        if query is None:
             if not self.topic and sounds_like_follow_up(question):
                 note = f"{NO_EARLIER_QUESTION} {response.note}" if response.note else NO_EARLIER_QUESTION
                 response = replace(response, note=note)
-            self.topic.append(question)
-            cited = {s.pmid for s in response.answer.sentences}
-            self.topic_pmids = frozenset(cited | ({response.hits[0].pmid} if response.hits else set()))
+            if response.hits:  # a standalone question that found something anchors the follow-ups after it
+                self.topic.append(question)
+                cited = {s.pmid for s in response.answer.sentences}
+                self.topic_pmids = frozenset(cited | {response.hits[0].pmid})
         return response
-
-    def _search(self, text: str) -> list[Hit]:
-        return self.retriever.search(text, 3, mode=self.mode, filters=self.filters, highlight=False)
 
     def new_topic(self) -> None:
         self.topic.clear()

@@ -304,6 +304,7 @@ def test_nothing_relevant_is_one_line_not_junk(retriever: Retriever, small_index
     talk = Conversation(retriever)
     talk.ask(DEXAMETHASONE)
     assert talk.ask("best pizza in Rome").hits == []  # off-topic mid-conversation is not read as a follow-up
+    assert talk.ask("what were the side effects?").hits[0].pmid == "24785562"  # and the topic survives it
     assert retriever.ask(IL6_QUESTION).hits[0].pmid == SEED_PMID
     result = runner.invoke(app, ["ask", "best pizza in Rome", "--index", str(small_index)])
     assert result.exit_code == 0 and result.stdout.strip() == NOTHING_RELEVANT
