@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("QA_SHARED_DATA", REPO.parent / "shared" / "data"))
 SEED_PMID = "25589616"
 IL6_QUESTION = "Which IL-6 inhibitors are clinically registered?"  # answered by the seed record
-SUBSET_SIZE = 300
+SUBSET_SIZE = 200
 
 quiet_third_party()
 

@@ -41,10 +41,10 @@ def test_shared_questions_find_their_pmid_in_top_5(
     retriever: Retriever, queries: dict[str, tuple[str, str]], pubmedqa_records
 ) -> None:
     indexed = {r.pmid for r in pubmedqa_records[:SUBSET_SIZE]}
-    sample = [(q, pmid) for q, pmid in queries.values() if pmid in indexed][::10]  # 30 questions spread over the subset
-    assert len(sample) == 30
+    sample = [(q, pmid) for q, pmid in queries.values() if pmid in indexed][::10]  # spread over the subset
+    assert len(sample) == SUBSET_SIZE // 10
     found = sum(pmid in [h.pmid for h in retriever.search(q, k=5, highlight=False)] for q, pmid in sample)
-    assert found >= 28, f"only {found}/30 questions found their PMID in the top 5"
+    assert found >= 0.9 * len(sample), f"only {found}/{len(sample)} questions found their PMID in the top 5"
 
 
 def test_one_hit_per_pmid_unless_all_passages(retriever: Retriever) -> None:

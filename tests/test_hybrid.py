@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -112,9 +113,9 @@ def test_hybrid_is_at_least_as_good_as_either_mode(retriever: Retriever, queries
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
 def test_year_filter_still_returns_k(retriever: Retriever, subset: list[Record], mode: str) -> None:
-    year = 2002  # six records of the subset
+    year, count = Counter(r.year for r in subset if r.year).most_common(1)[0]  # a year with several records
     expected = {r.pmid for r in subset if r.year == year}
-    assert len(expected) == 6
+    assert count >= 6 and len(expected) == count
     hits = retriever.search("patients treatment outcome", k=5, mode=mode, filters=Filters(year_from=year, year_to=year))
     if mode == "lexical":
         assert 1 <= len(hits) <= 5
