@@ -163,9 +163,13 @@ def extract_answer(
     chosen = [first]
     for rank in range(2, TOP_RECORDS + 1):  # records that agree come first: a finding stated twice
         best = next((c for c in pool if c.rank == rank), None)
-        close = best is not None and best.score >= first.score - weights.other_record_margin
-        if close and len(chosen) < max_sentences and not _repeats(best, chosen):  # type: ignore[arg-type]
-            chosen.append(best)  # type: ignore[arg-type]
+        if (
+            best is not None
+            and best.score >= first.score - weights.other_record_margin
+            and len(chosen) < max_sentences
+            and not _repeats(best, chosen)
+        ):
+            chosen.append(best)
     for c in pool:  # then the top record's next best sentences
         if len(chosen) >= max_sentences or c.score < first.score - weights.same_record_margin:
             break

@@ -491,20 +491,37 @@ def _store_batch(
         reuse_sentences.update(writer.reusable_sentence_vectors(record.pmid))
         writer.put_record(record)
     _store_sentences(writer, records, chunks, embedder, report, reuse_sentences)
-    hashes = [text_hash(c.embed_text) for c in chunks]
-    fresh = [i for i, h in enumerate(hashes) if h not in reuse]
-    vectors = np.zeros((len(chunks), writer.dimension), dtype=np.float32)
-    if fresh:
-        t0 = time.perf_counter()
-        vectors[fresh] = embedder.encode([chunks[i].embed_text for i in fresh])
-        report.embed_seconds += time.perf_counter() - t0
-    for i, h in enumerate(hashes):
-        if h in reuse:
-            vectors[i] = reuse[h]
+    texts = [c.embed_text for c in chunks]
+    vectors, fresh, seconds = _vectors(texts, [text_hash(t) for t in texts], reuse, embedder, writer.dimension)
+    report.embed_seconds += seconds
     writer.add_chunks(chunks, vectors)
     fault_point("embed")
-    report.chunks_embedded += len(fresh)
-    report.chunks_reused += len(chunks) - len(fresh)
+    report.chunks_embedded += fresh
+    report.chunks_reused += len(chunks) - fresh
+
+
+def _vectors(
+    texts: list[str],
+    keys: list[str],
+    reuse: dict[str, np.ndarray],
+    embedder: Embedder,
+    dimension: int,
+    *,
+    exact: bool = True,
+) -> tuple[np.ndarray, int, float]:
+    """Vectors for ``texts``: reused where the key is known, encoded otherwise; also how many were
+    encoded and the seconds that took."""
+    fresh = [i for i, key in enumerate(keys) if key not in reuse]
+    vectors = np.zeros((len(texts), dimension), dtype=np.float32)
+    seconds = 0.0
+    if fresh:
+        t0 = time.perf_counter()
+        vectors[fresh] = embedder.encode([texts[i] for i in fresh], exact=exact)
+        seconds = time.perf_counter() - t0
+    for i, key in enumerate(keys):
+        if key in reuse:
+            vectors[i] = reuse[key]
+    return vectors, len(fresh), seconds
 
 
 def sentence_rows(chunks: list[Chunk]) -> list[tuple[str, int, int, str | None]]:
@@ -521,21 +538,15 @@ def _store_sentences(
     report: BuildReport,
     reuse: dict[str, np.ndarray],
 ) -> None:
-    """Embed every sentence once (batched: these vectors are only ever compared with questions)."""
+    """Embed every sentence of the batch once, reusing the vectors of sentences whose text is unchanged."""
     abstracts = {r.pmid: r.abstract for r in records}
     rows = sentence_rows(chunks)
     texts = [abstracts[pmid][s:e] for pmid, s, e, *_ in rows]
-    fresh = [i for i, t in enumerate(texts) if t not in reuse]
-    vectors = np.zeros((len(rows), writer.dimension), dtype=np.float32)
-    if fresh:
-        t0 = time.perf_counter()
-        vectors[fresh] = embedder.encode([texts[i] for i in fresh], exact=False)
-        report.sentence_seconds += time.perf_counter() - t0
-    for i, text in enumerate(texts):
-        if text in reuse:
-            vectors[i] = reuse[text]
+    # batched (exact=False): these vectors are only ever compared with questions, never looked up
+    vectors, fresh, seconds = _vectors(texts, texts, reuse, embedder, writer.dimension, exact=False)
+    report.sentence_seconds += seconds
     writer.add_sentences(rows, vectors)
-    report.sentences_embedded += len(fresh)
+    report.sentences_embedded += fresh
 
 
 __all__ = [

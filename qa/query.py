@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import QAError
+from .records import valid_unicode
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "lexical", "hybrid")
@@ -22,15 +23,6 @@ def check_mode(mode: str) -> Mode:
     if mode not in MODES:
         raise QAError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     return mode  # type: ignore[return-value]
-
-
-def valid_unicode(text: str) -> str:
-    """``text`` with lone surrogates (undecodable bytes on a command line, "\\ud800" in JSON) replaced by U+FFFD."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def check_question(question: str | None) -> str:
@@ -184,7 +176,6 @@ __all__ = [
     "MAX_QUESTION_CHARS",
     "check_mode",
     "check_question",
-    "valid_unicode",
     "check_k",
     "Filters",
     "Hit",

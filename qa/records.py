@@ -136,13 +136,18 @@ _CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")  # C0/C1 control
 _SURROGATE = re.compile("[\ud800-\udfff]")  # JSON may escape lone surrogates ("\ud800"); UTF-8 cannot hold them
 
 
+def valid_unicode(text: str) -> str:
+    """``text`` with lone surrogates (undecodable bytes on a command line, "\\ud800" in JSON) as U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def clean_text(text: str) -> str:
     """Collapse the line wrapping and indentation that XML and MEDLINE add, and make the text safe to store.
 
     Control characters are dropped (whitespace ones collapse to a space) and lone surrogates become
     U+FFFD, so every stored string encodes as UTF-8; the text is otherwise kept exactly.
     """
-    text = _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
+    text = valid_unicode(_CONTROL.sub("", text))
     return " ".join(text.split())
 
 
@@ -288,6 +293,7 @@ __all__ = [
     "parse_version",
     "pubmed_url",
     "clean_text",
+    "valid_unicode",
     "parse_year",
     "record_from_dict",
     "record_to_dict",
