@@ -454,6 +454,79 @@ def verify(index: opt.IndexOption = Path("index"), as_json: opt.JsonOption = Fal
         raise typer.Exit(1)
 
 
+# -------------------------------------------------------------------- serve
+
+
+def _serve_extra(what: str) -> None:
+    try:
+        import fastapi  # noqa: F401
+        import mcp  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise QAError(f"{what} needs the serve extra: pip install 'pubmed-qa[serve]' (or -e '.[serve]')") from None
+
+
+@app.command(cls=_PlainHelp)
+def serve(
+    index: opt.IndexOption = Path("index"),
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on; 0.0.0.0 opens it to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar="N", help="Port (0: any free one).")] = 8000,
+    model: opt.ModelOption = None,
+    verbose: opt.VerboseOption = False,
+) -> None:
+    """Serve the index over HTTP: a JSON API (/ask, /search, /records/PMID, /info, /health) and a chat page at /."""
+    _prepare(verbose)
+    from .present import note
+
+    with _user_errors():
+        _serve_extra("qa serve")
+        from .serve.api import create_app, is_loopback, listening_socket, run_server
+        from .serve.service import Service
+
+        sock = listening_socket(host, port)
+        service = Service(index, model=model)
+    where = sock.getsockname()
+    url_host = f"[{where[0]}]" if ":" in where[0] else where[0]
+    records = service.health()["records"]
+    note(f"Serving {records:,} abstracts at http://{url_host}:{where[1]}/  (API: /openapi.json; Ctrl-C stops)", "")
+    if not is_loopback(host):
+        note(f"Listening on {host}: anyone who can reach this machine can query the index.", "yellow")
+    try:
+        run_server(create_app(service, loopback_only=is_loopback(host)), sock, verbose=verbose)
+    except KeyboardInterrupt:  # uvicorn has already finished the requests in flight; stopping is not an error
+        pass
+    finally:
+        service.close()
+
+
+@app.command(cls=_PlainHelp)
+def mcp(
+    index: opt.IndexOption = Path("index"),
+    model: opt.ModelOption = None,
+    verbose: opt.VerboseOption = False,
+) -> None:
+    """Serve the index to an AI assistant as Model Context Protocol tools, over stdio.
+
+    Tools: search_abstracts, ask and get_record. Start it from the assistant's MCP configuration
+    (see the README), not by hand: it talks JSON-RPC on standard input and output.
+    """
+    _prepare(verbose)
+    with _user_errors():
+        _serve_extra("qa mcp")
+        from .serve.mcp_server import build_server
+        from .serve.service import Service
+
+        service = Service(index, model=model)
+    try:
+        build_server(service, verbose=verbose).run("stdio")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.close()
+
+
 def main() -> None:
     app(prog_name="qa")
 

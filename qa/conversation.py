@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .errors import QAError
 from .query import DEFAULT_MODE, Filters, Mode, Response, check_mode, check_question
+from .records import normalize_pmid
 from .retrieve import RELEVANCE_FLOOR, Retriever
 from .store.lexical import STOPWORDS
 
@@ -153,6 +156,26 @@ class Conversation:
                 cited = {s.pmid for s in response.answer.sentences}
                 self.topic_pmids = frozenset(cited | {response.hits[0].pmid})
         return response
+
+    def resume(self, question: str, pmids: Sequence[str] = ()) -> None:
+        """Continue a conversation held elsewhere (an HTTP client, an assistant) from its last topic.
+
+        ``pmids`` are the records that answered it, as ``context()`` gave them; without them the
+        question is asked once more to find them.
+        """
+        self.new_topic()
+        known = tuple(p for p in (normalize_pmid(p) for p in pmids) if p)
+        if known:
+            self.topic.append(check_question(question))
+            self.topic_pmids = frozenset(known)
+        else:
+            self.ask(question)
+
+    def context(self) -> dict[str, Any] | None:
+        """What a stateless client sends back with its next question to keep the thread (``resume``)."""
+        if not self.topic:
+            return None
+        return {"question": self.topic[-1], "pmids": sorted(self.topic_pmids)}
 
     def new_topic(self) -> None:
         self.topic.clear()

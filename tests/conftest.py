@@ -88,3 +88,13 @@ def seed_index(tmp_path: Path, shared: Path, embedder: Embedder) -> Path:
     index = tmp_path / "seed-index"
     build_index([shared / "seed" / f"{SEED_PMID}.xml"], index, embedder=embedder)
     return index
+
+
+@pytest.fixture(scope="session")
+def api(small_index: Path):
+    """``qa serve``'s app over the small index on a real 127.0.0.1 port, for the HTTP, schema and browser tests."""
+    pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[test]'")
+    from .serving import live_server
+
+    with live_server(small_index) as live:
+        yield live

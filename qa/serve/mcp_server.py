@@ -1,0 +1,75 @@
+"""The Model Context Protocol server (``qa mcp``): the index as tools an AI assistant can call.
+
+It speaks MCP over stdio with the official SDK. Every result is structured content that keeps each
+passage's PMID, title, year, section, text and PubMed link, so the assistant can cite them. Stdout
+belongs to the protocol: nothing else may print there.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from .. import __version__
+from ..errors import QAError
+from .models import AskOut, FiltersIn, RecordOut, SearchOut, filters_of
+from .service import MAX_K, Previous, Service
+
+INSTRUCTIONS = (
+    "Searches the user's own collection of PubMed abstracts. Use search_abstracts for passages, ask for a short "
+    "extractive answer (every sentence quoted from an abstract and cited by PMID), get_record for a whole abstract. "
+    "Cite what you use by PMID with its URL; say so when nothing relevant is found rather than answering from memory."
+)
+
+Question = Annotated[str, Field(min_length=1, max_length=2000, description="A question in plain English.")]
+K = Annotated[int, Field(ge=1, le=MAX_K, description=f"How many passages (1-{MAX_K}).")]
+Pmid = Annotated[str, Field(max_length=40, description="A PubMed ID, such as 25589616.")]
+
+
+def build_server(service: Service, *, verbose: bool = False) -> MCPServer:
+    server = MCPServer(
+        "pubmed-qa", version=__version__, instructions=INSTRUCTIONS, log_level="INFO" if verbose else "WARNING"
+    )
+
+    @server.tool()
+    def search_abstracts(question: Question, k: K = 5, filters: Optional[FiltersIn] = None) -> SearchOut:
+        """Find the passages of the indexed PubMed abstracts that best match a question (hybrid BM25 + embeddings).
+
+        Each hit has its PMID, title, journal, year, section, text, the sentence closest to the question and its
+        PubMed URL. Filters: year_from, year_to, mesh (all must match), journal (part of the name).
+        """
+        return SearchOut(**_answered(lambda: service.search(question, k=k, filters=filters_of(filters))))
+
+    @server.tool()
+    def ask(
+        question: Question,
+        previous: Annotated[
+            Optional[str], Field(max_length=2000, description="The earlier question, when this one follows up on it.")
+        ] = None,
+        k: K = 5,
+    ) -> AskOut:
+        """Answer a question from the indexed abstracts: cited answer sentences (quoted, never generated) and the
+        ranked passages behind them. An empty answer with a note means nothing relevant is indexed."""
+        turn = Previous(previous) if previous else None
+        return AskOut(**_answered(lambda: service.ask(question, k=k, previous=turn)))
+
+    @server.tool()
+    def get_record(pmid: Pmid) -> RecordOut:
+        """The stored record of one PMID: title, journal, year, DOI, MeSH terms and the abstract by section."""
+        return RecordOut(**_answered(lambda: service.record(pmid)))
+
+    return server
+
+
+def _answered(call: Any) -> dict[str, Any]:
+    """The tool's result, or the refusal as a tool error the assistant can read (bad input, unknown PMID)."""
+    try:
+        return call()
+    except QAError as exc:
+        raise ToolError(str(exc)) from None
+
+
+__all__ = ["build_server"]

@@ -1,0 +1,192 @@
+"""The JSON shapes of the HTTP API and the MCP tools, declared once so both publish the same schema.
+
+Inputs are bounded here (question length, k, filter sizes) so an oversized request is refused
+before it reaches the index; outputs mirror the ``to_dict()`` shapes of ``qa ask --json``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from ..query import MAX_QUESTION_CHARS, Filters
+from ..records import MAX_JOURNAL_CHARS, MAX_MESH_TERM_CHARS
+from .service import MAX_K, MAX_PREVIOUS_PMIDS, Previous
+
+MAX_MESH_FILTERS = 20
+
+Question = Annotated[
+    str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="A question in plain English.")
+]
+K = Annotated[int, Field(ge=1, le=MAX_K, description=f"How many passages to return (1-{MAX_K}).")]
+ModeName = Literal["hybrid", "dense", "lexical"]
+Year = Annotated[int, Field(ge=0, le=9999)]
+Pmid = Annotated[str, Field(min_length=1, max_length=12, pattern=r"^[0-9]+$")]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FiltersIn(_Input):
+    """Restrict the search to some records; every given condition must hold."""
+
+    year_from: Optional[Year] = Field(None, description="Published in or after this year.")
+    year_to: Optional[Year] = Field(None, description="Published in or before this year.")
+    mesh: list[Annotated[str, Field(max_length=MAX_MESH_TERM_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_MESH_FILTERS, description="MeSH descriptors the record must all have."
+    )
+    journal: Optional[str] = Field(None, max_length=MAX_JOURNAL_CHARS, description="Part of the journal's name.")
+
+    def to_filters(self) -> Filters:
+        return Filters(year_from=self.year_from, year_to=self.year_to, mesh=tuple(self.mesh), journal=self.journal)
+
+
+class PreviousIn(_Input):
+    """The ``context`` object of the previous answer: its topic question and the PMIDs that answered it."""
+
+    question: Question
+    pmids: list[Pmid] = Field(default_factory=list, max_length=MAX_PREVIOUS_PMIDS)
+
+
+class SearchIn(_Input):
+    question: Question
+    k: K = 5
+    mode: ModeName = "hybrid"
+    filters: Optional[FiltersIn] = None
+
+
+def _question_alone(value: object) -> object:
+    """A bare string for ``previous`` is the earlier question without its PMIDs."""
+    return {"question": value} if isinstance(value, str) else value
+
+
+PreviousTurn = Annotated[
+    PreviousIn, BeforeValidator(_question_alone, json_schema_input_type=Union[PreviousIn, Question])
+]
+
+
+class AskIn(SearchIn):
+    previous: Optional[PreviousTurn] = Field(
+        None,
+        description="For a follow-up: the previous answer's `context` object, or just the earlier question.",
+    )
+
+    def previous_turn(self) -> Previous | None:
+        if self.previous is None:
+            return None
+        return Previous(self.previous.question, tuple(self.previous.pmids))
+
+
+def filters_of(filters: FiltersIn | None) -> Filters | None:
+    return filters.to_filters() if filters is not None else None
+
+
+# -- outputs
+
+
+class HitOut(BaseModel):
+    rank: int
+    pmid: str
+    title: Optional[str]
+    journal: Optional[str]
+    year: Optional[int]
+    section: Optional[str]
+    text: str = Field(description="The passage.")
+    score: float
+    url: str = Field(description="The record on PubMed.")
+    doi: Optional[str]
+    best_sentence: Optional[str] = Field(description="The sentence of the passage closest to the question.")
+
+
+class AnswerSentenceOut(BaseModel):
+    text: str
+    pmid: str
+    section: Optional[str]
+    score: float
+
+
+class AnswerOut(BaseModel):
+    text: str = Field(description="The answer's sentences, each followed by [PMID]; empty when nothing answers.")
+    sentences: list[AnswerSentenceOut]
+
+
+class ContextOut(BaseModel):
+    question: str
+    pmids: list[str]
+
+
+class SearchOut(BaseModel):
+    question: str
+    mode: str
+    hits: list[HitOut]
+
+
+class AskOut(BaseModel):
+    question: str
+    query: str = Field(description="What was searched: the question, or the topic with it for a follow-up.")
+    mode: str
+    answer: AnswerOut
+    hits: list[HitOut]
+    note: Optional[str] = Field(description="Why there are no hits, or how a follow-up was read.")
+    context: Optional[ContextOut] = Field(description="Send this back as `previous` to ask a follow-up.")
+
+
+class SectionOut(BaseModel):
+    label: Optional[str]
+    text: str
+
+
+class RecordOut(BaseModel):
+    pmid: str
+    version: int
+    title: Optional[str]
+    abstract: str
+    sections: list[SectionOut]
+    journal: Optional[str]
+    year: Optional[int]
+    mesh: list[str]
+    doi: Optional[str]
+    url: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    snapshot: str
+    records: int
+
+
+class InfoOut(BaseModel):
+    """The ``qa info --json`` object, plus the snapshot being served."""
+
+    model_config = ConfigDict(extra="allow")
+
+    index: str
+    snapshot: str
+    serving: str
+    model: str
+    records: int
+    passages: int
+
+
+class ErrorOut(BaseModel):
+    status: int
+    message: str
+
+
+__all__ = [
+    "FiltersIn",
+    "PreviousIn",
+    "SearchIn",
+    "AskIn",
+    "HitOut",
+    "AnswerOut",
+    "AskOut",
+    "SearchOut",
+    "RecordOut",
+    "HealthOut",
+    "InfoOut",
+    "ErrorOut",
+    "filters_of",
+]

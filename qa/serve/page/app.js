@@ -1,0 +1,151 @@
+// The chat page: sends each question to POST /ask and draws the cited answer and its passages.
+// Every piece of text from the index goes in through textContent, never as HTML: abstracts are
+// data, not markup.
+"use strict";
+
+(function () {
+  const form = document.getElementById("ask");
+  const question = document.getElementById("question");
+  const send = document.getElementById("send");
+  const newTopic = document.getElementById("new-topic");
+  const log = document.getElementById("log");
+  const status = document.getElementById("status");
+  const about = document.getElementById("about");
+  let context = null; // the last answer's `context`: sent as `previous` so a follow-up keeps the thread
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function pubmedLink(pmid, url, label) {
+    const a = el("a", null, label);
+    a.href = url || "https://pubmed.ncbi.nlm.nih.gov/" + encodeURIComponent(pmid) + "/";
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    a.dataset.pmid = pmid;
+    return a;
+  }
+
+  function yearValue(input) {
+    const text = input.value.trim();
+    return text === "" ? null : Number(text);
+  }
+
+  function request() {
+    const body = {
+      question: question.value,
+      k: Number(document.getElementById("k").value),
+      mode: document.getElementById("mode").value,
+    };
+    const filters = {};
+    const from = yearValue(document.getElementById("year-from"));
+    const to = yearValue(document.getElementById("year-to"));
+    if (from !== null) filters.year_from = from;
+    if (to !== null) filters.year_to = to;
+    if (Object.keys(filters).length) body.filters = filters;
+    if (context) body.previous = context;
+    return body;
+  }
+
+  function drawAnswer(turn, data) {
+    const sentences = data.answer.sentences;
+    if (sentences.length) {
+      const p = el("p", "answer");
+      p.setAttribute("aria-label", "Answer");
+      sentences.forEach(function (s, i) {
+        if (i) p.append(" ");
+        p.append(s.text + " ");
+        const cite = el("span", "cite");
+        cite.append("[", pubmedLink(s.pmid, null, s.pmid), "]");
+        p.append(cite);
+      });
+      turn.append(p);
+    }
+    if (data.note) turn.append(el("p", "note", data.note));
+    if (data.query && data.query !== data.question) turn.append(el("p", "note", "Searched as a follow-up: " + data.query));
+    if (!data.hits.length) return;
+    const list = el("ol", "passages");
+    list.setAttribute("aria-label", "Passages");
+    data.hits.forEach(function (hit) {
+      const li = el("li");
+      li.append(pubmedLink(hit.pmid, hit.url, hit.title || "PMID " + hit.pmid));
+      li.firstChild.classList.add("title");
+      const meta = [hit.journal, hit.year, hit.section, "PMID " + hit.pmid].filter(Boolean).join(" · ");
+      li.append(el("div", "meta", meta));
+      const text = el("p", "text");
+      const best = hit.best_sentence;
+      const at = best ? hit.text.indexOf(best) : -1;
+      if (at >= 0) {
+        text.append(hit.text.slice(0, at), el("mark", null, best), hit.text.slice(at + best.length));
+      } else {
+        text.textContent = hit.text;
+      }
+      li.append(text);
+      list.append(li);
+    });
+    turn.append(list);
+  }
+
+  async function ask(event) {
+    event.preventDefault();
+    if (!question.value.trim()) {
+      status.textContent = "Type a question first.";
+      question.focus();
+      return;
+    }
+    const body = request();
+    const turn = el("article", "turn");
+    turn.append(el("p", "you", body.question));
+    log.append(turn);
+    send.disabled = true;
+    status.textContent = "Searching…";
+    try {
+      const reply = await fetch("/ask", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      const data = await reply.json();
+      if (!reply.ok) throw new Error(data.message || "the server answered " + reply.status);
+      drawAnswer(turn, data);
+      context = data.context;
+      question.value = "";
+      status.textContent = data.hits.length ? "Answered from " + data.hits.length + " passages." : "Nothing relevant found.";
+      turn.dataset.done = "true";
+    } catch (error) {
+      turn.append(el("p", "error", "Error: " + error.message));
+      turn.dataset.done = "error";
+      status.textContent = "";
+    } finally {
+      send.disabled = false;
+      question.focus();
+      turn.scrollIntoView({ block: "start" });
+    }
+  }
+
+  form.addEventListener("submit", ask);
+  question.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  newTopic.addEventListener("click", function () {
+    context = null;
+    log.append(el("p", "divider", "New topic"));
+    status.textContent = "New topic: the next question starts fresh.";
+    question.focus();
+  });
+
+  fetch("/info")
+    .then(function (r) { return r.ok ? r.json() : null; })
+    .then(function (info) {
+      if (info) about.textContent = info.records.toLocaleString() + " abstracts, " + info.passages.toLocaleString() +
+        " passages. Every answer is quoted from them and cited by PMID.";
+    })
+    .catch(function () {});
+  question.focus();
+})();

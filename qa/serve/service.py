@@ -1,0 +1,168 @@
+"""Service: one loaded index shared by the HTTP API, the MCP server and the browser page.
+
+Requests arrive on many threads at once. Each one uses a single Retriever from start to end; a
+rebuild published meanwhile is picked up by the next request, and the retriever it replaces is
+closed when its last request finishes, so no request ever reads a closed snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..conversation import Conversation
+from ..errors import QAError
+from ..query import DEFAULT_MODE, Filters, check_mode, check_question
+from ..records import normalize_pmid, record_to_dict
+from ..retrieve import Retriever
+from ..store import IndexStore
+
+log = logging.getLogger("qa.serve")
+
+MAX_K = 50  # passages per request: a page of results, not a dump of the index
+MAX_PREVIOUS_PMIDS = 50
+RELOAD_CHECK_SECONDS = 1.0  # how often a request looks for a newer build (one small file read)
+
+
+class NotFound(QAError):
+    """The thing asked for (a PMID) is not in the index."""
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The earlier turn a follow-up continues: its question and, ideally, the PMIDs that answered it."""
+
+    question: str
+    pmids: tuple[str, ...] = ()
+
+
+def check_k(k: int) -> int:
+    if not 1 <= k <= MAX_K:
+        raise QAError(f"k must be between 1 and {MAX_K}")
+    return k
+
+
+class Service:
+    """Answers questions against the newest build of one index, from any number of threads."""
+
+    def __init__(self, index: str | Path = "index", *, model: str | None = None, device: str | None = None) -> None:
+        self.store = IndexStore(index)
+        self._current = Retriever(index, model=model, device=device)
+        self._current.warm_up()
+        self._lock = threading.Lock()
+        self._users: dict[int, int] = {}
+        self._checked = time.monotonic()
+        self.reload_error: str | None = None
+
+    # -- one retriever per request, reloaded when a build publishes a new snapshot
+
+    @contextlib.contextmanager
+    def retriever(self) -> Iterator[Retriever]:
+        with self._lock:
+            self._maybe_reload()
+            current = self._current
+            self._users[id(current)] = self._users.get(id(current), 0) + 1
+        try:
+            yield current
+        finally:
+            with self._lock:
+                left = self._users.pop(id(current)) - 1
+                if left:
+                    self._users[id(current)] = left
+                elif current is not self._current:
+                    current.close()
+
+    def _maybe_reload(self) -> None:
+        """Switch to a newer snapshot; a broken or incompatible one is reported, never served."""
+        now = time.monotonic()
+        if now - self._checked < RELOAD_CHECK_SECONDS:
+            return
+        self._checked = now
+        old = self._current
+        try:
+            if self.store.current_dir() == old.snapshot.dir:
+                return
+            fresh = Retriever(self.store.path, embedder=old.embedder, fusion=old.fusion)
+        except QAError as exc:
+            if str(exc) != self.reload_error:
+                log.warning("still serving %s: %s", old.snapshot.dir.name, exc)
+            self.reload_error = str(exc)
+            return
+        self._current, self.reload_error = fresh, None
+        log.info("now serving %s", fresh.snapshot.dir.name)
+        if not self._users.get(id(old)):
+            old.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._current.close()
+
+    # -- what the endpoints and tools call
+
+    def ask(
+        self,
+        question: str,
+        *,
+        k: int = 5,
+        mode: str = DEFAULT_MODE,
+        filters: Filters | None = None,
+        previous: Previous | None = None,
+    ) -> dict[str, Any]:
+        """The ``qa ask --json`` object, plus ``context``: what to send as ``previous`` with a follow-up."""
+        question, k, checked_mode = check_question(question), check_k(k), check_mode(mode)
+        with self.retriever() as retriever:
+            talk = Conversation(retriever, k=k, mode=checked_mode, filters=filters or Filters())
+            if previous is not None:
+                talk.resume(check_question(previous.question), _pmids(previous.pmids))
+            response = talk.ask(question)
+            return {**response.to_dict(), "context": talk.context()}
+
+    def search(
+        self, question: str, *, k: int = 5, mode: str = DEFAULT_MODE, filters: Filters | None = None
+    ) -> dict[str, Any]:
+        question, k, checked_mode = check_question(question), check_k(k), check_mode(mode)
+        with self.retriever() as retriever:
+            hits = retriever.search(question, k, mode=checked_mode, filters=filters)
+        return {"question": question, "mode": checked_mode, "hits": [h.to_dict() for h in hits]}
+
+    def record(self, pmid: str) -> dict[str, Any]:
+        """A stored record as the JSONL shape plus its PubMed link."""
+        normal = normalize_pmid(pmid)
+        if normal is None:
+            raise NotFound(f"{str(pmid)[:40]!r} is not a PMID")
+        with self.retriever() as retriever:
+            record = retriever.snapshot.passages.record(normal)
+        if record is None:
+            raise NotFound(f"PMID {normal} is not in this index")
+        return {**record_to_dict(record), "url": record.url}
+
+    def info(self) -> dict[str, Any]:
+        """The ``qa info --json`` object of the snapshot being served."""
+        with self.retriever() as retriever:
+            facts = self.store.describe()
+            facts["serving"] = retriever.snapshot.dir.name
+        facts["reload_error"] = self.reload_error
+        return facts
+
+    def health(self) -> dict[str, Any]:
+        with self.retriever() as retriever:
+            return {"status": "ok", "snapshot": retriever.snapshot.dir.name, "records": retriever.manifest.records}
+
+
+def _pmids(values: Sequence[str]) -> tuple[str, ...]:
+    if len(values) > MAX_PREVIOUS_PMIDS:
+        raise QAError(f"previous.pmids holds at most {MAX_PREVIOUS_PMIDS} PMIDs")
+    pmids = tuple(normalize_pmid(v) for v in values)
+    bad = [str(v)[:20] for v, p in zip(values, pmids) if p is None]
+    if bad:
+        raise QAError(f"previous.pmids: {bad[0]!r} is not a PMID")
+    return tuple(p for p in pmids if p)
+
+
+__all__ = ["Service", "Previous", "NotFound", "MAX_K", "check_k"]
