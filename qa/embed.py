@@ -102,6 +102,7 @@ class Embedder:
         batch_size: int | None = None,
         verbose: bool = False,
         export: bool = True,
+        threads: int | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -117,6 +118,7 @@ class Embedder:
         self.batch_size = batch_size or (128 if device and device.startswith("cuda") else 32)
         self.verbose = verbose
         self.export = export  # False at query time: a missing encoder is an error, never a new export
+        self.threads = threads  # int8 encoder threads per call; 1 when many requests share the cores (qa serve)
         self._model: Any = None
         self._onnx: Any = None
         self._tokenizer: Tokenizer | None = None
@@ -135,7 +137,7 @@ class Embedder:
                 quiet_third_party(self.verbose)
                 with _silenced(not self.verbose):
                     export_int8(self.path, self.encoder_dir)
-            self._onnx = OnnxEncoder(self.encoder_dir)
+            self._onnx = OnnxEncoder(self.encoder_dir, threads=self.threads)
         return self._onnx
 
     # -- loading ---------------------------------------------------------

@@ -90,6 +90,8 @@ class OnnxEncoder:
             options.log_severity_level = 3
             if threads:
                 options.intra_op_num_threads = threads
+                # Concurrent callers already keep the cores busy; spinning threads would only steal from them.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = ort.InferenceSession(
                 str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
             )

@@ -87,6 +87,7 @@ class Retriever:
         fusion: Fusion | None = None,
         faiss_threads: int | None = 1,
         verify: bool | None = None,
+        encoder_threads: int | None = None,
     ) -> None:
         if faiss_threads:
             # The setting is FAISS's and process-wide; pass faiss_threads=None to leave it alone.
@@ -98,7 +99,7 @@ class Retriever:
         if embedder is None:
             encoder_dir = self.store.encoder_dir(manifest) if manifest.backend == "onnx-int8" else None
             embedder = Embedder(manifest.model, backend=manifest.backend, encoder_dir=encoder_dir, device=device,
-                                export=False)  # fmt: skip
+                                export=False, threads=encoder_threads)  # fmt: skip
         self.embedder = embedder
         self.fusion = fusion or Fusion()
 

@@ -12,7 +12,7 @@ import errno
 import logging
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -126,6 +126,15 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 def create_app(service: Service, *, loopback_only: bool = True) -> ASGIApp:
     """The ASGI app: the JSON API, its OpenAPI document and the chat page at ``/``."""
+    return _Guard(_api(service), loopback_only=loopback_only)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document ``/openapi.json`` serves, without loading an index (no route is called)."""
+    return _api(cast(Service, None)).openapi()
+
+
+def _api(service: Service) -> FastAPI:
     app = FastAPI(
         title="pubmed-qa",
         version=__version__,
@@ -194,7 +203,7 @@ def create_app(service: Service, *, loopback_only: bool = True) -> ASGIApp:
             raise HTTPException(404, "not found")
         return FileResponse(PAGE / name, media_type=PAGE_FILES[name])
 
-    return _Guard(app, loopback_only=loopback_only)
+    return app
 
 
 def is_loopback(host: str) -> bool:
@@ -232,4 +241,4 @@ def run_server(app: ASGIApp, sock: socket.socket, *, verbose: bool = False) -> N
     uvicorn.Server(config).run(sockets=[sock])
 
 
-__all__ = ["create_app", "is_loopback", "listening_socket", "run_server", "MAX_BODY_BYTES"]
+__all__ = ["create_app", "openapi_document", "is_loopback", "listening_socket", "run_server", "MAX_BODY_BYTES"]

@@ -26,7 +26,7 @@ Pmid = Annotated[str, Field(min_length=1, max_length=12, pattern=r"^[0-9]+$")]
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as written: false is not a year
 
 
 class FiltersIn(_Input):

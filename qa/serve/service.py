@@ -53,7 +53,8 @@ class Service:
 
     def __init__(self, index: str | Path = "index", *, model: str | None = None, device: str | None = None) -> None:
         self.store = IndexStore(index)
-        self._current = Retriever(index, model=model, device=device)
+        # One encoder thread per request: concurrent requests, not one request's threads, fill the cores.
+        self._current = Retriever(index, model=model, device=device, encoder_threads=1)
         self._current.warm_up()
         self._lock = threading.Lock()
         self._users: dict[int, int] = {}

@@ -16,7 +16,7 @@ import re
 import sqlite3
 import unicodedata
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import IndexStoreError
 
@@ -92,10 +92,16 @@ def match_expression(question: str) -> str | None:
     return " OR ".join(f'"{t}"' for t in seen)
 
 
+class Executes(Protocol):
+    """A SQLite connection, or the snapshot's one-connection-per-thread stand-in for one."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> sqlite3.Cursor: ...
+
+
 class LexicalIndex:
     """The FTS5 table of one snapshot: one row per record (rowid = PMID) over title, abstract and MeSH."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Executes) -> None:
         self.db = db
         self._df_cache: dict[str, int] = {}
         self._n_records: int | None = None

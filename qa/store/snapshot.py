@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -132,6 +133,46 @@ def _fold(text: str | None) -> str | None:
     return unicodedata.normalize("NFKC", text).casefold() if isinstance(text, str) else text
 
 
+class _ThreadConnections:
+    """One read-only SQLite connection per thread, all closed together.
+
+    A single shared connection serializes every query behind SQLite's connection mutex, and BM25
+    is most of a question's time: with one connection per thread, concurrent questions
+    (``qa serve``) run their SQL side by side.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[sqlite3.Connection] = []
+        self._closed = False
+        self.get()  # open one now: a missing or locked file fails here, not on the first question
+
+    def get(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            with self._lock:
+                if self._closed:
+                    raise IndexStoreError(f"{self.path}: this snapshot was closed")
+                db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+                # SQLite's lower() and LIKE fold ASCII only: "Ärztliche" would never match "ärztliche".
+                db.create_function("qa_fold", 1, _fold, deterministic=True)
+                self._open.append(db)
+            self._local.db = db
+        return db
+
+    def execute(self, sql: str, args: Sequence[Any] = (), /) -> sqlite3.Cursor:
+        return self.get().execute(sql, args)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for db in self._open:
+                db.close()
+            self._open.clear()
+
+
 class Passages:
     """The SQLite file of a snapshot, read-only and shareable between threads."""
 
@@ -139,9 +180,7 @@ class Passages:
         if not path.is_file():
             raise IndexStoreError(f"{path}: missing; rebuild with qa build")
         self.path = path
-        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        # SQLite's lower() and LIKE fold ASCII only: "Ärztliche" would never match "ärztliche".
-        self.db.create_function("qa_fold", 1, _fold, deterministic=True)
+        self.db = _ThreadConnections(path)
 
     def close(self) -> None:
         self.db.close()

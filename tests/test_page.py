@@ -1,0 +1,87 @@
+"""The browser chat page end to end, in headless Chromium (Debian's chromium and chromium-driver,
+installed by ``.ci/install-browser``): a question typed and sent with Enter is answered with PMID
+25589616 cited and linked, a follow-up keeps the topic, and the page saves a screenshot for the README."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: pip install -e '.[test]'")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from .conftest import IL6_QUESTION, REPO, SEED_PMID  # noqa: E402
+
+SCREENSHOT = REPO / "bench" / "results" / "chat-page.png"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory):
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip(
+            "BROWSER TEST NOT RUN: Chromium/ChromeDriver not installed; run `bash .ci/install-browser` "
+            "(Debian's chromium and chromium-driver, needs root)"
+        )
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager try to download a browser
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--window-size=1100,1300", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _ask(driver, text: str) -> object:
+    """Type a question, press Enter (no mouse), and wait for its turn to be finished."""
+    before = len(driver.find_elements(By.CSS_SELECTOR, "article.turn"))
+    box = driver.find_element(By.ID, "question")
+    box.send_keys(text)
+    box.send_keys(Keys.ENTER)
+    WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "article.turn[data-done]")) > before)
+    return driver.find_elements(By.CSS_SELECTOR, "article.turn")[-1]
+
+
+def test_chat_page_answers_with_a_linked_citation(browser, api) -> None:
+    browser.get(api.url + "/")
+    for control in browser.find_elements(By.CSS_SELECTOR, "input, select, textarea"):
+        labels = browser.find_elements(By.CSS_SELECTOR, f"label[for='{control.get_attribute('id')}']")
+        assert labels and labels[0].text, f"control {control.get_attribute('id')} has no label"
+    assert browser.switch_to.active_element.get_attribute("id") == "question"  # ready to type
+
+    turn = _ask(browser, IL6_QUESTION)
+    assert turn.get_attribute("data-done") == "true"
+    answer = turn.find_element(By.CSS_SELECTOR, "p.answer")
+    cited = answer.find_elements(By.CSS_SELECTOR, f"a[data-pmid='{SEED_PMID}']")
+    assert cited and cited[0].text == SEED_PMID
+    assert cited[0].get_attribute("href") == f"https://pubmed.ncbi.nlm.nih.gov/{SEED_PMID}/"
+    assert "siltuximab" in answer.text
+    first = turn.find_elements(By.CSS_SELECTOR, "ol.passages > li")[0]
+    assert "Interleukin-6 As a Therapeutic Target" in first.text and "2015" in first.text
+    assert "siltuximab" in first.find_element(By.TAG_NAME, "mark").text  # the answering sentence, highlighted
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOT))
+
+    follow = _ask(browser, "and in which cancers did they fail?")
+    assert "Searched as a follow-up" in follow.text and f"[{SEED_PMID}]" in follow.text
+
+    browser.find_element(By.ID, "new-topic").send_keys(Keys.ENTER)  # a button works from the keyboard
+    assert browser.find_elements(By.CSS_SELECTOR, "p.divider")
+
+
+def test_chat_page_shows_text_never_markup(browser, api) -> None:
+    browser.get(api.url + "/")
+    hostile = "<img src=x onerror=\"document.title='owned'\"> IL-6"
+    turn = _ask(browser, hostile)
+    assert turn.find_element(By.CSS_SELECTOR, "p.you").text == hostile
+    assert not browser.find_elements(By.CSS_SELECTOR, "article img") and browser.title == "pubmed-qa"
