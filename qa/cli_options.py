@@ -121,8 +121,8 @@ BackendOption = Annotated[
 IndexTypeOption = Annotated[
     str,
     typer.Option("--index-type", metavar="TYPE",
-                 help="Vector index: auto (exact below 100,000 passages, IVF with 8-bit codes from there), "
-                      "flat or ivf-sq8."),
+                 help="Vector index: auto (exact below 100,000 passages, IVF with 8-bit codes from there, "
+                      "IVF-PQ with 64-byte codes from 10 million), flat, ivf-sq8 or ivf-pq."),
 ]  # fmt: skip
 DeviceOption = Annotated[
     Optional[str], typer.Option("--device", metavar="DEVICE", help="Torch device for embedding: cpu, cuda, mps.")

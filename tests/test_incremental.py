@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from qa.errors import QAError
 from qa.query import Filters
 from qa.records import Record, record_to_dict
 from qa.store import IndexStore
+from qa.verify import verify_index
 
 from .conftest import IL6_QUESTION, SEED_PMID
 
@@ -221,6 +223,24 @@ def test_ivf_index_builds_updates_and_answers(
     # and converting back to exact search is a rebuild of the vector index only
     report = build_index([tmp_path / "more.jsonl"], index, embedder=embedder, index_type="flat")
     assert report.chunks_embedded == 0 and IndexStore(index).manifest().index_type == "flat"
+    consistent(index)
+
+
+def test_ivf_pq_index_answers_updates_and_verifies(
+    tmp_path: Path, small_index: Path, pubmedqa_records: list[Record], embedder: Embedder
+) -> None:
+    index = tmp_path / "pq"
+    shutil.copytree(small_index, index)
+    more = write_jsonl(tmp_path / "more.jsonl", pubmedqa_records[300:303])
+    report = build_index([more], index, embedder=embedder, index_type="ivf-pq")  # converts, embeds only the 3
+    assert report.added == 3 and IndexStore(index).manifest().index_type == "ivf-pq"
+    consistent(index)
+    assert verify_index(index).ok
+    with Retriever(index, embedder=embedder) as r:
+        assert r.search(IL6_QUESTION, k=3)[0].pmid == SEED_PMID
+        assert f"[{SEED_PMID}]" in r.ask(IL6_QUESTION, k=3).answer.text
+    remove_records([pubmedqa_records[300].pmid], index, embedder=embedder)
+    assert IndexStore(index).manifest().index_type == "ivf-pq"  # updates keep the trained codes
     consistent(index)
 
 

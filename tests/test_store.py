@@ -17,7 +17,7 @@ from qa.chunk import Chunk
 from qa.errors import IndexStoreError
 from qa.query import Filters
 from qa.records import Record, Section
-from qa.store import IndexStore, Manifest, VectorIndex, describe
+from qa.store import IndexStore, Manifest, VectorIndex, describe, resolve_index_type
 from qa.store.layout import IndexLayout
 
 DIM = 8
@@ -178,6 +178,44 @@ def test_ivf_conversion_keeps_every_id_and_vector() -> None:
     ivf.nprobe = ivf._index.nlist  # search every list: as exact as the codes allow
     assert ivf.search(vectors[7], 1)[0][0] == ids[7]
     assert ivf.converted("flat").kind == "flat"
+
+
+def test_ivf_pq_keeps_every_id_finds_near_vectors_and_removes() -> None:
+    dim = 64  # PQ splits the dimensions into 64 one-byte codes, as it does for the model's 384
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(50, dim)).astype(np.float32)
+    vectors = centers[rng.integers(0, 50, 3000)] + rng.normal(0, 0.05, (3000, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(3000, dtype=np.int64) * 7
+    flat = VectorIndex.empty(dim)
+    flat.add(ids, vectors)
+    pq = flat.converted("ivf-pq")
+    assert pq.kind == "ivf-pq" and sorted(pq.ids().tolist()) == ids.tolist()
+    assert pq._index.code_size == 64
+    assert float(pq.vectors([ids[5]])[0] @ vectors[5]) > 0.95  # lossy codes, but the same direction
+    pq.nprobe = pq._index.nlist
+    found = [i for i, _ in pq.search(vectors[7], 10)]
+    assert ids[7] in found
+    pq.remove([int(ids[7])])
+    assert ids[7] not in [i for i, _ in pq.search(vectors[7], 10)] and pq.count == 2999
+    with pytest.raises(IndexStoreError, match="at least 256"):
+        _tiny_pq(dim)
+
+
+def _tiny_pq(dim: int) -> None:
+    tiny = VectorIndex.empty(dim)
+    tiny.add(np.arange(100, dtype=np.int64), np.eye(dim, dtype=np.float32)[np.arange(100) % dim])
+    tiny.converted("ivf-pq")
+
+
+def test_auto_index_type_grows_with_the_index_and_never_steps_back() -> None:
+    assert resolve_index_type("auto", 99_999) == "flat"
+    assert resolve_index_type("auto", 100_000) == "ivf-sq8"
+    assert resolve_index_type("auto", 10_000_000) == "ivf-pq"
+    assert resolve_index_type("auto", 9_999_000, current="ivf-pq") == "ivf-pq"  # shrinking a little keeps PQ
+    assert resolve_index_type("flat", 20_000_000, current="ivf-pq") == "flat"  # an explicit type converts
+    with pytest.raises(IndexStoreError, match="unknown index type"):
+        resolve_index_type("hnsw", 10)
 
 
 def test_the_index_folder_refuses_what_is_not_an_index(tmp_path: Path) -> None:

@@ -28,8 +28,8 @@ class Manifest:
     built_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     build_seconds: float = 0.0
     sources: list[str] = field(default_factory=list)
-    index_type: str = "flat"  # "flat" (exact inner product) or "ivf-sq8"
-    nprobe: int = DEFAULT_NPROBE  # ivf-sq8: inverted lists searched per question
+    index_type: str = "flat"  # "flat" (exact inner product), "ivf-sq8" or "ivf-pq"
+    nprobe: int = DEFAULT_NPROBE  # IVF: inverted lists searched per question
     backend: str = "torch"  # how vectors were made: "torch" or "onnx-int8"
     pubmed: dict[str, Any] | None = None  # the PubMed search this index follows (`qa update`)
     encoder: str | None = None  # onnx-int8: the exported encoder's folder, relative to the index
@@ -101,7 +101,7 @@ _CHECKS = {
     "built_at": _str(64),
     "build_seconds": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 10**9,
     "sources": lambda v: isinstance(v, list) and len(v) <= 1_000_000 and all(_str()(s) for s in v),
-    "index_type": lambda v: v in ("flat", "ivf-sq8"),
+    "index_type": lambda v: v in ("flat", "ivf-sq8", "ivf-pq"),
     "nprobe": _int(1, 65_536),
     "backend": lambda v: v in ("torch", "onnx-int8"),
     "pubmed": lambda v: (

@@ -347,9 +347,7 @@ class Snapshot:
                         "run `qa verify`, then rebuild with `qa build --full`"
                     )
         # IVF lists are memory-mapped: the OS pages in what queries touch, nothing is copied.
-        self.vectors = VectorIndex.read(
-            vectors, mmap=self.manifest.index_type == "ivf-sq8", nprobe=self.manifest.nprobe
-        )
+        self.vectors = VectorIndex.read(vectors, mmap=self.manifest.index_type != "flat", nprobe=self.manifest.nprobe)
         if self.vectors.dimension != self.manifest.dimension or self.vectors.count != self.manifest.chunks:
             raise IndexStoreError(
                 f"{vectors}: holds {self.vectors.count} vectors of dimension {self.vectors.dimension}, manifest says "

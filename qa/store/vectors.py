@@ -1,10 +1,12 @@
 """Vectors: the FAISS side of an index, and the only module that imports faiss.
 
 A ``VectorIndex`` maps passage ids to unit vectors and answers inner-product
-(cosine) searches. Two kinds: ``flat`` (exact, ``IndexIDMap2(IndexFlatIP)``)
-and ``ivf-sq8`` (inverted lists with 8-bit codes, memory-mapped when read;
-chosen from ``IVF_THRESHOLD`` passages on). Both can remove ids and give
-vectors back, which incremental builds need; FAISS's HNSW cannot remove.
+(cosine) searches. Three kinds: ``flat`` (exact, ``IndexIDMap2(IndexFlatIP)``),
+``ivf-sq8`` (inverted lists with 8-bit codes, 384 bytes a vector, memory-mapped
+when read; chosen from ``IVF_THRESHOLD`` passages on) and ``ivf-pq`` (product
+quantization, ``PQ_BYTES`` a vector: 100 million passages in about 6.4 GB;
+chosen from ``PQ_THRESHOLD`` on). All can remove ids and give vectors back,
+which incremental builds need; FAISS's HNSW cannot remove.
 """
 
 from __future__ import annotations
@@ -18,18 +20,28 @@ import numpy as np
 
 from ..errors import IndexStoreError
 
-INDEX_TYPES = ("auto", "flat", "ivf-sq8")
+INDEX_TYPES = ("auto", "flat", "ivf-sq8", "ivf-pq")
 IVF_THRESHOLD = 100_000  # passages; below it exact search is fast enough and needs no training
+PQ_THRESHOLD = 10_000_000  # from here 8-bit codes (3.8 GB per 10M) give way to 64-byte PQ codes (0.64 GB)
+PQ_BYTES = 64  # sub-quantizers of 8 bits: 6 of the 384 dimensions each
 DEFAULT_NPROBE = 32
+_SIZE_ORDER = {"flat": 0, "ivf-sq8": 1, "ivf-pq": 2}
 
 
-def resolve_index_type(requested: str, n_vectors: int) -> str:
-    """The vector index for ``n_vectors``: exact below the threshold, IVF with 8-bit codes above it."""
+def resolve_index_type(requested: str, n_vectors: int, current: str | None = None) -> str:
+    """The vector index for ``n_vectors``: exact, then IVF with 8-bit codes, then IVF-PQ as the index grows.
+
+    With ``auto``, an index never steps back to a larger kind when it shrinks a little (``current``):
+    an explicit type converts it either way.
+    """
     if requested not in INDEX_TYPES:
         raise IndexStoreError(f"unknown index type {requested!r}; choose one of {', '.join(INDEX_TYPES)}")
     if requested != "auto":
         return requested
-    return "flat" if n_vectors < IVF_THRESHOLD else "ivf-sq8"
+    kind = "flat" if n_vectors < IVF_THRESHOLD else "ivf-sq8" if n_vectors < PQ_THRESHOLD else "ivf-pq"
+    if current in _SIZE_ORDER and _SIZE_ORDER[current] > _SIZE_ORDER[kind]:
+        return current
+    return kind
 
 
 def set_threads(n: int) -> None:
@@ -86,6 +98,8 @@ class VectorIndex:
     def kind(self) -> str:
         import faiss
 
+        if isinstance(self._index, faiss.IndexIVFPQ):
+            return "ivf-pq"
         return "ivf-sq8" if isinstance(self._index, faiss.IndexIVF) else "flat"
 
     def ids(self) -> np.ndarray:
@@ -130,16 +144,7 @@ class VectorIndex:
         if kind == "flat":
             out = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         else:
-            n = len(ids)
-            # about 4 x sqrt(n) lists, but at least 39 training points per list (FAISS's minimum)
-            nlist = int(max(1, min(65536, 4 * math.sqrt(max(n, 1)), n // 39)))
-            quantizer = faiss.IndexFlatIP(dimension)
-            out = faiss.IndexIVFScalarQuantizer(
-                quantizer, dimension, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
-            )
-            sample = np.random.default_rng(0).choice(ids, size=min(n, 64 * nlist), replace=False) if n else ids
-            out.train(self.vectors(np.sort(sample)))
-            out.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by id
+            out = _trained_ivf(kind, dimension, ids, self.vectors)
         for i in range(0, len(ids), 50_000):
             block = ids[i : i + 50_000]
             out.add_with_ids(self.vectors(block), block)
@@ -159,7 +164,7 @@ class VectorIndex:
             n = max(1, min(n, len(allowed)))
         else:
             n = max(1, min(n, self.count))
-        if self.kind == "ivf-sq8":
+        if self.kind != "flat":
             params: Any = faiss.SearchParametersIVF(nprobe=self.nprobe, sel=selector)
         else:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None
@@ -174,4 +179,32 @@ class VectorIndex:
         return self.vectors(ids) @ np.asarray(query, dtype=np.float32).reshape(-1)
 
 
-__all__ = ["VectorIndex", "INDEX_TYPES", "IVF_THRESHOLD", "DEFAULT_NPROBE", "resolve_index_type", "set_threads"]
+def _trained_ivf(kind: str, dimension: int, ids: np.ndarray, vectors_of: Any) -> Any:
+    """An empty IVF index of ``kind``, trained on a fixed sample of the vectors of ``ids``."""
+    import faiss
+
+    n = len(ids)
+    # about 4 x sqrt(n) lists, but at least 39 training points per list (FAISS's minimum)
+    nlist = int(max(1, min(65536, 4 * math.sqrt(max(n, 1)), n // 39)))
+    quantizer = faiss.IndexFlatIP(dimension)
+    if kind == "ivf-pq":
+        if n < 256:
+            raise IndexStoreError(f"ivf-pq needs at least 256 passages to train on, not {n}; use flat")
+        m = next(d for d in (PQ_BYTES, 48, 32, 24, 16, 8, 4, 2, 1) if dimension % d == 0)
+        out = faiss.IndexIVFPQ(quantizer, dimension, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+        size = min(n, max(64 * nlist, 256 * 39))  # the PQ codebooks want about 10,000 points
+    else:
+        out = faiss.IndexIVFScalarQuantizer(
+            quantizer, dimension, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+        size = min(n, 64 * nlist)
+    sample = np.random.default_rng(0).choice(ids, size=size, replace=False) if n else ids
+    out.train(vectors_of(np.sort(sample)))
+    out.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by id
+    return out
+
+
+__all__ = [
+    "VectorIndex", "INDEX_TYPES", "IVF_THRESHOLD", "PQ_THRESHOLD", "PQ_BYTES", "DEFAULT_NPROBE",
+    "resolve_index_type", "set_threads",
+]  # fmt: skip

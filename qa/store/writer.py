@@ -272,9 +272,8 @@ class SnapshotWriter:
 
     def commit(self, manifest: Manifest) -> Path:
         """Write, fsync and publish the snapshot; returns its final directory."""
-        kind = resolve_index_type(self.index_type, self.vectors.count)
-        if self.index_type == "auto" and self.vectors.kind == "ivf-sq8":
-            kind = "ivf-sq8"  # an index that grew into IVF stays IVF; --index-type flat converts back
+        # An index that grew into IVF stays IVF under auto; --index-type flat converts back.
+        kind = resolve_index_type(self.index_type, self.vectors.count, current=self.vectors.kind)
         self.vectors = self.vectors.converted(kind)
         manifest.index_type = kind
         manifest.chunks = self.vectors.count
