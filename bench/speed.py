@@ -1,7 +1,9 @@
 """Speed benchmark: build throughput, encoder backends, incremental updates, start-up, query latency, 1M scale.
 
-    python bench/speed.py            # prints one table, writes bench/results/speed.json (about 10 minutes)
+    python bench/speed.py            # prints one table, writes bench/results/speed.json (about 15 minutes)
     python bench/speed.py --skip-1m  # without the 1,000,000-passage part
+    python bench/speed.py --only parallel --runs 2  # serial vs parallel chunking against raw encode: 4 to 9
+                                                    # minutes here, by load; writes bench/results/speed-parallel.json
 
 Every figure is the median of several runs; ratios compare figures measured in the same run.
 """
@@ -25,13 +27,15 @@ from common import CACHE, CORPUS, REPO, SHARED_QRELS, SHARED_QUERIES, corpus_ind
 sys.path.insert(0, str(REPO))
 
 from qa import Retriever, build_index  # noqa: E402
+from qa.build import sentence_rows  # noqa: E402
 from qa.chunk import Chunker, ChunkSettings  # noqa: E402
+from qa.chunk_pool import auto_workers, available_cpus  # noqa: E402
 from qa.embed import Embedder, quiet_third_party  # noqa: E402
 from qa.evaluate import load_queries  # noqa: E402
 from qa.ingest import read_source
 from qa.records import Record, record_to_dict  # noqa: E402
 from qa.store import DEFAULT_NPROBE, IndexStore, VectorIndex  # noqa: E402
-from qa.store.layout import encoder_dir_name  # noqa: E402
+from qa.store.layout import encoder_dir_name, encoder_model_file  # noqa: E402
 
 QUESTION = "Which IL-6 inhibitors are clinically registered?"
 
@@ -61,6 +65,98 @@ def full_builds(runs: int) -> dict:
             "chunks_per_second": round(report.chunks / seconds, 1), "index": target,
             "passage_seconds": round(report.embed_seconds, 2), "sentences": report.sentences_embedded,
             "sentence_seconds": round(report.sentence_seconds, 2)}  # fmt: skip
+
+
+def parallel_builds(runs: int, workers: int) -> dict:
+    """Full builds of the 1,001 records with chunking in this process and in ``workers`` processes, against
+    raw encoding of exactly what such a build encodes (its passages one at a time, its sentences batched).
+
+    Serial and parallel runs alternate, so that the load of this shared machine weighs on both alike.
+    """
+    target = CACHE / "speed-build"
+    encoder = target / "models" / encoder_dir_name(None)
+    if not encoder_model_file(encoder).is_file():
+        build_index(CORPUS, target, full=True, workers=1)  # the int8 export is made once per index, not timed
+    times: dict[int, list[float]] = {1: [], workers: []}
+    chunks = 0
+    for _ in range(runs):
+        for w in times:
+            t0 = time.perf_counter()
+            chunks = build_index(CORPUS, target, full=True, workers=w).chunks
+            times[w].append(time.perf_counter() - t0)
+    builds = {
+        label: {"workers": w, "seconds": round(statistics.median(times[w]), 2), "runs": [round(t, 2) for t in times[w]],
+                "chunks_per_second": round(chunks / statistics.median(times[w]), 1)}
+        for label, w in (("serial", 1), ("parallel", workers))
+    }  # fmt: skip
+
+    records = [r for f in CORPUS for r in read_source(f) if isinstance(r, Record)]
+    embedder = Embedder(backend="onnx-int8", encoder_dir=encoder)
+    chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, ChunkSettings())
+    t0 = time.perf_counter()
+    all_chunks = [c for r in records for c in chunker.chunk(r)]
+    chunk_seconds = time.perf_counter() - t0
+    abstracts = {r.pmid: r.abstract for r in records}
+    passages = [c.embed_text for c in all_chunks]
+    sentences = [abstracts[pmid][s:e] for pmid, s, e, _ in sentence_rows(all_chunks)]
+    embedder.encode(passages[:16])  # load
+    raw = {"passages": [], "sentences": []}
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        embedder.encode(passages)  # one at a time, as a build does (exact=True)
+        raw["passages"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        embedder.encode(sentences, exact=False)  # batched, as a build does
+        raw["sentences"].append(time.perf_counter() - t0)
+    passage_s, sentence_s = statistics.median(raw["passages"]), statistics.median(raw["sentences"])
+    raw_all = len(passages) / (passage_s + sentence_s)  # passages per second of everything a build encodes
+    parallel = builds["parallel"]["chunks_per_second"]
+    return {
+        "cpus": available_cpus(),
+        "auto_workers": auto_workers(len(records)),
+        "passages": len(passages),
+        "sentences": len(sentences),
+        "chunk_only_per_second": round(len(passages) / chunk_seconds, 1),
+        "builds": builds,
+        "raw_encode": {
+            "passages_per_second": round(len(passages) / passage_s, 1),
+            "passage_seconds": round(passage_s, 2),
+            "sentence_seconds": round(sentence_s, 2),
+            "all_per_second": round(raw_all, 1),
+        },
+        "parallel_vs_serial": round(parallel / builds["serial"]["chunks_per_second"], 3),
+        "build_vs_raw_encode": {
+            "passages_only": round(parallel / (len(passages) / passage_s), 3),
+            "passages_and_sentences": round(parallel / raw_all, 3),
+            "serial_passages_and_sentences": round(builds["serial"]["chunks_per_second"] / raw_all, 3),
+        },
+    }
+
+
+def parallel_table(p: dict) -> list[tuple[str, str]]:
+    b, raw, ratio = p["builds"], p["raw_encode"], p["build_vs_raw_encode"]
+    return [
+        ("full build, chunking in-process (--workers 1)",
+         f"{b['serial']['seconds']} s, {b['serial']['chunks_per_second']} passages/s"),
+        (f"full build, chunking in {b['parallel']['workers']} processes (--workers {b['parallel']['workers']})",
+         f"{b['parallel']['seconds']} s, {b['parallel']['chunks_per_second']} passages/s "
+         f"({p['parallel_vs_serial']:.2f}x serial)"),
+        ("chunking alone, one process", f"{p['chunk_only_per_second']} passages/s"),
+        ("raw encode: passages / + sentences (onnx-int8)",
+         f"{raw['passages_per_second']}/s / {raw['all_per_second']} passages/s "
+         f"({raw['passage_seconds']} s + {raw['sentence_seconds']} s for {p['sentences']:,} sentences)"),
+        ("parallel build / raw encode of passages + sentences",
+         f"{ratio['passages_and_sentences']:.2f} (overhead {1 / ratio['passages_and_sentences'] - 1:.0%}; "
+         f"serial {ratio['serial_passages_and_sentences']:.2f})"),
+        ("parallel build / raw encode of passages only", f"{ratio['passages_only']:.2f}"),
+        ("cpus / --workers auto would pick", f"{p['cpus']} / {p['auto_workers']}"),
+    ]  # fmt: skip
+
+
+def print_table(rows: list[tuple[str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        print(f"{name:{width}}  {value}")
 
 
 def backend_throughput(texts: list[str], onnx_dir: Path, runs: int) -> dict:
@@ -198,10 +294,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-1m", action="store_true", help="leave out the 1,000,000-passage part")
     parser.add_argument("--runs", type=int, default=3, help="runs per timed figure (default 3; cold ask uses 5)")
+    parser.add_argument("--only", choices=["parallel"], help="run one part: parallel = serial vs parallel chunking")
+    parser.add_argument("--workers", type=int, default=2, help="chunking processes of the parallel build (default 2)")
     args = parser.parse_args()
     quiet_third_party()
     CACHE.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": f"{os.cpu_count()} cores"}
+    if args.only == "parallel":
+        results["parallel_build"] = parallel_builds(args.runs, args.workers)
+        path = write_results("speed-parallel", results)
+        print_table(parallel_table(results["parallel_build"]))
+        print(f"\nwrote {path.relative_to(REPO)}")
+        return
 
     build = full_builds(args.runs)
     index = build.pop("index")
@@ -217,6 +321,7 @@ def main() -> None:
     results["incremental_10_changed"]["ratio_to_full_build"] = round(
         results["incremental_10_changed"]["seconds"] / build["seconds"], 4
     )
+    results["parallel_build"] = parallel_builds(args.runs, args.workers)
     results["cold_ask"] = cold_ask(index, 5)
     results["warm_query"] = warm_queries(index, 200)
     if not args.skip_1m:
@@ -250,6 +355,7 @@ def main() -> None:
         ("warm search p50 / p99", f"{warm['search']['p50_ms']} / {warm['search']['p99_ms']} ms"),
         ("warm ask (with answer) p50 / p99", f"{warm['ask']['p50_ms']} / {warm['ask']['p99_ms']} ms"),
     ]  # fmt: skip
+    rows += parallel_table(results["parallel_build"])
     if "one_million" in results:
         m = results["one_million"]
         rows += [
@@ -259,9 +365,7 @@ def main() -> None:
             ("1M passages: resident memory / file", f"{m['resident_mb']} MB / {m['file_mb']} MB"),
             ("1M passages: IVF training + adding", f"{m['build_seconds']} s"),
         ]  # fmt: skip
-    width = max(len(r[0]) for r in rows)
-    for name, value in rows:
-        print(f"{name:{width}}  {value}")
+    print_table(rows)
     print(f"\nwrote {path.relative_to(REPO)}")
 
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .chunk import Chunk, Chunker, ChunkSettings
+from .chunk_pool import Pending, auto_workers, chunking
 from .embed import Embedder, check_same_model
 from .errors import QAError
 from .ingest import expand_sources, probe_source, read_source
@@ -39,7 +39,14 @@ export), "read" and "embed"."""
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """How to build; None means "what the index was built with, else the default"."""
+    """How to build; None means "what the index was built with, else the default".
+
+    ``workers`` is 1 by default: chunking runs in the build's own process, safe in any script. More
+    chunk in that many worker processes while the encoder runs; they are started with "spawn", so the
+    script needs the usual ``if __name__ == "__main__":`` guard. None picks by the number of records
+    to embed and of CPUs (``chunk_pool.auto_workers``), as ``qa build`` does. The index is the same
+    either way.
+    """
 
     full: bool = False  # rebuild from the given sources alone
     skip_bad: bool = False  # index the good records and list the bad ones instead of stopping
@@ -51,6 +58,8 @@ class BuildOptions:
     device: str | None = None
     batch_size: int | None = None
     pubmed: dict[str, Any] | None = None  # the PubMed search to remember for `qa update`
+    workers: int | None = 1  # processes that chunk; see above
+    precision: str | None = None  # torch backend: "fp16" or "fp32" (None: fp16 on CUDA, else fp32)
 
 
 @dataclass
@@ -135,6 +144,8 @@ def build_index(
     (``full=True``, ``model=...``), given instead of or on top of ``options``.
     """
     options = replace(options or BuildOptions(), **settings)
+    if options.workers is not None and options.workers < 1:
+        raise QAError(f"workers must be at least 1, not {options.workers}")
     files = expand_sources(sources)
     if not files:
         raise QAError("no input files given")
@@ -323,7 +334,7 @@ def _update(
             else:
                 writer.delete_records(plan.deleted)
                 chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, settings.chunking)
-                _embed(writer, plan, embedder, chunker, report, notify)
+                _embed(writer, plan, embedder, chunker, report, notify, options.workers)
                 manifest = _manifest(store, base, embedder, settings, sources, options, started)
                 writer.commit(manifest)
                 report.records_indexed, report.chunks = manifest.records, manifest.chunks
@@ -411,6 +422,7 @@ def _embedder(store: IndexStore, settings: _Settings, options: BuildOptions, not
         encoder_dir=encoder_dir,
         device=options.device,
         batch_size=options.batch_size,
+        precision=options.precision,
     )
     if encoder_dir is not None and not encoder_model_file(encoder_dir).is_file():
         notify("prepare", 0, None)
@@ -448,6 +460,9 @@ def _manifest(
     )
 
 
+BATCH_RECORDS = 256  # records per encoder batch: the same in serial and parallel builds, so their vectors agree
+
+
 def _embed(
     writer: SnapshotWriter,
     plan: Plan,
@@ -455,29 +470,34 @@ def _embed(
     chunker: Chunker,
     report: BuildReport,
     notify: ProgressCallback,
+    workers: int | None = None,
 ) -> None:
-    """Chunk and embed new and changed records; reuse vectors of passages whose text is unchanged."""
+    """Chunk and embed new and changed records; reuse vectors of passages whose text is unchanged.
+
+    The next batches are chunked (pure Python) while the current one is encoded: in a thread with one
+    worker, else in worker processes. Either way the batches, their order and so the encoder's calls
+    are the same, which keeps the index identical.
+    """
     todo = plan.new + plan.changed
     done = 0
     notify("embed", 0, len(todo))
+    workers = workers or auto_workers(len(todo), gpu=bool(todo) and embedder.on_gpu)
+    with chunking(chunker, workers) as (submit, ahead):
+        batches = writer.staged_records(todo, BATCH_RECORDS)
+        queue: deque[tuple[list[Record], Pending]] = deque()
 
-    def chunk_all(records: list[Record]) -> list[Chunk]:
-        return [c for r in records for c in chunker.chunk(r)]
+        def fill() -> None:
+            while len(queue) < ahead and (records := next(batches, None)) is not None:
+                queue.append((records, submit(records)))
 
-    # Chunking (pure Python) of the next batch overlaps with encoding (native code, GIL released).
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        batches = writer.staged_records(todo)
-        first = next(batches, None)
-        pending = pool.submit(chunk_all, first) if first is not None else None
-        current = first
-        while current is not None and pending is not None:
+        fill()
+        while queue:
+            records, pending = queue.popleft()
             chunks = pending.result()
-            following = next(batches, None)
-            pending = pool.submit(chunk_all, following) if following is not None else None
-            _store_batch(writer, current, chunks, embedder, report)
-            done += len(current)
+            fill()  # before encoding: the next batches are chunked meanwhile
+            _store_batch(writer, records, chunks, embedder, report)
+            done += len(records)
             notify("embed", done, len(todo))
-            current = following
 
 
 def _store_batch(

@@ -84,6 +84,21 @@ def _segmenter() -> Any:
     return pysbd.Segmenter(language="en", clean=False)
 
 
+@dataclass(frozen=True)
+class ChunkerSpec:
+    """A ``Chunker`` as plain data (the tokenizer's JSON, the limits), so that a worker process can build
+    the very same one from ``tokenizers`` alone: no model, no torch."""
+
+    tokenizer_json: str
+    max_seq_length: int
+    settings: ChunkSettings
+
+    def build(self) -> Chunker:
+        from tokenizers import Tokenizer
+
+        return Chunker(Tokenizer.from_str(self.tokenizer_json), self.max_seq_length, self.settings)
+
+
 class Chunker:
     """Packs whole sentences into chunks of at most ``chunk_tokens`` model tokens."""
 
@@ -94,6 +109,10 @@ class Chunker:
         self.settings = settings or ChunkSettings()
         self.max_seq_length = max_seq_length
         self.budget = min(self.settings.chunk_tokens, max_seq_length)
+
+    def spec(self) -> ChunkerSpec:
+        """What a worker process needs to chunk exactly as this chunker does."""
+        return ChunkerSpec(self.tokenizer.to_str(), self.max_seq_length, self.settings)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens each text costs the encoder, special tokens included."""
@@ -227,4 +246,4 @@ class Chunker:
         return groups
 
 
-__all__ = ["Chunk", "ChunkSettings", "Chunker", "split_sentences"]
+__all__ = ["Chunk", "ChunkSettings", "Chunker", "ChunkerSpec", "split_sentences"]

@@ -156,6 +156,7 @@ def build(
     index_type: opt.IndexTypeOption = "auto",
     device: opt.DeviceOption = None,
     batch_size: opt.BatchSizeOption = None,
+    workers: opt.WorkersOption = None,
     as_json: opt.JsonOption = False,
     verbose: opt.VerboseOption = False,
 ) -> None:
@@ -196,7 +197,7 @@ def build(
         options = BuildOptions(
             full=full, skip_bad=skip_bad, model=model, backend=backend, index_type=index_type,
             chunk_tokens=chunk_tokens, overlap_sentences=overlap, device=device, batch_size=batch_size,
-            pubmed=remembered,
+            pubmed=remembered, workers=workers,
         )  # fmt: skip
         report = build_index(files, index, options, progress=progress)
         report.warnings = warnings + report.warnings

@@ -130,6 +130,13 @@ DeviceOption = Annotated[
 BatchSizeOption = Annotated[
     Optional[int], typer.Option("--batch-size", min=1, metavar="N", help="Passages per encoder batch.")
 ]
+WorkersOption = Annotated[
+    Optional[int],
+    typer.Option("--workers", min=1, metavar="N", show_default=False,
+                 help="Processes that chunk while the encoder runs; 1 chunks in this process. The index is the "
+                      "same either way [default: 1 below 500 records or on 1 CPU, else CPUs - 1, from 2 up to 4 "
+                      "(8 when encoding on CUDA)]."),
+]  # fmt: skip
 
 # -- qa ask only -------------------------------------------------------------
 
