@@ -192,6 +192,7 @@ def _trained_ivf(kind: str, dimension: int, ids: np.ndarray, vectors_of: Any) ->
             raise IndexStoreError(f"ivf-pq needs at least 256 passages to train on, not {n}; use flat")
         m = next(d for d in (PQ_BYTES, 48, 32, 24, 16, 8, 4, 2, 1) if dimension % d == 0)
         out = faiss.IndexIVFPQ(quantizer, dimension, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+        out.pq.cp.min_points_per_centroid = 1  # a small index trains on what it has, without 64 warnings
         size = min(n, max(64 * nlist, 256 * 39))  # the PQ codebooks want about 10,000 points
     else:
         out = faiss.IndexIVFScalarQuantizer(
