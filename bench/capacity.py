@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import CACHE, REPO, SHARED_QRELS, SHARED_QUERIES, corpus_index, write_results
+from common import CACHE, REPO, SHARED_QRELS, SHARED_QUERIES, clustered_vectors, corpus_index, write_results
 
 sys.path.insert(0, str(REPO))
 
@@ -109,16 +109,8 @@ def _sentence_bytes(path: Path) -> int:
 def synthetic(index: Path, n: int, n_queries: int = 200) -> list[dict]:
     import faiss
 
-    snapshot = IndexStore(index).open()
-    centers = snapshot.vectors.vectors(snapshot.vectors.ids())
-    snapshot.close()
-    d = centers.shape[1]
-    rng = np.random.default_rng(0)
-    vectors = np.empty((n, d), dtype=np.float32)
-    for i in range(0, n, 100_000):
-        m = min(100_000, n - i)
-        block = centers[rng.integers(0, len(centers), m)] + rng.normal(0, 0.03, (m, d)).astype(np.float32)
-        vectors[i : i + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    vectors = clustered_vectors(index, n)
+    d = vectors.shape[1]
     with Retriever(index) as retriever:
         questions = retriever.embedder.encode(list(load_queries(SHARED_QUERIES).values())[:n_queries])
     faiss.omp_set_num_threads(os.cpu_count() or 1)

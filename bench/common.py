@@ -63,3 +63,23 @@ def write_results(name: str, data: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def clustered_vectors(index: Path, n: int, noise: float = 0.03):
+    """``n`` synthetic unit vectors, each a real passage vector of ``index`` plus Gaussian noise (seeded)."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO))
+    from qa.store import IndexStore
+
+    snapshot = IndexStore(index).open()
+    centers = snapshot.vectors.vectors(snapshot.vectors.ids())
+    snapshot.close()
+    d = centers.shape[1]
+    rng = np.random.default_rng(0)
+    vectors = np.empty((n, d), dtype=np.float32)
+    for i in range(0, n, 100_000):
+        m = min(100_000, n - i)
+        block = centers[rng.integers(0, len(centers), m)] + rng.normal(0, noise, (m, d)).astype(np.float32)
+        vectors[i : i + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return vectors

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import CACHE, CORPUS, REPO, SHARED_QRELS, SHARED_QUERIES, corpus_index, write_results
+from common import CACHE, CORPUS, REPO, SHARED_QRELS, SHARED_QUERIES, clustered_vectors, corpus_index, write_results
 
 sys.path.insert(0, str(REPO))
 
@@ -34,7 +34,7 @@ from qa.embed import Embedder, quiet_third_party  # noqa: E402
 from qa.evaluate import load_queries  # noqa: E402
 from qa.ingest import read_source
 from qa.records import Record, record_to_dict  # noqa: E402
-from qa.store import DEFAULT_NPROBE, IndexStore, VectorIndex  # noqa: E402
+from qa.store import DEFAULT_NPROBE, VectorIndex  # noqa: E402
 from qa.store.layout import encoder_dir_name, encoder_model_file  # noqa: E402
 
 QUESTION = "Which IL-6 inhibitors are clinically registered?"
@@ -237,16 +237,8 @@ def million(index: Path, n: int = 1_000_000, queries: int = 200) -> dict:
     """1M synthetic passages clustered around the real ones; real questions as queries."""
     import faiss
 
-    snap = IndexStore(index).open()
-    centers = snap.vectors.vectors(snap.vectors.ids())
-    snap.close()
-    d = centers.shape[1]
-    rng = np.random.default_rng(0)
-    vectors = np.empty((n, d), dtype=np.float32)
-    for i in range(0, n, 100_000):
-        m = min(100_000, n - i)
-        block = centers[rng.integers(0, len(centers), m)] + rng.normal(0, 0.03, (m, d)).astype(np.float32)
-        vectors[i : i + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    vectors = clustered_vectors(index, n)
+    d = vectors.shape[1]
     retr = Retriever(index)
     qtexts = list(load_queries(SHARED_QUERIES).values())[:queries]
     qvecs = retr.embedder.encode(qtexts)
