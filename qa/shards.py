@@ -444,8 +444,14 @@ class ShardSet:
         return [s for i, s in enumerate(self.shards) if last[s.name] == i]
 
     def merged(self) -> Iterator[ShardEntry]:
-        """Every standing record's entry in PMID order; of a PMID in several shards, the last shard's."""
-        streams = [shard.entries() for shard in self.unique()]
+        """Every standing record's entry in PMID order; of a PMID in several shards, the last shard's.
+
+        Every shard is open at once: its passage list, and its two arrays (each memory map holds a file
+        descriptor), so the limit on open files is raised for a set of hundreds of shards.
+        """
+        unique = self.unique()
+        _allow_open_files(3 * len(unique) + 256)
+        streams = [shard.entries() for shard in unique]
         current: ShardEntry | None = None
         for entry in heapq.merge(*streams, key=lambda e: e.pmid):  # stable: equal PMIDs come in shard order
             if current is not None and entry.pmid != current.pmid:
@@ -464,6 +470,20 @@ class ShardSet:
             if entry is None or entry.pmid != pmid:
                 raise ShardError(f"{self.dir}: no shard holds the passages of PMID {pmid}; make the shards again")
             yield entry
+
+
+def _allow_open_files(needed: int) -> None:
+    """Raise this process's soft limit on open files to ``needed`` (up to the hard limit), or say why not."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise ShardError(f"reading the shards needs about {needed} open files, the limit is {hard} (raise ulimit -n)")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def write_set(directory: Path, settings: ShardSettings, entries: Sequence[SetEntry], encoder_dir: Path | None) -> None:
