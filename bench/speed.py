@@ -4,6 +4,8 @@
     python bench/speed.py --skip-1m  # without the 1,000,000-passage part
     python bench/speed.py --only parallel --runs 2  # serial vs parallel chunking against raw encode: 4 to 9
                                                     # minutes here, by load; writes bench/results/speed-parallel.json
+    python bench/speed.py --only ray --runs 1  # the Ray engine (qa build --engine ray) against a local build of
+                                               # the same files: about 3 minutes here; writes speed-ray.json
 
 Every figure is the median of several runs; ratios compare figures measured in the same run.
 """
@@ -153,6 +155,110 @@ def parallel_table(p: dict) -> list[tuple[str, str]]:
     ]  # fmt: skip
 
 
+RAY_PARTS = 4  # the 1,000 shared records as this many JSONL files (a file is the Ray engine's unit of work)
+
+
+def ray_builds(runs: int, workers: int) -> dict:
+    """The Ray engine against a local build of the same files on this machine: the shared 1,001 records as
+    ``RAY_PARTS`` JSONL files plus the seed record, a local Ray of ``workers`` CPUs with one worker each.
+
+    The Ray figure is end to end (Ray start-up and shut-down, the shards, the index made from them) and
+    starts from an empty shard folder every run; the local build is ``qa build``'s default (chunking in
+    ``auto_workers`` processes). Runs alternate, as in ``parallel_builds``. The int8 export is made once
+    beforehand, not timed. Per-worker rates divide the passages by the time the workers spent on them.
+    """
+    import ray
+
+    from qa.build import BuildOptions, index_from_shards
+    from qa.ray_build import RayOptions, build_with_ray
+    from qa.shards import SHARD_MANIFEST, ShardManifest
+
+    work = CACHE / "speed-ray"
+    files = _split_corpus(work / "sources")
+    local, ray_index, shards = work / "local-index", work / "ray-index", work / "shards"
+    encoder = local / "models" / encoder_dir_name(None)
+    if not encoder_model_file(encoder).is_file():
+        build_index(files, local, full=True)  # the int8 export, once; not timed
+    if not (ray_index / "models").is_dir():
+        shutil.copytree(local / "models", ray_index / "models")
+    local_workers = auto_workers(1001)
+    full, where = BuildOptions(full=True), RayOptions(shards=shards, num_cpus=workers, workers=workers)
+    times: dict[str, list[float]] = {"local": [], "ray": []}
+    passages = 0
+    seconds = {"read": 0.0, "chunk": 0.0, "embed": 0.0, "sentences": 0.0, "total": 0.0}
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        passages = build_index(files, local, full=True, workers=local_workers).chunks
+        times["local"].append(time.perf_counter() - t0)
+        shutil.rmtree(shards, ignore_errors=True)
+        t0 = time.perf_counter()
+        report = build_with_ray(files, ray_index, full, where)
+        times["ray"].append(time.perf_counter() - t0)
+        assert report.chunks == passages and report.shards_made == len(files)
+        manifests = [ShardManifest.from_file(p) for p in shards.glob(f"*/{SHARD_MANIFEST}")]
+        seconds = {k: sum(m.seconds.get(k, 0.0) for m in manifests) for k in seconds}
+    t0 = time.perf_counter()
+    build_with_ray(files, ray_index, full, where)
+    rerun = time.perf_counter() - t0
+    fresh = work / "from-shards-index"
+    shutil.rmtree(fresh, ignore_errors=True)
+    t0 = time.perf_counter()
+    index_from_shards(shards, fresh)
+    from_shards = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.shutdown()
+    start_stop = time.perf_counter() - t0
+    local_s, ray_s = statistics.median(times["local"]), statistics.median(times["ray"])
+    return {
+        "cpus": available_cpus(),
+        "files": len(files),
+        "passages": passages,
+        "local": {"workers": local_workers, "seconds": round(local_s, 2), "runs": [round(t, 2) for t in times["local"]],
+                  "passages_per_second": round(passages / local_s, 1)},
+        "ray": {"workers": workers, "seconds": round(ray_s, 2), "runs": [round(t, 2) for t in times["ray"]],
+                "passages_per_second": round(passages / ray_s, 1),
+                "worker_seconds": {k: round(v, 2) for k, v in seconds.items()},
+                "per_worker_passages_per_second": round(passages / seconds["total"], 1),
+                "per_worker_encode_passages_per_second": round(passages / (seconds["embed"] + seconds["sentences"]), 1),
+                "ray_start_and_stop_seconds": round(start_stop, 2),
+                "from_shards_seconds": round(from_shards, 2),
+                "rerun_all_shards_complete_seconds": round(rerun, 2)},
+        "ray_vs_local": round(local_s / ray_s, 3),
+    }  # fmt: skip
+
+
+def _split_corpus(folder: Path) -> list[Path]:
+    """The shared records as ``RAY_PARTS`` JSONL files (made once), then the seed record's XML."""
+    parts = [folder / f"part-{i}.jsonl" for i in range(RAY_PARTS)]
+    if not all(p.is_file() for p in parts):
+        folder.mkdir(parents=True, exist_ok=True)
+        records = [r for r in read_source(CORPUS[0]) if isinstance(r, Record)]
+        size = -(-len(records) // RAY_PARTS)
+        for i, path in enumerate(parts):
+            path.write_text("".join(json.dumps(record_to_dict(r)) + "\n" for r in records[i * size : (i + 1) * size]))
+    return [*parts, CORPUS[1]]
+
+
+def ray_table(r: dict) -> list[tuple[str, str]]:
+    local, ray = r["local"], r["ray"]
+    seconds = ray["worker_seconds"]
+    return [
+        (f"local build, {r['files']} files (--workers {local['workers']})",
+         f"{local['seconds']} s, {local['passages_per_second']} passages/s"),
+        (f"Ray build, {ray['workers']} workers on a local Ray (--engine ray)",
+         f"{ray['seconds']} s, {ray['passages_per_second']} passages/s ({r['ray_vs_local']:.2f}x local), end to end"),
+        ("  per Ray worker (CPU): parse + chunk + embed + write",
+         f"{ray['per_worker_passages_per_second']} passages/s ({seconds['total']} s of worker time)"),
+        ("  per Ray worker: encoding alone (passages + sentences)",
+         f"{ray['per_worker_encode_passages_per_second']} passages/s "
+         f"({seconds['embed']} s + {seconds['sentences']} s)"),
+        ("  Ray start + stop / index from the shards alone",
+         f"{ray['ray_start_and_stop_seconds']} s / {ray['from_shards_seconds']} s"),
+        ("  rerun, every shard complete (checked, index remade)", f"{ray['rerun_all_shards_complete_seconds']} s"),
+    ]  # fmt: skip
+
+
 def print_table(rows: list[tuple[str, str]]) -> None:
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
@@ -286,8 +392,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-1m", action="store_true", help="leave out the 1,000,000-passage part")
     parser.add_argument("--runs", type=int, default=3, help="runs per timed figure (default 3; cold ask uses 5)")
-    parser.add_argument("--only", choices=["parallel"], help="run one part: parallel = serial vs parallel chunking")
-    parser.add_argument("--workers", type=int, default=2, help="chunking processes of the parallel build (default 2)")
+    parser.add_argument(
+        "--only", choices=["parallel", "ray"], help="one part: parallel (vs serial chunking) or ray (vs a local build)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="chunking processes of the parallel build; Ray workers (default 2)"
+    )
     args = parser.parse_args()
     quiet_third_party()
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -296,6 +406,12 @@ def main() -> None:
         results["parallel_build"] = parallel_builds(args.runs, args.workers)
         path = write_results("speed-parallel", results)
         print_table(parallel_table(results["parallel_build"]))
+        print(f"\nwrote {path.relative_to(REPO)}")
+        return
+    if args.only == "ray":
+        results["ray_build"] = ray_builds(args.runs, args.workers)
+        path = write_results("speed-ray", results)
+        print_table(ray_table(results["ray_build"]))
         print(f"\nwrote {path.relative_to(REPO)}")
         return
 

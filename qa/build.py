@@ -14,10 +14,10 @@ import json
 import shutil
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,14 +27,28 @@ from .embed import Embedder, check_same_model
 from .errors import QAError
 from .ingest import expand_sources, probe_source, read_source
 from .records import Bad, Deletion, Record, Skipped, normalize_pmid
-from .store import IndexStore, Manifest, Plan, Snapshot, SnapshotWriter, fault_point, file_facts, text_hash
+from .store import (
+    IndexStore,
+    Manifest,
+    Plan,
+    Snapshot,
+    SnapshotWriter,
+    fault_point,
+    file_facts,
+    record_hash,
+    resolve_index_type,
+    text_hash,
+)
 from .store.layout import encoder_checksums, encoder_model_file
+
+if TYPE_CHECKING:
+    from .shards import ShardEntry, ShardSet
 
 DEFAULT_BACKEND = "onnx-int8"  # 2.3x the build throughput of torch fp32 at -0.0003 MRR@10 (README "Speed")
 
 ProgressCallback = Callable[[str, int, "int | None"], None]
 """Called as ``progress(stage, done, total)``; stages are "fetch", "prepare" (the one-time encoder
-export), "read" and "embed"."""
+export), "read", "embed" and, from shards, "shards"."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,10 @@ class BuildReport:
     seconds: float = 0.0
     embed_seconds: float = 0.0  # encoding passages
     sentence_seconds: float = 0.0  # encoding sentences
+    shards: int = 0  # made from shards (qa index from-shards, --engine ray): the shards read
+    shards_made: int = 0  # --engine ray: shards made by this run (the others were complete already)
+    workers: int = 0  # --engine ray: Ray workers that made them; embed times above are summed over them
+    chunks_from_shards: int = 0  # passages (with their vectors) taken from shards into the index
 
     @property
     def noop(self) -> bool:
@@ -122,6 +140,10 @@ class BuildReport:
             "embed_seconds": round(self.embed_seconds, 2),
             "sentence_seconds": round(self.sentence_seconds, 2),
             "chunks_per_second": round(self.chunks_per_second, 1),
+            "shards": self.shards,
+            "shards_made": self.shards_made,
+            "workers": self.workers,
+            "chunks_from_shards": self.chunks_from_shards,
         }
 
 
@@ -204,6 +226,150 @@ def remove_records(
         writer.stage_deletions(wanted)
 
     return _update(store, stage, [], BuildOptions(), embedder, None)
+
+
+# ----------------------------------------------------------------- from shards
+
+
+def index_from_shards(
+    shards: str | Path,
+    index: str | Path = "index",
+    options: BuildOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    **settings: Any,
+) -> BuildReport:
+    """Make the index at ``index`` from the shards of a distributed build, embedding nothing.
+
+    Shards are read in the source order ``shards.json`` lists, so the snapshot is the one a local
+    ``build_index`` of the same files in that order writes: the same records, passage ids and vectors.
+    Like a local build it updates an existing index (``full=True`` rebuilds from the shards alone); that
+    index must have the shards' model, backend, chunking and int8 encoder. Into an empty snapshot, IVF
+    types are trained on a sample first and then filled batch by batch, never holding every vector;
+    flat (below 100,000 passages under ``auto``) holds them all, as it does in a local build.
+    """
+    from .shards import ShardSet, install_encoder
+
+    options = replace(options or BuildOptions(), **settings)
+    shard_set = ShardSet.open(shards)
+    s = shard_set.settings
+    options = replace(options, model=s.model, backend=s.backend, chunk_tokens=s.chunk_tokens,
+                      overlap_sentences=s.overlap_sentences)  # fmt: skip
+    store = IndexStore(index)
+    store.live_name()  # a file, or a symlinked pointer, is refused before anything is written
+    created = not store.path.exists()
+    try:
+        encoder_dir = None
+        if s.backend == "onnx-int8":
+            encoder_dir = store.layout.encoder_dir_for(s.model)
+            install_encoder(shard_set.encoder_dir, encoder_dir)
+        embedder = Embedder(s.model, backend=s.backend, encoder_dir=encoder_dir, export=False)
+        if embedder.dimension != shard_set.dimension:
+            raise QAError(f"the shards hold {shard_set.dimension}-d vectors, the model makes {embedder.dimension}-d")
+
+        def stage(writer: SnapshotWriter, report: BuildReport, notify: ProgressCallback) -> None:
+            _stage_shards(shard_set, writer, report, notify)
+            if (options.full or not store.exists()) and writer.staged_count() == 0 and not writer.plan().deleted:
+                raise QAError(f"no records with an abstract in the shards at {shard_set.dir}; nothing to index")
+
+        def fill(writer: SnapshotWriter, plan: Plan, report: BuildReport, notify: ProgressCallback) -> None:
+            _fill_from_shards(shard_set, writer, plan, options.index_type, report, notify)
+
+        report = _update(store, stage, shard_set.sources, options, embedder, progress, fill)
+    except BaseException:
+        if created and not store.exists():
+            shutil.rmtree(store.path, ignore_errors=True)
+        raise
+    report.shards = len(shard_set.unique())
+    return report
+
+
+def _stage_shards(shard_set: ShardSet, writer: SnapshotWriter, report: BuildReport, notify: ProgressCallback) -> None:
+    """Stage the shards' records and deletions in source order, as ``_stage_files`` stages the files."""
+    skipped: Counter[str] = Counter()
+    for shard in shard_set.shards:
+        for event in shard.events():
+            if isinstance(event, Record):
+                report.records_read += 1
+                report.replaced += writer.stage_record(event)
+            else:
+                writer.stage_deletions(event.pmids)
+            notify("read", report.records_read, None)
+        skipped.update(shard.manifest.skipped)
+        report.records_read += sum(shard.manifest.skipped.values())
+        report.bad += shard.manifest.bad
+    report.skipped = dict(skipped)
+
+
+def _fill_from_shards(
+    shard_set: ShardSet, writer: SnapshotWriter, plan: Plan, index_type: str, report: BuildReport,
+    notify: ProgressCallback,
+) -> None:  # fmt: skip
+    """Write new and changed records with the passages, vectors and sentence vectors their shards hold.
+
+    Records come in the order a local build embeds them (``plan.new``, then ``plan.changed``, each by
+    PMID) and the shards' entries are sorted by PMID, so both are walked side by side: one pass, and
+    only one batch of vectors in memory (besides a flat index's own).
+    """
+    from .shards import ShardError
+
+    segments = [plan.new, plan.changed]
+    total = len(plan.new) + len(plan.changed)
+    notify("shards", 0, total)
+    bound = sum(shard.manifest.passages for shard in shard_set.unique())  # the most passages there can be
+    if writer.vectors.count == 0 and resolve_index_type(index_type, bound) != "flat":
+
+        def entries() -> Iterator[ShardEntry]:
+            return (entry for segment in segments for entry in shard_set.entries_for(segment))
+
+        n_new = sum(len(entry.chunks) for entry in entries())
+        writer.prepare_vectors(n_new, lambda positions: _vectors_at(entries(), positions, shard_set.dimension))
+    done = 0
+    for segment in segments:
+        found = shard_set.entries_for(segment)
+        for records in writer.staged_records(segment, BATCH_RECORDS):
+            chunks: list[Chunk] = []
+            vectors: list[np.ndarray] = []
+            rows: list[tuple[str, int, int, str | None]] = []
+            sentence_vectors: list[np.ndarray] = []
+            for record in records:
+                entry = next(found)
+                if entry.record_hash != record_hash(record):
+                    raise ShardError(f"shard {entry.shard.name}: PMID {record.pmid} differs from its record")
+                record_chunks = entry.chunk_objects(record)
+                record_rows = sentence_rows(record_chunks)
+                if len(record_rows) != entry.sentences:
+                    raise ShardError(f"shard {entry.shard.name}: sentences of PMID {record.pmid} do not match")
+                writer.put_record(record)
+                chunks += record_chunks
+                rows += record_rows
+                vectors.append(entry.vectors())
+                sentence_vectors.append(entry.sentence_vectors())
+            writer.add_sentences(rows, _stacked(sentence_vectors, shard_set.dimension))
+            writer.add_chunks(chunks, _stacked(vectors, shard_set.dimension))
+            fault_point("embed")
+            report.chunks_from_shards += len(chunks)
+            done += len(records)
+            notify("shards", done, total)
+
+
+def _stacked(blocks: list[np.ndarray], dimension: int) -> np.ndarray:
+    return np.concatenate(blocks) if blocks else np.zeros((0, dimension), dtype=np.float32)
+
+
+def _vectors_at(entries: Iterable[ShardEntry], positions: np.ndarray, dimension: int) -> np.ndarray:
+    """The vectors at ascending ``positions`` of the passages that ``entries`` hold, in turn."""
+    out = np.zeros((len(positions), dimension), dtype=np.float32)
+    i = start = 0
+    for entry in entries:
+        if i == len(positions):
+            break
+        end = start + len(entry.chunks)
+        while i < len(positions) and positions[i] < end:
+            out[i] = entry.shard.vectors[entry.row + int(positions[i]) - start]
+            i += 1
+        start = end
+    return out
 
 
 # ----------------------------------------------------------------- live PubMed
@@ -301,15 +467,24 @@ def _no_progress(stage: str, done: int, total: int | None) -> None:
     pass
 
 
+Stage = Callable[[SnapshotWriter, BuildReport, ProgressCallback], None]
+Fill = Callable[[SnapshotWriter, Plan, BuildReport, ProgressCallback], None]
+
+
 def _update(
     store: IndexStore,
-    stage: Callable[[SnapshotWriter, BuildReport, ProgressCallback], None],
+    stage: Stage,
     sources: list[str],
     options: BuildOptions,
     embedder: Embedder | None,
     progress: ProgressCallback | None,
+    fill: Fill | None = None,
 ) -> BuildReport:
-    """Stage, plan, apply and commit one build under the index's lock."""
+    """Stage, plan, apply and commit one build under the index's lock.
+
+    ``fill`` writes the new and changed records with their passages and vectors; by default they are
+    chunked and embedded here (``_embed``), from shards they are copied (``index_from_shards``).
+    """
     notify = progress or _no_progress
     started = time.perf_counter()
     report = BuildReport(index=str(store.path), sources=sources, full=options.full)
@@ -320,7 +495,7 @@ def _update(
         store.remove_stale()  # unfinished builds a crash left behind
         if store.exists() and not options.full:
             base = store.open()
-        settings = _settings(base, options, embedder)
+        settings = _settings(base.manifest if base is not None else None, store.path, options, embedder)
         embedder = embedder or _embedder(store, settings, options, notify)
         writer = store.begin(dimension=embedder.dimension, base=base, index_type=options.index_type)
         try:
@@ -333,8 +508,11 @@ def _update(
                 report.records_indexed, report.chunks = base.manifest.records, base.manifest.chunks
             else:
                 writer.delete_records(plan.deleted)
-                chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, settings.chunking)
-                _embed(writer, plan, embedder, chunker, report, notify, options.workers)
+                if fill is None:
+                    chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, settings.chunking)
+                    _embed(writer, plan, embedder, chunker, report, notify, options.workers)
+                else:
+                    fill(writer, plan, report, notify)
                 manifest = _manifest(store, base, embedder, settings, sources, options, started)
                 writer.commit(manifest)
                 report.records_indexed, report.chunks = manifest.records, manifest.chunks
@@ -363,19 +541,25 @@ def _count_plan(report: BuildReport, plan: Plan, writer: SnapshotWriter) -> None
 
 
 @dataclass(frozen=True)
-class _Settings:
-    """What this build runs with, after the index's own settings and the defaults are applied."""
+class BuildSettings:
+    """What a build runs with, after the index's own settings and the defaults are applied."""
 
     chunking: ChunkSettings
     model: str | None
     backend: str
 
 
-def _settings(base: Snapshot | None, options: BuildOptions, embedder: Embedder | None) -> _Settings:
+def build_settings(index: str | Path, options: BuildOptions) -> BuildSettings:
+    """The settings a build of ``index`` with ``options`` would use (for engines that embed elsewhere)."""
+    store = IndexStore(index)
+    built = store.manifest() if store.exists() and not options.full else None
+    return _settings(built, store.path, options, None)
+
+
+def _settings(built: Manifest | None, where: Path, options: BuildOptions, embedder: Embedder | None) -> BuildSettings:
     """What was asked, else what the index was built with, else the defaults; a mismatch needs --full."""
     defaults = ChunkSettings()
     backend = embedder.backend if embedder is not None else options.backend
-    built = base.manifest if base is not None else None
     chunking = ChunkSettings(
         _first(options.chunk_tokens, built.chunking.get("chunk_tokens") if built else None, defaults.chunk_tokens),
         _first(
@@ -385,8 +569,7 @@ def _settings(base: Snapshot | None, options: BuildOptions, embedder: Embedder |
         ),
     )
     if built is None:
-        return _Settings(chunking, options.model, backend or DEFAULT_BACKEND)
-    where = base.dir.parent if base is not None else ""
+        return BuildSettings(chunking, options.model, backend or DEFAULT_BACKEND)
     check_same_model(
         built.model,
         embedder.name if embedder is not None else options.model,
@@ -406,14 +589,14 @@ def _settings(base: Snapshot | None, options: BuildOptions, embedder: Embedder |
             f"index {where} was built with chunk_tokens={built.chunking.get('chunk_tokens')}, "
             f"overlap={built.chunking.get('overlap_sentences')}; add --full to rebuild it with new chunking"
         )
-    return _Settings(chunking, built.model, built.backend)
+    return BuildSettings(chunking, built.model, built.backend)
 
 
 def _first(*values: Any) -> Any:
     return next(v for v in values if v is not None)
 
 
-def _embedder(store: IndexStore, settings: _Settings, options: BuildOptions, notify: ProgressCallback) -> Embedder:
+def _embedder(store: IndexStore, settings: BuildSettings, options: BuildOptions, notify: ProgressCallback) -> Embedder:
     """The encoder for this build; the int8 ONNX export is made once per index (and said so)."""
     encoder_dir = store.layout.encoder_dir_for(settings.model) if settings.backend == "onnx-int8" else None
     embedder = Embedder(
@@ -433,7 +616,7 @@ def _manifest(
     store: IndexStore,
     base: Snapshot | None,
     embedder: Embedder,
-    settings: _Settings,
+    settings: BuildSettings,
     sources: list[str],
     options: BuildOptions,
     started: float,
@@ -571,6 +754,9 @@ def _store_sentences(
 
 __all__ = [
     "build_index",
+    "index_from_shards",
+    "build_settings",
+    "BuildSettings",
     "remove_records",
     "update_from_pubmed",
     "fetch_for_index",

@@ -157,6 +157,9 @@ def build(
     device: opt.DeviceOption = None,
     batch_size: opt.BatchSizeOption = None,
     workers: opt.WorkersOption = None,
+    engine: opt.EngineOption = "local",
+    address: opt.AddressOption = None,
+    shards: opt.ShardsOption = None,
     as_json: opt.JsonOption = False,
     verbose: opt.VerboseOption = False,
 ) -> None:
@@ -166,13 +169,18 @@ def build(
     source withdraws (DeleteCitation in PubMed update files) are removed;
     --full rebuilds from SOURCES alone. The new index replaces the old one only
     when it is complete: a failed or interrupted build leaves the previous
-    index untouched.
+    index untouched. --engine ray embeds on Ray workers, one shard per file (kept for reruns),
+    and makes the same index from them.
     """
     _prepare(verbose)
     from .build import BuildOptions, build_index, fetch_for_index
-    from .present import emit, progress_bars, render_report
+    from .present import emit, note, progress_bars, render_report
 
     with _user_errors(), progress_bars() as progress:
+        if engine not in ("local", "ray"):
+            raise QAError(f"unknown engine {engine!r}; choose local or ray")
+        if engine == "local" and (address is not None or shards is not None):
+            raise QAError("--address and --shards need --engine ray")
         files = list(sources or [])
         if sample:
             from .data import sample_path
@@ -197,10 +205,54 @@ def build(
         options = BuildOptions(
             full=full, skip_bad=skip_bad, model=model, backend=backend, index_type=index_type,
             chunk_tokens=chunk_tokens, overlap_sentences=overlap, device=device, batch_size=batch_size,
-            pubmed=remembered, workers=workers,
+            pubmed=remembered, workers=workers if engine == "local" else 1,
         )  # fmt: skip
-        report = build_index(files, index, options, progress=progress)
+        if engine == "ray":
+            from .ray_build import RayOptions, build_with_ray
+
+            where = RayOptions(address=address, shards=shards, workers=workers)
+            report = build_with_ray(files, index, options, where, progress=progress, log=note)
+        else:
+            report = build_index(files, index, options, progress=progress)
         report.warnings = warnings + report.warnings
+    emit(report, as_json, render_report)
+
+
+index_app = typer.Typer(
+    name="index",
+    help="Make an index from the shards of a distributed build (qa build --engine ray).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+app.add_typer(index_app)
+
+
+@index_app.command("from-shards", cls=_PlainHelp)
+def from_shards(
+    shards: Annotated[
+        Path, typer.Argument(metavar="DIR", help="The shard folder of a completed qa build --engine ray (--shards).")
+    ],
+    index: opt.IndexOption = Path("index"),
+    index_type: opt.IndexTypeOption = "auto",
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild from the shards alone instead of updating the existing index.")
+    ] = False,
+    as_json: opt.JsonOption = False,
+    verbose: opt.VerboseOption = False,
+) -> None:
+    """Make (or update) an index from shards: the snapshot a local build of their files makes, nothing re-embedded.
+
+    Shards are read in the order their files were given; every shard's checksums are checked first.
+    IVF index types are trained on a sample first, then filled batch by batch without holding every vector.
+    """
+    _prepare(verbose)
+    from .build import BuildOptions, index_from_shards
+    from .present import emit, progress_bars, render_report
+
+    with _user_errors(), progress_bars() as progress:
+        options = BuildOptions(full=full, index_type=index_type)
+        report = index_from_shards(shards, index, options, progress=progress)
     emit(report, as_json, render_report)
 
 

@@ -135,7 +135,25 @@ WorkersOption = Annotated[
     typer.Option("--workers", min=1, metavar="N", show_default=False,
                  help="Processes that chunk while the encoder runs; 1 chunks in this process. The index is the "
                       "same either way [default: 1 below 500 records or on 1 CPU, else CPUs - 1, from 2 up to 4 "
-                      "(8 when encoding on CUDA)]."),
+                      "(8 when encoding on CUDA)]. With --engine ray: Ray workers, each with its own encoder "
+                      "[default: one per CPU of the Ray cluster, at most one per file]."),
+]  # fmt: skip
+EngineOption = Annotated[
+    str,
+    typer.Option("--engine", metavar="NAME",
+                 help="local (embed in this process) or ray (each source file parsed, chunked and embedded into "
+                      "a shard by Ray workers, then one index; needs pip install 'pubmed-qa[ray]')."),
+]  # fmt: skip
+AddressOption = Annotated[
+    Optional[str],
+    typer.Option("--address", metavar="ADDR", show_default=False,
+                 help="--engine ray: a running Ray cluster (auto, ray://HEAD:10001) [default: start a local Ray]."),
+]  # fmt: skip
+ShardsOption = Annotated[
+    Optional[Path],
+    typer.Option("--shards", metavar="DIR", show_default=False,
+                 help="--engine ray: folder for the shards, kept for reruns [default: shards/ in the index folder]; "
+                      "on a cluster, storage that every node sees."),
 ]  # fmt: skip
 
 # -- qa ask only -------------------------------------------------------------

@@ -28,4 +28,8 @@ class FetchError(QAError):
     """PubMed's E-utilities could not be reached or answered with an error."""
 
 
-__all__ = ["QAError", "IngestError", "IndexStoreError", "ModelError", "FetchError"]
+class ShardError(QAError):
+    """A shard of a distributed build is unfinished, damaged or does not fit the others."""
+
+
+__all__ = ["QAError", "IngestError", "IndexStoreError", "ModelError", "FetchError", "ShardError"]

@@ -188,7 +188,19 @@ def render_report(console: Console, report: BuildReport) -> None:
     if report.not_found:
         shown = ", ".join(report.not_found[:5]) + (" ..." if len(report.not_found) > 5 else "")
         lines.append(f"  {len(report.not_found):,} PMIDs to delete were not in the index ({shown})")
-    if report.chunks_embedded or report.chunks_reused:
+    if report.shards:
+        kept = report.shards - report.shards_made
+        made = f" ({report.shards_made:,} made by {report.workers} Ray worker(s), {kept:,} complete already)"
+        lines.append(
+            f"  {report.shards:,} shards{made if report.workers or report.shards_made else ''}: "
+            f"{report.chunks_from_shards:,} passages with their vectors indexed from them"
+        )
+    if report.shards and report.chunks_embedded:
+        lines.append(
+            f"  the workers embedded {report.chunks_embedded:,} passages in {report.embed_seconds:.1f} s of their "
+            f"time ({report.chunks_per_second:.1f} passages/s per worker)"
+        )
+    elif report.chunks_embedded or report.chunks_reused:
         lines.append(
             f"  embedded {report.chunks_embedded:,} passages in {report.embed_seconds:.1f} s "
             f"({report.chunks_per_second:.1f} passages/s), reused {report.chunks_reused:,}"
@@ -286,6 +298,7 @@ STAGE_LABELS = {
     "prepare": "Preparing the int8 ONNX encoder (once per index, about 20 s)",
     "read": "Reading records",
     "embed": "Embedding records",
+    "shards": "Indexing records from shards",
 }
 
 

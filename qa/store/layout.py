@@ -8,6 +8,7 @@
     .lock                       held by the one build allowed at a time
     models/<name>-onnx-int8/    the int8 ONNX encoder (model.onnx, tokenizer.json, encoder.json)
     fetch/pubmed-<key>.xml.gz   records fetched from PubMed for a build (resumable)
+    shards/                     qa build --engine ray: its shards, unless --shards puts them elsewhere
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ SNAPSHOT_PREFIX = "snap-"
 BUILD_PREFIX = ".build-"
 MODELS = "models"
 FETCH = "fetch"
+SHARDS = "shards"
 ENCODER_MODEL = "model.onnx"  # inside an encoder folder: the int8 graph
 ENCODER_SETTINGS = "encoder.json"  # inside an encoder folder: pooling, max length, checksum
 ENCODER_TOKENIZER = "tokenizer.json"
@@ -125,6 +127,11 @@ class IndexLayout:
 
     def fetch_file(self, key: str) -> Path:
         return self.root / FETCH / f"pubmed-{key}.xml.gz"
+
+    @property
+    def shards(self) -> Path:
+        """Where a distributed build keeps its shards by default (see ``qa.shards``)."""
+        return self.root / SHARDS
 
 
 def encoder_checksums(encoder_dir: Path) -> dict[str, str]:

@@ -12,7 +12,7 @@ which incremental builds need; FAISS's HNSW cannot remove.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,19 @@ class VectorIndex:
         import faiss
 
         return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)))
+
+    @classmethod
+    def trained(
+        cls, kind: str, dimension: int, ids: np.ndarray, vectors_of: Callable[[np.ndarray], np.ndarray]
+    ) -> VectorIndex:
+        """An empty IVF index of ``kind`` for the vectors of ``ids``, trained on the fixed sample of them that
+        ``converted`` would take, so vectors can then be added block by block without holding them all.
+
+        ``vectors_of`` is asked once, for the sample's ids in ascending order.
+        """
+        if kind not in ("ivf-sq8", "ivf-pq"):
+            raise IndexStoreError(f"only IVF indexes are trained, not {kind!r}")
+        return cls(_trained_ivf(kind, dimension, np.asarray(ids, dtype=np.int64), vectors_of))
 
     @classmethod
     def read(cls, path: Path, *, mmap: bool = False, nprobe: int = DEFAULT_NPROBE) -> VectorIndex:
@@ -179,7 +192,7 @@ class VectorIndex:
         return self.vectors(ids) @ np.asarray(query, dtype=np.float32).reshape(-1)
 
 
-def _trained_ivf(kind: str, dimension: int, ids: np.ndarray, vectors_of: Any) -> Any:
+def _trained_ivf(kind: str, dimension: int, ids: np.ndarray, vectors_of: Callable[[np.ndarray], np.ndarray]) -> Any:
     """An empty IVF index of ``kind``, trained on a fixed sample of the vectors of ``ids``."""
     import faiss
 

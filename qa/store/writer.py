@@ -15,7 +15,7 @@ import os
 import shutil
 import signal
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -269,6 +269,22 @@ class SnapshotWriter:
             ],
         )
         self.vectors.add(ids, vectors)
+
+    def prepare_vectors(self, n_new: int, vectors_of: Callable[[np.ndarray], np.ndarray]) -> str:
+        """Before ``n_new`` precomputed vectors are streamed into an empty snapshot: train the IVF index their
+        number calls for now, on the very sample of their ids that ``commit``'s conversion would take, so they
+        are added batch by batch and never all held in memory; the result equals adding them to a flat index
+        and converting it. ``vectors_of(positions)`` gives the vectors at ascending positions (0-based) among
+        the ``n_new``. A flat index, or a snapshot that already holds vectors, is left as it is. Returns the
+        kind the vectors go into."""
+        if self.vectors.count:
+            return self.vectors.kind
+        kind = resolve_index_type(self.index_type, n_new)
+        if kind != "flat" and n_new:
+            first = self._next_id
+            ids = np.arange(first, first + n_new, dtype=np.int64)
+            self.vectors = VectorIndex.trained(kind, self.dimension, ids, lambda sample: vectors_of(sample - first))
+        return self.vectors.kind
 
     def commit(self, manifest: Manifest) -> Path:
         """Write, fsync and publish the snapshot; returns its final directory."""

@@ -1,0 +1,255 @@
+"""Ray engine: ``qa build --engine ray`` -- every source file made into a shard by a Ray worker, then one index.
+
+Source files are the unit of work. Each Ray worker (an actor, so the encoder loads once per worker)
+parses, chunks and embeds whole files with the model, backend and chunking a local build would use,
+and writes one shard per file (``qa.shards``): named by the file's bytes and the settings, renamed into
+place complete. A rerun skips complete shards and redoes unfinished ones; a worker that dies has its
+file retried by Ray (``max_task_retries``) on a restarted worker, and the retry writes a fresh shard, so
+none is half-written or made twice. Then ``index_from_shards`` makes the index in source order.
+
+Without an address a local Ray instance is started (and stopped); with one, the cluster's nodes must
+have this package installed and see the source files and the shard folder at the same paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .build import BuildOptions, BuildReport, BuildSettings, ProgressCallback, build_settings, index_from_shards
+from .chunk_pool import available_cpus
+from .embed import Embedder, canonical_model_name
+from .errors import QAError, ShardError
+from .ingest import expand_sources, probe_source
+from .shard_worker import ShardJob, ShardResult, ShardWorker, WorkerSpec
+from .shards import (
+    MODELS,
+    SetEntry,
+    Shard,
+    ShardSettings,
+    file_sha256,
+    install_encoder,
+    is_complete,
+    leftovers,
+    shard_name,
+    write_set,
+)
+from .store import IndexStore, encoder_dir_name, file_facts
+from .store.layout import encoder_model_file
+
+RAY_EXTRA = "pip install 'pubmed-qa[ray]'"
+TASK_RETRIES = 3  # a file whose worker dies is tried again this often (on a restarted worker)
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide the Ray part runs."""
+
+    address: str | None = None  # a running cluster ("auto", "ray://head:10001"); None starts a local Ray
+    shards: str | Path | None = None  # where shards go (default: the index's shards/); shared storage on a cluster
+    num_cpus: int | None = None  # a local Ray's CPUs (default: those this process may use)
+    workers: int | None = None  # Ray workers, each with its own encoder (default: one per CPU, at most one per file)
+    cpus_per_worker: int = 1  # CPUs each worker takes (and int8 encoder threads it runs)
+
+
+def build_with_ray(
+    sources: Iterable[str | Path],
+    index: str | Path = "index",
+    options: BuildOptions | None = None,
+    ray_options: RayOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    log: Log | None = None,
+) -> BuildReport:
+    """Build (or update) ``index`` from ``sources`` with Ray workers embedding one file each.
+
+    The index equals the one ``build_index(sources, index, options)`` makes. ``log`` gets a line per
+    shard as it completes (or is found complete). The report's embed figures are the workers' own,
+    summed over workers: passages per second per worker.
+    """
+    started = time.perf_counter()
+    options = options or BuildOptions()
+    ray_options = ray_options or RayOptions()
+    say = log or (lambda line: None)
+    ray = _import_ray()
+    files = expand_sources(sources)
+    if not files:
+        raise QAError("no input files given")
+    if not options.skip_bad:
+        for path in files:  # a wrong file fails now, not on a worker minutes later
+            probe_source(path)
+    store = IndexStore(index)
+    settings = build_settings(index, options)
+    directory = Path(ray_options.shards) if ray_options.shards is not None else store.layout.shards
+    if directory.exists() and not directory.is_dir():
+        raise ShardError(f"{directory} is a file, not a folder for shards; give --shards a folder")
+    directory.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(directory / ".lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ShardError(f"another build is writing shards in {directory}; wait for it to finish") from None
+    try:
+        _clean(directory)
+        encoder_dir, shard_settings = _prepare_encoder(directory, store, settings, options.precision, progress)
+        jobs, entries = _plan(files, directory, shard_settings, say)
+        spec = WorkerSpec(shard_settings, str(encoder_dir.resolve()) if encoder_dir else None, options.device,
+                          options.batch_size, ray_options.cpus_per_worker, options.skip_bad)  # fmt: skip
+        results, workers = _run(ray, jobs, spec, ray_options, say) if jobs else ([], 0)
+        _clean(directory)  # what a killed try left behind
+        write_set(directory, shard_settings, entries, encoder_dir)
+        report = index_from_shards(directory, index, options, progress=progress)
+    finally:
+        lock.release()
+    made = [r for r in results if r.made]
+    report.shards_made, report.workers = len(made), workers
+    report.chunks_embedded = sum(r.passages for r in made)
+    report.sentences_embedded = sum(r.sentences for r in made)
+    report.embed_seconds = sum(r.seconds.get("embed", 0.0) for r in made)
+    report.sentence_seconds = sum(r.seconds.get("sentences", 0.0) for r in made)
+    report.sources = [str(f) for f in files]
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise QAError(f"--engine ray needs the ray extra: {RAY_EXTRA} (or -e '.[ray]')") from None
+    return ray
+
+
+def _clean(directory: Path) -> None:
+    for leftover in leftovers(directory):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _prepare_encoder(
+    directory: Path,
+    store: IndexStore,
+    settings: BuildSettings,
+    precision: str | None,
+    progress: ProgressCallback | None,
+) -> tuple[Path | None, ShardSettings]:
+    """The int8 encoder every worker loads, in ``models/`` beside the shards: the index's own if it has one
+    (so the new vectors match it), else exported once here, not once per worker."""
+    chunking = settings.chunking
+    model = canonical_model_name(settings.model)
+    if settings.backend != "onnx-int8":
+        return None, ShardSettings(
+            model, settings.backend, chunking.chunk_tokens, chunking.overlap_sentences, precision=precision
+        )
+    target = directory / MODELS / encoder_dir_name(model)
+    if not encoder_model_file(target).is_file():
+        existing = store.layout.encoder_dir_for(model)
+        if encoder_model_file(existing).is_file():
+            install_encoder(existing, target)
+        else:
+            if progress is not None:
+                progress("prepare", 0, None)
+            _ = Embedder(model, backend="onnx-int8", encoder_dir=target).dimension  # exports it
+    digest = str(file_facts(encoder_model_file(target))["sha256"])
+    settings_out = ShardSettings(model, settings.backend, chunking.chunk_tokens, chunking.overlap_sentences,
+                                 encoder_sha256=digest)  # fmt: skip
+    return target, settings_out
+
+
+def _plan(
+    files: Sequence[Path], directory: Path, settings: ShardSettings, say: Log
+) -> tuple[list[ShardJob], list[SetEntry]]:
+    """A job for each file without a complete shard; complete ones are checked and kept."""
+    jobs: list[ShardJob] = []
+    entries: list[SetEntry] = []
+    seen: set[str] = set()
+    for path in files:
+        digest = file_sha256(path)
+        name = shard_name(path, digest, settings)
+        entries.append(SetEntry(name, path.name))
+        if name in seen:
+            continue
+        seen.add(name)
+        folder = directory / name
+        if is_complete(folder):
+            shard = Shard(folder)
+            shard.verify()
+            say(f"shard {name}: complete from an earlier run, kept ({shard.manifest.passages:,} passages)")
+        else:
+            jobs.append(ShardJob(str(path.resolve()), name, str(directory.resolve()), digest))
+    return jobs, entries
+
+
+def _run(
+    ray: Any, jobs: list[ShardJob], spec: WorkerSpec, ray_options: RayOptions, say: Log
+) -> tuple[list[ShardResult], int]:
+    """Make the shards of ``jobs`` on Ray workers; returns their results and how many workers ran."""
+    from ray.util import ActorPool
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        _start(ray, ray_options)
+    actors: list[Any] = []
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        workers = min(len(jobs), ray_options.workers or max(1, cpus // ray_options.cpus_per_worker))
+        env = {k: v for k, v in os.environ.items() if k.startswith("QA_TEST_")}  # crash tests reach the workers
+        gpus = 1 if (spec.device or "").startswith("cuda") else 0
+        worker_class = ray.remote(ShardWorker).options(
+            num_cpus=ray_options.cpus_per_worker, num_gpus=gpus, max_restarts=TASK_RETRIES,
+            max_task_retries=TASK_RETRIES, **({"runtime_env": {"env_vars": env}} if env else {}),
+        )  # fmt: skip
+        actors = [worker_class.remote(spec) for _ in range(workers)]
+        say(f"making {len(jobs)} shard(s) with {workers} Ray worker(s)")
+        pool = ActorPool(actors)
+        results: list[ShardResult] = []
+        for result in pool.map_unordered(lambda actor, job: actor.make.remote(job), jobs):
+            if result.error:
+                raise QAError(result.error)
+            results.append(result)
+            rate = result.passages / result.seconds["total"] if result.seconds.get("total") else 0.0
+            say(f"shard {len(results)}/{len(jobs)} made: {result.name} "
+                f"({result.passages:,} passages, {result.seconds.get('total', 0):.1f} s, {rate:.0f}/s)")  # fmt: skip
+        return results, workers
+    except ray.exceptions.RayError as exc:
+        raise QAError(f"a Ray worker failed and its retries ran out: {_first_line(exc)}") from None
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if started_here:
+            ray.shutdown()
+
+
+def _start(ray: Any, ray_options: RayOptions) -> None:
+    """Connect to the cluster at ``address``, or start a local Ray with ``num_cpus`` CPUs."""
+    local = ray_options.address is None
+    try:
+        ray.init(
+            address=ray_options.address,
+            num_cpus=(ray_options.num_cpus or available_cpus()) if local else None,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,  # not Ray's notices about its own setup, on every run
+        )
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError... the user needs one line
+        where = f"the Ray cluster at {ray_options.address}" if not local else "a local Ray instance"
+        raise QAError(f"cannot start or reach {where} ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)
+    text = str(cause if isinstance(cause, BaseException) else exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith(" ")]
+    return (lines[-1] if lines else type(exc).__name__)[:200]
+
+
+__all__ = ["RayOptions", "build_with_ray", "RAY_EXTRA"]

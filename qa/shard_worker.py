@@ -1,0 +1,195 @@
+"""Shard worker: parse, chunk and embed one source file into one shard, exactly as a local build would.
+
+``ShardWorker`` loads the encoder once and then makes shard after shard; a distributed engine runs one per
+worker (``qa.ray_build`` wraps it in a Ray actor), but nothing here needs Ray. Records are chunked with
+the build's own ``Chunker`` and encoded in batches of ``BATCH_RECORDS`` in PMID order, passages one text
+at a time like a local build, so every passage vector equals the local build's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .build import BATCH_RECORDS, sentence_rows
+from .chunk import Chunk, Chunker, ChunkSettings
+from .embed import Embedder, quiet_third_party
+from .errors import QAError, ShardError
+from .ingest import read_source
+from .records import Bad, Deletion, Record, Skipped, record_to_dict
+from .shards import (
+    EVENTS,
+    PASSAGES,
+    SHARD_MANIFEST,
+    Shard,
+    ShardManifest,
+    ShardSettings,
+    ShardWriter,
+    chunk_to_dict,
+    is_complete,
+)
+from .store import file_facts, record_hash
+from .store.layout import encoder_model_file
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What every worker needs to embed as the build asks: plain data, sent once to each worker."""
+
+    settings: ShardSettings
+    encoder_dir: str | None  # onnx-int8: the encoder folder beside the shards (shared storage on a cluster)
+    device: str | None = None
+    batch_size: int | None = None
+    threads: int | None = None  # int8 encoder threads (the CPUs given to one worker)
+    skip_bad: bool = False
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One source file to turn into the shard ``name`` inside ``directory``."""
+
+    source: str
+    name: str
+    directory: str
+    source_sha256: str
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What a worker reports back: small, so thousands of them cost nothing to collect."""
+
+    name: str
+    source: str
+    made: bool = False  # False: it was already complete (a retried task whose first try finished)
+    records: int = 0
+    passages: int = 0
+    sentences: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    error: str | None = None  # one line, for a failure that trying again cannot fix (a bad file)
+
+
+class ShardWorker:
+    """Makes shards with one encoder, loaded once. A problem loading it (a wrong encoder file on a node) is
+    reported by every ``make`` as one line, not as a worker that keeps dying and being restarted."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        quiet_third_party()
+        self.spec = spec
+        self.problem: str | None = None
+        try:
+            self.embedder, self.chunker = _load(spec)
+        except QAError as exc:
+            self.problem = str(exc)
+
+    def make(self, job: ShardJob) -> ShardResult:
+        """Make one shard; errors a user must fix come back as one line instead of an exception."""
+        try:
+            if self.problem is not None:
+                raise QAError(self.problem)
+            return make_shard(job, self.embedder, self.chunker, self.spec)
+        except QAError as exc:
+            return ShardResult(job.name, Path(job.source).name, error=str(exc))
+
+
+def _load(spec: WorkerSpec) -> tuple[Embedder, Chunker]:
+    s = spec.settings
+    encoder_dir = Path(spec.encoder_dir) if spec.encoder_dir else None
+    embedder = Embedder(s.model, backend=s.backend, encoder_dir=encoder_dir, device=spec.device,
+                        batch_size=spec.batch_size, export=False, threads=spec.threads,
+                        precision=s.precision)  # fmt: skip
+    if encoder_dir is not None:
+        model_file = encoder_model_file(encoder_dir)
+        if not model_file.is_file() or file_facts(model_file)["sha256"] != s.encoder_sha256:
+            raise ShardError(f"{encoder_dir}: not the encoder this build was started with (or not reachable here)")
+    chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, ChunkSettings(s.chunk_tokens, s.overlap_sentences))
+    return embedder, chunker
+
+
+def make_shard(job: ShardJob, embedder: Embedder, chunker: Chunker, spec: WorkerSpec) -> ShardResult:
+    """Parse, chunk and embed ``job.source`` into a complete shard (nothing when it is complete already)."""
+    source = Path(job.source)
+    final = Path(job.directory) / job.name
+    if is_complete(final):
+        return _result(Shard(final).manifest, made=False)
+    writer = ShardWriter(Path(job.directory), job.name)
+    try:
+        manifest = _fill(writer, source, job, embedder, chunker, spec)
+        return _result(writer.finish(manifest), made=True)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _fill(
+    writer: ShardWriter, source: Path, job: ShardJob, embedder: Embedder, chunker: Chunker, spec: WorkerSpec
+) -> ShardManifest:
+    t0 = time.perf_counter()
+    manifest = ShardManifest(
+        name=job.name, source=source.name, source_sha256=job.source_sha256, source_bytes=source.stat().st_size,
+        settings=spec.settings.to_dict(), dimension=embedder.dimension, max_seq_length=embedder.max_seq_length,
+    )  # fmt: skip
+    standing: dict[str, Record | None] = {}  # the file's last word on each PMID: a record, or None (deleted)
+    skipped: Counter[str] = Counter()
+    with open(writer.path(EVENTS), "w", encoding="utf-8") as events:
+        for event in read_source(source, skip_bad=spec.skip_bad):
+            if isinstance(event, Record):
+                manifest.records_read += 1
+                standing[event.pmid] = event
+                events.write(json.dumps({"record": record_to_dict(event)}) + "\n")
+            elif isinstance(event, Deletion):
+                standing.update(dict.fromkeys(event.pmids))
+                events.write(json.dumps({"deleted": list(event.pmids)}) + "\n")
+            elif isinstance(event, Skipped):
+                manifest.records_read += 1
+                skipped[event.reason] += 1
+            elif isinstance(event, Bad):
+                manifest.bad.append(event.message)
+    manifest.skipped = dict(skipped)
+    records = [r for _, r in sorted(standing.items()) if r is not None]  # PMID order, as a local build embeds
+    t1 = time.perf_counter()
+    chunks = [chunker.chunk(r) for r in records]
+    rows = [sentence_rows(c) for c in chunks]
+    t2 = time.perf_counter()
+    manifest.records = len(records)
+    manifest.passages = sum(len(c) for c in chunks)
+    manifest.sentences = sum(len(r) for r in rows)
+    vectors, sentence_vectors = writer.arrays(manifest.passages, manifest.sentences, manifest.dimension)
+    row = sentence_row = 0
+    embed_seconds = sentence_seconds = 0.0
+    with open(writer.path(PASSAGES), "w", encoding="utf-8") as passages:
+        for i in range(0, len(records), BATCH_RECORDS):
+            batch = range(i, min(i + BATCH_RECORDS, len(records)))
+            batch_chunks: list[Chunk] = [c for j in batch for c in chunks[j]]
+            t = time.perf_counter()
+            vectors[row : row + len(batch_chunks)] = embedder.encode([c.embed_text for c in batch_chunks])
+            embed_seconds += time.perf_counter() - t
+            # the batch's sentences encoded together (exact=False), as a local build does with its own batches
+            texts = [records[j].abstract[s:e] for j in batch for _, s, e, _ in rows[j]]
+            t = time.perf_counter()
+            sentence_vectors[sentence_row : sentence_row + len(texts)] = embedder.encode(texts, exact=False)
+            sentence_seconds += time.perf_counter() - t
+            row += len(batch_chunks)
+            sentence_row += len(texts)
+            for j in batch:
+                entry = {"pmid": records[j].pmid, "hash": record_hash(records[j]),
+                         "chunks": [chunk_to_dict(c) for c in chunks[j]], "sentences": len(rows[j])}  # fmt: skip
+                passages.write(json.dumps(entry) + "\n")
+    vectors.flush()
+    sentence_vectors.flush()
+    del vectors, sentence_vectors
+    total = time.perf_counter() - t0
+    manifest.seconds = {"read": t1 - t0, "chunk": t2 - t1, "embed": embed_seconds, "sentences": sentence_seconds,
+                        "total": total}  # fmt: skip
+    manifest.seconds = {k: round(v, 3) for k, v in manifest.seconds.items()}
+    return manifest
+
+
+def _result(manifest: ShardManifest, *, made: bool) -> ShardResult:
+    return ShardResult(manifest.name, manifest.source, made, manifest.records, manifest.passages,
+                       manifest.sentences, dict(manifest.seconds))  # fmt: skip
+
+
+__all__ = ["ShardWorker", "WorkerSpec", "ShardJob", "ShardResult", "make_shard", "SHARD_MANIFEST"]

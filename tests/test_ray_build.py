@@ -1,0 +1,290 @@
+"""The Ray engine and `qa index from-shards`: a local Ray build of shared records checked against a local build.
+
+One local Ray instance (2 CPUs, one worker) serves the whole module; the 200 records are built once
+each way, and the idempotency tests work on copies of the shard folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sqlite3
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from qa import Retriever, build_index, remove_records
+from qa.build import index_from_shards
+from qa.cli import app
+from qa.errors import ShardError
+from qa.evaluate import evaluate
+from qa.records import Record, record_to_dict
+from qa.shards import SHARD_MANIFEST, SHARD_SET, Shard
+from qa.store import IndexStore, VectorIndex
+from qa.store.layout import MANIFEST, PASSAGES, VECTORS
+from qa.verify import verify_index
+
+from .conftest import IL6_QUESTION, SEED_PMID
+
+RECORDS, FILES = 200, 4
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """A local Ray with 2 CPUs for the module; the library reuses it instead of starting its own."""
+    try:
+        import ray
+    except ImportError:
+        pytest.skip("RAY IS NOT INSTALLED: the Ray engine tests did not run (pip install -e '.[ray]' to run them)")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory, shared: Path, pubmedqa_records: list[Record]) -> list[Path]:
+    """The first 200 shared records as 4 JSONL files, then the seed record's XML."""
+    folder = tmp_path_factory.mktemp("sources")
+    size = RECORDS // FILES
+    files = []
+    for i in range(FILES):
+        path = folder / f"part-{i}.jsonl"
+        part = pubmedqa_records[i * size : (i + 1) * size]
+        path.write_text("".join(json.dumps(record_to_dict(r)) + "\n" for r in part))
+        files.append(path)
+    return [*files, shared / "seed" / f"{SEED_PMID}.xml"]
+
+
+@pytest.fixture(scope="module")
+def local_index(tmp_path_factory: pytest.TempPathFactory, sources: list[Path]) -> Path:
+    index = tmp_path_factory.mktemp("local") / "index"
+    build_index(sources, index)
+    return index
+
+
+@pytest.fixture(scope="module")
+def ray_built(tmp_path_factory: pytest.TempPathFactory, ray_session, sources: list[Path], local_index: Path):
+    """(index, shards, report, log lines) of a Ray build of the same files."""
+    from qa.ray_build import RayOptions, build_with_ray
+
+    work = tmp_path_factory.mktemp("ray")
+    index, shards = work / "index", work / "shards"
+    # the encoder export takes ~10 s here: the build takes the one a folder already has, as it would an index's
+    shutil.copytree(local_index / "models", index / "models")
+    lines: list[str] = []
+    report = build_with_ray(sources, index, ray_options=RayOptions(shards=shards, workers=1), log=lines.append)
+    return index, shards, report, lines
+
+
+def _rows(index: Path, sql: str) -> list[tuple]:
+    db = sqlite3.connect(IndexStore(index).current_dir() / PASSAGES)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+PASSAGE_ROWS = (
+    "SELECT c.id, c.pmid, c.ordinal, c.section, c.start, c.end, c.sentences, c.n_tokens, c.text_hash, "
+    "substr(r.abstract, c.start + 1, c.end - c.start) FROM chunks c JOIN records r USING (pmid) ORDER BY c.id"
+)
+RECORD_ROWS = "SELECT * FROM records ORDER BY pmid"
+SENTENCE_ROWS = "SELECT pmid, start, end, section, vector FROM sentences ORDER BY pmid, start"
+
+
+def _vectors(index: Path) -> tuple[np.ndarray, np.ndarray]:
+    vectors = VectorIndex.read(IndexStore(index).current_dir() / VECTORS)
+    ids = np.sort(vectors.ids())
+    return ids, vectors.vectors(ids)
+
+
+def _same_index(a: Path, b: Path, *, sentence_cosine: float) -> None:
+    """Records, passage rows (ids, order, text, offsets, section), vectors and sentence rows agree."""
+    assert _rows(a, RECORD_ROWS) == _rows(b, RECORD_ROWS)
+    assert _rows(a, PASSAGE_ROWS) == _rows(b, PASSAGE_ROWS)
+    ids_a, va = _vectors(a)
+    ids_b, vb = _vectors(b)
+    assert np.array_equal(ids_a, ids_b)
+    assert float(np.min(np.sum(va * vb, axis=1))) >= 0.9999
+    sa, sb = _rows(a, SENTENCE_ROWS), _rows(b, SENTENCE_ROWS)
+    assert [r[:4] for r in sa] == [r[:4] for r in sb]
+    ha = np.array([np.frombuffer(r[4], dtype=np.float16) for r in sa], dtype=np.float32)
+    hb = np.array([np.frombuffer(r[4], dtype=np.float16) for r in sb], dtype=np.float32)
+    cosines = np.sum(ha * hb, axis=1) / np.linalg.norm(ha, axis=1) / np.linalg.norm(hb, axis=1)
+    assert float(cosines.min()) >= sentence_cosine
+
+
+def _manifest(index: Path) -> dict:
+    data = json.loads((IndexStore(index).current_dir() / MANIFEST).read_text())
+    return {k: v for k, v in data.items() if k not in ("built_at", "build_seconds", "files")}
+
+
+def test_ray_build_equals_the_local_build(ray_built, local_index: Path) -> None:
+    index, shards, report, lines = ray_built
+    assert report.shards == report.shards_made == FILES + 1 and report.workers == 1
+    assert report.records_indexed == RECORDS + 1 and report.chunks == report.chunks_from_shards
+    assert sum("made:" in line for line in lines) == FILES + 1
+    # Passages are encoded one text at a time: their vectors are the local build's, bit for bit. Sentence
+    # vectors are encoded in batches (exact=False), and a shard's batches are its file's records, not the
+    # local build's 256 across files: the int8 encoder's per-batch scale moves them a little.
+    _same_index(index, local_index, sentence_cosine=0.95)
+    ids, va = _vectors(index)
+    assert np.array_equal(va, _vectors(local_index)[1])
+    assert _manifest(index) == _manifest(local_index)
+    assert verify_index(index).ok
+    for path in shards.iterdir():  # nothing unfinished left behind
+        assert not path.name.startswith(".tmp-")
+
+
+def test_same_answers_and_eval_metrics(ray_built, local_index: Path, queries: dict[str, tuple[str, str]]) -> None:
+    index = ray_built[0]
+    indexed = {r[0] for r in _rows(index, "SELECT pmid FROM records")}
+    judged = {qid: q for qid, q in queries.items() if q[1] in indexed}
+    chosen = dict(sorted(judged.items())[:40])
+    assert len(chosen) >= 30
+    questions = {qid: text for qid, (text, _) in chosen.items()}
+    qrels = {qid: {pmid: 1} for qid, (_, pmid) in chosen.items()}
+    figures = []
+    for path in (index, local_index):
+        with Retriever(path) as retriever:
+            assert retriever.ask(IL6_QUESTION, k=3).hits[0].pmid == SEED_PMID
+            figures.append({m: asdict(evaluate(retriever, questions, qrels, mode=m)) for m in ("dense", "hybrid")})
+    assert figures[0] == figures[1]
+    assert figures[0]["hybrid"]["mrr_at_10"] > 0.5
+
+
+def test_ivf_types_from_shards_equal_a_local_conversion(ray_built, local_index: Path, tmp_path: Path) -> None:
+    """Trained on the same sample before the vectors stream in: the very index a local build converts to."""
+    _, shards, _, _ = ray_built
+    flat = VectorIndex.read(IndexStore(local_index).current_dir() / VECTORS)
+    for kind in ("ivf-sq8", "ivf-pq"):
+        index = tmp_path / kind
+        index_from_shards(shards, index, index_type=kind)
+        expected = tmp_path / f"{kind}.faiss"
+        flat.converted(kind).write(expected)
+        assert (IndexStore(index).current_dir() / VECTORS).read_bytes() == expected.read_bytes()
+        assert verify_index(index).ok
+        with Retriever(index) as retriever:
+            assert retriever.ask(IL6_QUESTION, k=3).hits[0].pmid == SEED_PMID
+
+
+def test_rerun_skips_complete_shards(ray_built, sources: list[Path], tmp_path: Path) -> None:
+    index, shards, _, _ = ray_built
+    copy = tmp_path / "index"
+    shutil.copytree(index, copy)
+    result = runner.invoke(
+        app, ["build", *map(str, sources), "--engine", "ray", "--shards", str(shards), "--index", str(copy)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("complete from an earlier run, kept") == FILES + 1
+    assert "up to date" in result.stdout and "made:" not in result.stderr
+
+
+def test_unfinished_shard_is_made_again(ray_built, sources: list[Path], tmp_path: Path) -> None:
+    from qa.ray_build import RayOptions, build_with_ray
+
+    index, shards, _, _ = ray_built
+    work_shards, work_index = tmp_path / "shards", tmp_path / "index"
+    shutil.copytree(shards, work_shards)
+    shutil.copytree(index / "models", work_index / "models")
+    seed_shard = next(p for p in work_shards.iterdir() if p.name.startswith(SEED_PMID))
+    (seed_shard / SHARD_MANIFEST).unlink()  # died before its manifest: unfinished
+    (work_shards / f".tmp-{seed_shard.name}-0badf00d").mkdir()  # a temporary folder a killed worker left
+    lines: list[str] = []
+    report = build_with_ray(sources, work_index, ray_options=RayOptions(shards=work_shards, workers=1),
+                            log=lines.append)  # fmt: skip
+    assert report.shards_made == 1 and sum("kept" in line for line in lines) == FILES
+    Shard(seed_shard).verify()
+    assert not [p for p in work_shards.iterdir() if p.name.startswith(".tmp-")]
+    assert _rows(work_index, PASSAGE_ROWS) == _rows(index, PASSAGE_ROWS)
+
+
+def test_killed_worker_is_retried_and_its_shard_made_once(
+    ray_session, ray_built, shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qa.ray_build import RayOptions, build_with_ray
+
+    index = ray_built[0]
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv("QA_TEST_CRASH_ONCE", f"shard-written:{marker}")  # SIGKILL before the rename, once
+    work_index = tmp_path / "index"
+    shutil.copytree(index, work_index)
+    shards = tmp_path / "shards"
+    report = build_with_ray([shared / "seed" / f"{SEED_PMID}.xml"], work_index,
+                            ray_options=RayOptions(shards=shards, workers=1))  # fmt: skip
+    assert marker.exists(), "the worker was not killed"
+    assert report.shards_made == 1 and report.noop
+    made = [p for p in shards.iterdir() if p.is_dir() and p.name != "models"]
+    assert len(made) == 1 and made[0].name.startswith(SEED_PMID)
+    Shard(made[0]).verify()
+
+
+def test_damaged_shard_is_refused_in_one_line(ray_built, sources: list[Path], tmp_path: Path) -> None:
+    from qa.ray_build import RayOptions, build_with_ray
+
+    _, shards, _, _ = ray_built
+    work = tmp_path / "shards"
+    shutil.copytree(shards, work)
+    victim = next(p for p in sorted(work.iterdir()) if p.name.startswith("part-1"))
+    data = bytearray((victim / "vectors.npy").read_bytes())
+    data[-7] ^= 0x01
+    (victim / "vectors.npy").write_bytes(bytes(data))
+    with pytest.raises(ShardError, match="vectors.npy does not match the checksum"):
+        index_from_shards(work, tmp_path / "index")
+    with pytest.raises(ShardError, match="vectors.npy does not match the checksum"):
+        build_with_ray(sources, tmp_path / "index", ray_options=RayOptions(shards=work, workers=1))
+    result = runner.invoke(app, ["index", "from-shards", str(work), "--index", str(tmp_path / "index")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    err = result.stderr.strip()
+    assert err.startswith("Error: shard part-1-") and "\n" not in err, err
+    assert not (tmp_path / "index").exists()
+
+
+def test_updates_and_removals_on_top_of_a_ray_build(
+    ray_built, local_index: Path, sources: list[Path], shared: Path, tmp_path: Path
+) -> None:
+    """A daily update file (a revised record, two deletions) through either engine, then `qa remove`."""
+    from qa.ray_build import RayOptions, build_with_ray
+
+    index, shards, _, _ = ray_built
+    update = shared / "samples" / "update-with-deletions.xml"
+    expected, by_local, by_ray = tmp_path / "expected", tmp_path / "local", tmp_path / "ray"
+    for target, origin in ((expected, local_index), (by_local, index), (by_ray, index)):
+        shutil.copytree(origin, target)
+    build_index([update], expected)
+    build_index([update], by_local)
+    work_shards = tmp_path / "shards"
+    shutil.copytree(shards, work_shards)
+    # the update file after the others: the seed PMID is in two shards (the later wins), two PMIDs deleted
+    report = build_with_ray([*sources, update], by_ray, ray_options=RayOptions(shards=work_shards, workers=1))
+    assert (report.updated, report.deleted, report.shards_made) == (1, 2, 1)
+    for built in (by_local, by_ray):
+        _same_index(built, expected, sentence_cosine=0.95)
+        assert verify_index(built).ok
+    for built in (expected, by_ray):
+        remove_records([SEED_PMID], built)
+    _same_index(by_ray, expected, sentence_cosine=0.95)
+    assert verify_index(by_ray).ok
+
+
+def test_without_the_ray_extra_the_error_names_it(
+    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if it were not installed
+    seed = str(shared / "seed" / f"{SEED_PMID}.xml")
+    result = runner.invoke(app, ["build", seed, "--engine", "ray", "--index", str(tmp_path / "index")])
+    assert result.exit_code == 1, result.output
+    err = result.stderr.strip()
+    assert err.startswith("Error: ") and "\n" not in err and "pip install 'pubmed-qa[ray]'" in err, err
+
+
+def test_from_shards_needs_a_complete_build(tmp_path: Path) -> None:
+    (tmp_path / "shards").mkdir()
+    result = runner.invoke(app, ["index", "from-shards", str(tmp_path / "shards"), "--index", str(tmp_path / "i")])
+    assert result.exit_code == 1 and f"no {SHARD_SET}" in result.stderr and "\n" not in result.stderr.strip()
