@@ -40,7 +40,7 @@ class _OneLineErrors(TyperGroup):
         except click_errors.ClickException as exc:
             _error(exc.format_message())
             code = exc.exit_code
-        except click_errors.Abort:
+        except typer.Abort:
             code = 130
         if not standalone_mode:
             return code

@@ -163,3 +163,15 @@ def test_real_process_has_no_third_party_noise(small_index: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert f"PMID {SEED_PMID}" in proc.stdout
+
+
+def test_output_into_a_closed_pipe_ends_quietly(small_index: Path) -> None:
+    """``qa ask ... | head -1``: the reader goes away early; no traceback, no hang."""
+    ask = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "ask", IL6_QUESTION, "--index", str(small_index), "-k", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert ask.stdout.readline().strip() == b"Answer"
+    ask.stdout.close()  # as head does after its line
+    stderr = ask.stderr.read().decode()
+    assert ask.wait(60) in (0, 1) and "Traceback" not in stderr, stderr[-500:]
