@@ -12,7 +12,15 @@ The public API, small on purpose::
             print(hit.pmid, hit.score, hit.url)
 """
 
-from .build import BuildOptions, BuildReport, PubmedSource, build_index, remove_records, update_from_pubmed
+from .build import (
+    BuildOptions,
+    BuildReport,
+    PubmedSource,
+    build_index,
+    index_from_shards,
+    remove_records,
+    update_from_pubmed,
+)
 from .conversation import Conversation
 from .embed import DEFAULT_MODEL
 from .errors import FetchError, IndexStoreError, IngestError, ModelError, QAError
@@ -25,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "build_index",
+    "index_from_shards",
     "BuildOptions",
     "BuildReport",
     "remove_records",
