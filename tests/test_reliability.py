@@ -37,7 +37,7 @@ def test_sigkill_during_an_update_keeps_the_old_index(
     before = answers(seed_index, embedder)
     live = IndexStore(seed_index).current_dir()
     more = tmp_path / "more.jsonl"
-    more.write_text("".join(json.dumps(record_to_dict(r)) + "\n" for r in pubmedqa_records[:30]))
+    more.write_text("".join(json.dumps(record_to_dict(r)) + "\n" for r in pubmedqa_records[:10]))
     env = {**os.environ, "QA_TEST_KILL_AT": point}
     proc = subprocess.run(
         [sys.executable, "-m", "qa.cli", "build", str(more), "--index", str(seed_index)],
@@ -50,7 +50,7 @@ def test_sigkill_during_an_update_keeps_the_old_index(
     assert verify_index(seed_index).ok
     # the next build succeeds without manual cleanup and removes what the crash left behind
     report = build_index([more], seed_index, embedder=embedder)
-    assert report.added == 30
+    assert report.added == 10
     leftovers = [p.name for p in seed_index.iterdir() if p.name.startswith((".build-", "snap-"))]
     assert leftovers == [IndexStore(seed_index).current_dir().name]
     assert verify_index(seed_index).ok
