@@ -40,6 +40,7 @@ from .errors import ShardError
 from .records import Deletion, Record, record_from_dict
 from .store import file_facts
 from .store.layout import encoder_checksums
+from .store.writer import fsync_dir  # opens read-only and fsyncs: a file or a folder
 
 SHARD_FORMAT = 1
 SHARD_MANIFEST = "shard.json"
@@ -174,7 +175,7 @@ class ShardWriter:
         manifest.files = {name: file_facts(self.path(name)) for name in DATA_FILES}
         self.path(SHARD_MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
         for name in (*DATA_FILES, SHARD_MANIFEST):
-            _fsync(self.path(name))
+            fsync_dir(self.path(name))
         crash_point("shard-written")
         try:
             os.rename(self.dir, self.final)
@@ -183,7 +184,7 @@ class ShardWriter:
                 raise
             self.abort()
             return Shard(self.final).manifest
-        _fsync(self.final.parent)
+        fsync_dir(self.final.parent)
         return manifest
 
     def abort(self) -> None:
@@ -197,14 +198,6 @@ def crash_point(name: str) -> None:
     if point == name and marker and not os.path.exists(marker):
         Path(marker).touch()
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def chunk_to_dict(chunk: Chunk) -> dict[str, Any]:
@@ -496,9 +489,9 @@ def write_set(directory: Path, settings: ShardSettings, entries: Sequence[SetEnt
     }
     tmp = directory / f".{SHARD_SET}.{uuid.uuid4().hex[:8]}"
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    _fsync(tmp)
+    fsync_dir(tmp)
     os.replace(tmp, directory / SHARD_SET)
-    _fsync(directory)
+    fsync_dir(directory)
 
 
 def install_encoder(source: Path, target: Path) -> None:
