@@ -28,12 +28,24 @@ def write_jsonl(path: Path, records: list[Record]) -> Path:
     return path
 
 
-@pytest.fixture()
-def base(tmp_path: Path, pubmedqa_records: list[Record], embedder: Embedder, shared: Path) -> tuple[Path, Path]:
-    """An index of 20 real records plus the seed; returns (index, jsonl of the 20)."""
-    source = write_jsonl(tmp_path / "twenty.jsonl", pubmedqa_records[:20])
-    index = tmp_path / "index"
+@pytest.fixture(scope="module")
+def base_template(
+    tmp_path_factory: pytest.TempPathFactory, pubmedqa_records: list[Record], embedder: Embedder, shared: Path
+) -> tuple[Path, Path]:
+    """Built once per module: every test gets its own copy (``base``), so changing it is safe."""
+    folder = tmp_path_factory.mktemp("base")
+    source = write_jsonl(folder / "twenty.jsonl", pubmedqa_records[:20])
+    index = folder / "index"
     build_index([source, shared / "seed" / f"{SEED_PMID}.xml"], index, embedder=embedder)
+    return index, source
+
+
+@pytest.fixture()
+def base(tmp_path: Path, base_template: tuple[Path, Path]) -> tuple[Path, Path]:
+    """A fresh copy of an index of 20 real records plus the seed; returns (index, jsonl of the 20)."""
+    index, source = tmp_path / "index", tmp_path / "twenty.jsonl"
+    shutil.copytree(base_template[0], index)
+    shutil.copyfile(base_template[1], source)
     return index, source
 
 
