@@ -18,14 +18,22 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import CACHE, REPO, SHARED_QRELS, SHARED_QUERIES, clustered_vectors, corpus_index, write_results
+from common import (
+    CACHE,
+    REPO,
+    SHARED_QRELS,
+    SHARED_QUERIES,
+    clustered_vectors,
+    corpus_index,
+    measure_index,
+    write_results,
+)
 
 sys.path.insert(0, str(REPO))
 
@@ -36,26 +44,6 @@ from qa.store.layout import PASSAGES, VECTORS  # noqa: E402
 from qa.store.manifest import file_facts  # noqa: E402
 
 KINDS = ("flat", "ivf-sq8", "ivf-pq")
-
-PROBE = """
-import faiss, json, sys, time
-import numpy as np
-def rss():
-    return int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]) * 1024
-path, queries, kind, nprobe = sys.argv[1], np.load(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-faiss.omp_set_num_threads(1)
-before = rss()
-flags = 0 if kind == 'flat' else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
-index = faiss.read_index(path, flags)
-params = None if kind == 'flat' else faiss.SearchParametersIVF(nprobe=nprobe)
-times, found = [], []
-for row in queries:
-    t = time.perf_counter()
-    D, I = index.search(row[None, :], 10, params=params) if params else index.search(row[None, :], 10)
-    times.append((time.perf_counter() - t) * 1000)
-    found.append(I[0].tolist())
-print(json.dumps({'rss_bytes': rss() - before, 'times': times, 'found': found}))
-"""
 
 
 def real_quality(index: Path) -> tuple[list[dict], dict]:
@@ -118,8 +106,6 @@ def synthetic(index: Path, n: int, n_queries: int = 200) -> list[dict]:
     flat.add(np.arange(n, dtype=np.int64), vectors)
     del vectors
     truth = [[i for i, _ in flat.search(q, 10)] for q in questions]
-    query_file = CACHE / "capacity-queries.npy"
-    np.save(query_file, questions)
     rows = []
     for kind in KINDS:
         t0 = time.perf_counter()
@@ -129,26 +115,10 @@ def synthetic(index: Path, n: int, n_queries: int = 200) -> list[dict]:
         index_of_kind.write(path)
         if index_of_kind is not flat:
             del index_of_kind
-        probe = subprocess.run(
-            [sys.executable, "-c", PROBE, str(path), str(query_file), kind, str(DEFAULT_NPROBE)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        out = json.loads(probe.stdout)
-        recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(out["found"], truth)]))
-        # the exact nearest passage among the 10 found: what a question needs (its best passage ranked)
-        top1 = float(np.mean([t[0] in f for f, t in zip(out["found"], truth)]))
-        size = path.stat().st_size
-        path.unlink()
-        rows.append({
-            "index_type": kind, "passages": n, "build_seconds": round(build, 1),
-            "file_mb": round(size / 1e6, 1), "bytes_per_vector": round(size / n, 1),
-            "resident_mb": round(out["rss_bytes"] / 1e6, 1),
-            "p50_ms": round(float(np.percentile(out["times"], 50)), 2),
-            "p99_ms": round(float(np.percentile(out["times"], 99)), 2),
-            "recall_at_10": round(recall, 4), "nearest_in_10": round(top1, 4),
-        })  # fmt: skip
+        measured = measure_index(path, kind, questions, truth, DEFAULT_NPROBE)
+        rows.append({"index_type": kind, "passages": n, "build_seconds": round(build, 1),
+                     "bytes_per_vector": round(measured["file_bytes"] / n, 1), **measured})  # fmt: skip
         print(f"  {rows[-1]}", file=sys.stderr)
-    query_file.unlink()
     return rows
 
 

@@ -83,3 +83,59 @@ def clustered_vectors(index: Path, n: int, noise: float = 0.03):
         block = centers[rng.integers(0, len(centers), m)] + rng.normal(0, noise, (m, d)).astype(np.float32)
         vectors[i : i + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return vectors
+
+
+_PROBE = """
+import faiss, json, sys, time
+import numpy as np
+def rss():
+    return int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]) * 1024
+path, queries, kind, nprobe = sys.argv[1], np.load(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+faiss.omp_set_num_threads(1)
+before = rss()
+flags = 0 if kind == 'flat' else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
+index = faiss.read_index(path, flags)
+params = None if kind == 'flat' else faiss.SearchParametersIVF(nprobe=nprobe)
+times, found = [], []
+for row in queries:
+    t = time.perf_counter()
+    D, I = index.search(row[None, :], 10, params=params) if params else index.search(row[None, :], 10)
+    times.append((time.perf_counter() - t) * 1000)
+    found.append(I[0].tolist())
+print(json.dumps({'rss_bytes': rss() - before, 'times': times, 'found': found}))
+"""
+
+
+def measure_index(path: Path, kind: str, queries, truth, nprobe: int) -> dict:
+    """Size, resident memory, one-thread latency and recall@10 of a written FAISS index, read as a search
+    would read it (IVF lists memory-mapped) in a fresh process; the file is removed afterwards.
+
+    ``truth`` is the exact top 10 ids of each query.
+    """
+    import subprocess
+
+    import numpy as np
+
+    query_file = path.with_suffix(".queries.npy")
+    np.save(query_file, queries)
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(path), str(query_file), kind, str(nprobe)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    finally:
+        query_file.unlink()
+    out = json.loads(probe.stdout)
+    truth = [list(t) for t in truth]
+    size = path.stat().st_size
+    path.unlink()
+    return {
+        "file_bytes": size,
+        "file_mb": round(size / 1e6, 1),
+        "resident_mb": round(out["rss_bytes"] / 1e6, 1),
+        "p50_ms": round(float(np.percentile(out["times"], 50)), 2),
+        "p99_ms": round(float(np.percentile(out["times"], 99)), 2),
+        "recall_at_10": round(float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(out["found"], truth)])), 4),
+        # the exact nearest passage among the 10 found: what a question needs (its best passage ranked)
+        "nearest_in_10": round(float(np.mean([t[0] in f for f, t in zip(out["found"], truth)])), 4),
+    }

@@ -25,7 +25,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import CACHE, CORPUS, REPO, SHARED_QRELS, SHARED_QUERIES, clustered_vectors, corpus_index, write_results
+from common import (
+    CACHE,
+    CORPUS,
+    REPO,
+    SHARED_QRELS,
+    SHARED_QUERIES,
+    clustered_vectors,
+    corpus_index,
+    measure_index,
+    write_results,
+)
 
 sys.path.insert(0, str(REPO))
 
@@ -386,7 +396,6 @@ def million(index: Path, n: int = 1_000_000, queries: int = 200) -> dict:
     flat.add_with_ids(vectors, np.arange(n, dtype=np.int64))
     del vectors
     _, truth = flat.search(qvecs, 10)
-    np.save(CACHE / "q.npy", qvecs)
     out = {}
     for kind in ("ivf-sq8", "ivf-pq"):
         t0 = time.perf_counter()
@@ -395,37 +404,23 @@ def million(index: Path, n: int = 1_000_000, queries: int = 200) -> dict:
         path = CACHE / f"{kind}-1m.faiss"
         ivf.write(path)
         del ivf
-        out[kind] = _probe_ivf(path, truth)
+        out[kind] = measure_index(path, kind, qvecs, truth.tolist(), DEFAULT_NPROBE)
         out[kind].update({"passages": n, "index_type": kind, "nprobe": DEFAULT_NPROBE,
                           "build_seconds": round(build_seconds, 1)})  # fmt: skip
     return out
 
 
-def _probe_ivf(path: Path, truth: np.ndarray) -> dict:
-    """Latency, recall and resident memory of a written IVF index, read memory-mapped in a fresh process."""
-    probe = (
-        "import faiss, numpy as np, sys, time, json\n"
-        "def rss():\n"
-        "    return int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]) * 1024\n"
-        f"q = np.load({str(CACHE / 'q.npy')!r})\n"
-        "faiss.omp_set_num_threads(1)\n"
-        "before = rss()\n"
-        f"index = faiss.read_index({str(path)!r}, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)\n"
-        f"params = faiss.SearchParametersIVF(nprobe={DEFAULT_NPROBE})\n"
-        "times, found = [], []\n"
-        "for row in q:\n"
-        "    t = time.perf_counter(); D, I = index.search(row[None, :], 10, params=params)\n"
-        "    times.append((time.perf_counter() - t) * 1000); found.append(I[0].tolist())\n"
-        "print(json.dumps({'rss_bytes': rss() - before, 'times': times, 'found': found}))\n"
-    )
-    out = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
-    recall = float(np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(out["found"], truth)]))
-    size = path.stat().st_size
-    path.unlink()
-    return {"p50_ms": round(float(np.percentile(out["times"], 50)), 2),
-            "p99_ms": round(float(np.percentile(out["times"], 99)), 2),
-            "recall_at_10": round(recall, 4), "resident_mb": round(out["rss_bytes"] / 1e6, 1),
-            "file_mb": round(size / 1e6, 1)}  # fmt: skip
+def million_table(results: dict) -> list[tuple[str, str]]:
+    rows = []
+    for kind, m in results.items():
+        rows += [
+            (f"1M passages: {kind} query p50 / p99",
+             f"{m['p50_ms']} / {m['p99_ms']} ms (1 thread, nprobe {m['nprobe']})"),
+            (f"1M passages: {kind} recall@10 vs exact", f"{m['recall_at_10']}"),
+            (f"1M passages: {kind} resident memory / file", f"{m['resident_mb']} MB / {m['file_mb']} MB"),
+            (f"1M passages: {kind} training + adding", f"{m['build_seconds']} s"),
+        ]  # fmt: skip
+    return rows
 
 
 def main() -> None:
@@ -444,23 +439,17 @@ def main() -> None:
     quiet_third_party()
     CACHE.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": f"{os.cpu_count()} cores"}
-    if args.only == "parallel":
-        results["parallel_build"] = parallel_builds(args.runs, args.workers)
-        path = write_results("speed-parallel", results)
-        print_table(parallel_table(results["parallel_build"]))
-        print(f"\nwrote {path.relative_to(REPO)}")
-        return
-    if args.only == "1m":
-        results["one_million"] = million(corpus_index())
-        path = write_results("speed-1m", results)
-        print_table([(f"1M passages: {kind} {key}", str(value)) for kind, m in results["one_million"].items()
-                     for key, value in m.items() if key not in ("passages", "index_type")])  # fmt: skip
-        print(f"\nwrote {path.relative_to(REPO)}")
-        return
-    if args.only == "ray":
-        results["ray_build"] = ray_builds(args.runs, args.workers)
-        path = write_results("speed-ray", results)
-        print_table(ray_table(results["ray_build"]))
+    if args.only:
+        parts = {  # --only NAME: (results key, results file, what runs, how its rows read)
+            "parallel": ("parallel_build", "speed-parallel", lambda: parallel_builds(args.runs, args.workers),
+                         parallel_table),
+            "1m": ("one_million", "speed-1m", lambda: million(corpus_index()), million_table),
+            "ray": ("ray_build", "speed-ray", lambda: ray_builds(args.runs, args.workers), ray_table),
+        }  # fmt: skip
+        key, name, run, table = parts[args.only]
+        results[key] = run()
+        path = write_results(name, results)
+        print_table(table(results[key]))
         print(f"\nwrote {path.relative_to(REPO)}")
         return
 
@@ -513,14 +502,7 @@ def main() -> None:
         ("warm ask (with answer) p50 / p99", f"{warm['ask']['p50_ms']} / {warm['ask']['p99_ms']} ms"),
     ]  # fmt: skip
     rows += parallel_table(results["parallel_build"])
-    for kind, m in results.get("one_million", {}).items():
-        rows += [
-            (f"1M passages: {kind} query p50 / p99",
-             f"{m['p50_ms']} / {m['p99_ms']} ms (1 thread, nprobe {m['nprobe']})"),
-            (f"1M passages: {kind} recall@10 vs exact", f"{m['recall_at_10']}"),
-            (f"1M passages: {kind} resident memory / file", f"{m['resident_mb']} MB / {m['file_mb']} MB"),
-            (f"1M passages: {kind} training + adding", f"{m['build_seconds']} s"),
-        ]  # fmt: skip
+    rows += million_table(results.get("one_million", {}))
     print_table(rows)
     print(f"\nwrote {path.relative_to(REPO)}")
 
