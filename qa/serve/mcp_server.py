@@ -15,8 +15,9 @@ from pydantic import Field
 
 from .. import __version__
 from ..errors import QAError
-from .models import AskOut, FiltersIn, RecordOut, SearchOut, filters_of
-from .service import MAX_K, Previous, Service
+from ..query import MAX_QUESTION_CHARS
+from .models import AskOut, FiltersIn, K, Question, RecordOut, SearchOut, filters_of
+from .service import Previous, Service
 
 INSTRUCTIONS = (
     "Searches the user's own collection of PubMed abstracts. Use search_abstracts for passages, ask for a short "
@@ -24,8 +25,6 @@ INSTRUCTIONS = (
     "Cite what you use by PMID with its URL; say so when nothing relevant is found rather than answering from memory."
 )
 
-Question = Annotated[str, Field(min_length=1, max_length=2000, description="A question in plain English.")]
-K = Annotated[int, Field(ge=1, le=MAX_K, description=f"How many passages (1-{MAX_K}).")]
 Pmid = Annotated[str, Field(max_length=40, description="A PubMed ID, such as 25589616.")]
 
 
@@ -47,7 +46,8 @@ def build_server(service: Service, *, verbose: bool = False) -> MCPServer:
     def ask(
         question: Question,
         previous: Annotated[
-            Optional[str], Field(max_length=2000, description="The earlier question, when this one follows up on it.")
+            Optional[str],
+            Field(max_length=MAX_QUESTION_CHARS, description="The earlier question, when this one follows up on it."),
         ] = None,
         k: K = 5,
     ) -> AskOut:

@@ -120,7 +120,7 @@ class Service:
         with self.retriever() as retriever:
             talk = Conversation(retriever, k=k, mode=checked_mode, filters=filters or Filters())
             if previous is not None:
-                talk.resume(check_question(previous.question), _pmids(previous.pmids))
+                talk.resume(previous.question, _pmids(previous.pmids))
             response = talk.ask(question)
             return {**response.to_dict(), "context": talk.context()}
 
