@@ -54,7 +54,7 @@ def cache_questions(retriever: Any, items: list[dict[str, Any]]) -> list[Cached]
 
 def answer_rate(cached: list[Cached], weights: Any = None) -> dict[str, Any]:
     """Share of questions whose answer block holds a marked sentence, overall and by kind and split."""
-    from qa.answer import DEFAULT_WEIGHTS, extract_answer
+    from qa.ask.answer import DEFAULT_WEIGHTS, extract_answer
 
     tally: Counter[str] = Counter()
     totals: Counter[str] = Counter()
@@ -72,7 +72,7 @@ def answer_rate(cached: list[Cached], weights: Any = None) -> dict[str, Any]:
 
 def conversations(retriever: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
     """Follow-ups: right record first, marked sentence held; switches: exactly the standalone hits."""
-    from qa.conversation import Conversation
+    from qa.ask.conversation import Conversation
 
     rows = []
     for item in items:
@@ -122,7 +122,7 @@ def shared_first_sentence(
     retriever: Any, queries: dict[str, str], qrels: dict[str, dict[str, int]], weights: Any = None
 ) -> dict[str, Any]:
     """How often the first answer sentence comes from the gold record's Results or Conclusions."""
-    from qa.answer import section_kind
+    from qa.ask.answer import section_kind
 
     tally: Counter[str] = Counter()
     for qid, text in queries.items():

@@ -38,7 +38,7 @@ from common import (
 sys.path.insert(0, str(REPO))
 
 from qa import Retriever  # noqa: E402
-from qa.evaluate import evaluate, load_qrels, load_queries  # noqa: E402
+from qa.ask.evaluate import evaluate, load_qrels, load_queries  # noqa: E402
 from qa.store import DEFAULT_NPROBE, IndexStore, VectorIndex  # noqa: E402
 from qa.store.layout import PASSAGES, VECTORS  # noqa: E402
 from qa.store.manifest import file_facts  # noqa: E402

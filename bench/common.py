@@ -36,7 +36,7 @@ def corpus_index(rebuild: bool = False, backend: str | None = None, corpus: list
     for f in corpus or CORPUS:
         if not f.is_file():
             sys.exit(f"missing {f}: clone next to ../shared or set QA_SHARED_DATA")
-    from qa.build import DEFAULT_BACKEND
+    from qa.embed import DEFAULT_BACKEND
 
     backend = backend or DEFAULT_BACKEND
     corpus = corpus or CORPUS

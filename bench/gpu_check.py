@@ -39,10 +39,9 @@ from corpus20k import shared_records, write_corpus
 sys.path.insert(0, str(REPO))
 
 from qa import Retriever, build_index  # noqa: E402
-from qa.chunk import Chunker, ChunkSettings  # noqa: E402
-from qa.chunk_pool import ChunkPool, auto_workers, available_cpus  # noqa: E402
-from qa.embed import Embedder, quiet_third_party, resolve_precision  # noqa: E402
-from qa.evaluate import evaluate, load_qrels, load_queries  # noqa: E402
+from qa.ask.evaluate import evaluate, load_qrels, load_queries  # noqa: E402
+from qa.build.chunk_pool import ChunkPool, auto_workers, available_cpus  # noqa: E402
+from qa.embed import Chunker, ChunkSettings, Embedder, quiet_third_party, resolve_precision  # noqa: E402  # noqa: E402
 from qa.store import IndexStore  # noqa: E402
 
 MIN_COSINE = 0.999

@@ -18,7 +18,7 @@ from common import REPO, SHARED_QRELS, SHARED_QUERIES, corpus_index, write_resul
 
 sys.path.insert(0, str(REPO))
 
-from qa.evaluate import load_qrels, load_queries, score_ranking  # noqa: E402
+from qa.ask.evaluate import load_qrels, load_queries, score_ranking  # noqa: E402
 from qa.store import IndexStore  # noqa: E402
 from qa.store.lexical import terms  # noqa: E402
 

@@ -49,8 +49,8 @@ def answer_agreement(index) -> dict:
     """Share of questions, among those whose PMID is ranked first, whose answer starts in that abstract."""
     sys.path.insert(0, str(REPO))
     from qa import Retriever
+    from qa.ask.evaluate import load_qrels, load_queries
     from qa.embed import quiet_third_party
-    from qa.evaluate import load_qrels, load_queries
 
     quiet_third_party()
     queries, qrels = load_queries(SHARED_QUERIES), load_qrels(SHARED_QRELS)
@@ -78,7 +78,7 @@ def labelled_sets(answer_index, shared_index) -> dict:
     from answer_eval import conversations, load, refusals, run_all, shared_first_sentence  # noqa: F401
 
     from qa import Retriever
-    from qa.evaluate import load_qrels, load_queries
+    from qa.ask.evaluate import load_qrels, load_queries
 
     real = [q["question"] for q in load("questions.jsonl")]
     real += [c["turns"][0]["question"] for c in load("conversations.jsonl")]

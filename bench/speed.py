@@ -40,15 +40,14 @@ from common import (
 sys.path.insert(0, str(REPO))
 
 from qa import Retriever, build_index  # noqa: E402
-from qa.build import sentence_rows  # noqa: E402
-from qa.chunk import Chunker, ChunkSettings  # noqa: E402
-from qa.chunk_pool import auto_workers, available_cpus  # noqa: E402
-from qa.embed import Embedder, quiet_third_party  # noqa: E402
-from qa.evaluate import load_queries  # noqa: E402
+from qa.ask.evaluate import load_queries  # noqa: E402
+from qa.build.batches import sentence_rows  # noqa: E402
+from qa.build.chunk_pool import auto_workers, available_cpus  # noqa: E402
+from qa.embed import Chunker, ChunkSettings, Embedder, quiet_third_party  # noqa: E402  # noqa: E402
+from qa.embed.onnx import encoder_dir_name, encoder_model_file  # noqa: E402
 from qa.ingest import read_source
 from qa.records import Record, record_to_dict  # noqa: E402
 from qa.store import DEFAULT_NPROBE, IndexStore, VectorIndex  # noqa: E402
-from qa.store.layout import encoder_dir_name, encoder_model_file  # noqa: E402
 
 QUESTION = "Which IL-6 inhibitors are clinically registered?"
 
@@ -181,8 +180,8 @@ def ray_builds(runs: int, workers: int) -> dict:
     import ray
 
     from qa.build import BuildOptions, index_from_shards
-    from qa.ray_build import RayOptions, build_with_ray
-    from qa.shards import SHARD_MANIFEST, ShardManifest
+    from qa.build.shards.format import SHARD_MANIFEST, ShardManifest
+    from qa.build.shards.ray import RayOptions, build_with_ray
 
     work = CACHE / "speed-ray"
     files = _split_corpus(work / "sources")

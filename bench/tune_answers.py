@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 import answer_eval as ae  # noqa: E402
 
 from qa import Retriever  # noqa: E402
-from qa.answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer  # noqa: E402
+from qa.ask.answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer  # noqa: E402
 from qa.embed import quiet_third_party  # noqa: E402
 
 SIGNALS = ("finding_section", "conclusion", "aim", "question", "rank")

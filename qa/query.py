@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import QAError
-from .records import valid_unicode
+from .records import pubmed_url, valid_unicode
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "lexical", "hybrid")
@@ -33,9 +33,14 @@ def check_question(question: str | None) -> str:
     return text[:MAX_QUESTION_CHARS]
 
 
-def check_k(k: int) -> int:
-    if k < 1:
-        raise QAError("k must be at least 1")
+MAX_CHAT_K = 1000  # `/k N` in a conversation
+MAX_PAGE_K = 50  # one HTTP or MCP request: a page of results, not a dump of the index
+
+
+def check_k(k: int, most: int | None = None) -> int:
+    """Passages to return: at least 1, and at most ``most`` where a surface bounds it (None: the library)."""
+    if k < 1 or (most is not None and k > most):
+        raise QAError("k must be at least 1" if most is None else f"k must be between 1 and {most}")
     return k
 
 
@@ -91,13 +96,16 @@ class Hit:
     section: str | None
     text: str
     score: float
-    url: str
     doi: str | None = None
     start: int = 0  # offsets of ``text`` inside the record's abstract
     end: int = 0
     highlight: tuple[int, int] | None = None  # best-matching sentence, offsets into ``text``
     sentences: tuple[tuple[int, int, float], ...] = field(default=(), repr=False)  # (start, end, cosine) in ``text``
     cosine: float | None = None  # of the question and this passage
+
+    @property
+    def url(self) -> str:
+        return pubmed_url(self.pmid)
 
     @property
     def best_sentence(self) -> str | None:
@@ -177,6 +185,8 @@ __all__ = [
     "check_mode",
     "check_question",
     "check_k",
+    "MAX_CHAT_K",
+    "MAX_PAGE_K",
     "Filters",
     "Hit",
     "AnswerSentence",

@@ -6,6 +6,7 @@ index over a few hundred real abstracts is built once and reused read-only.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from qa import build_index
 from qa.embed import Embedder, quiet_third_party
+from qa.embed.onnx import encoder_dir_name
 from qa.ingest import read_source
 from qa.records import Record, record_to_dict
 
@@ -24,6 +26,28 @@ IL6_QUESTION = "Which IL-6 inhibitors are clinically registered?"  # answered by
 SUBSET_SIZE = 200
 
 quiet_third_party()
+
+# Optional extras and the tests that need them: missing ones are named in the header of every run, and
+# under CI (CI=true) they stop the run, since CI installs them all.
+EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "mcp": "serve", "schemathesis": "test", "selenium": "test",
+          "ray": "ray"}  # fmt: skip
+
+
+def _missing_extras() -> list[str]:
+    return [f"{module} ({extra})" for module, extra in EXTRAS.items() if importlib.util.find_spec(module) is None]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    missing = _missing_extras()
+    if not missing:
+        return "optional extras: all installed (serve, ray, schemathesis, selenium)"
+    return f"OPTIONAL EXTRAS MISSING, their tests are SKIPPED: {', '.join(missing)}; pip install -e '.[test]'"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = _missing_extras()
+    if missing and os.environ.get("CI") == "true":
+        pytest.exit(f"CI installs every extra, but these are missing: {', '.join(missing)}", returncode=1)
 
 
 def _require_shared() -> Path:
@@ -60,8 +84,10 @@ def queries(shared: Path) -> dict[str, tuple[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    return Embedder()
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+    """The default backend (onnx-int8), exported once per session into a folder of its own; builds given it
+    copy the export into their index's models/ folder. The torch backend has its own tests."""
+    return Embedder(encoder_dir=tmp_path_factory.mktemp("encoder") / encoder_dir_name(None))
 
 
 @pytest.fixture(scope="session")

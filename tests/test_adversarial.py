@@ -25,24 +25,16 @@ from qa.embed import Embedder
 from qa.errors import IndexStoreError, QAError
 from qa.records import Record, Section, record_to_dict
 from qa.store import IndexStore
-from qa.verify import verify_index
+from qa.store.verify import verify_index
 
 from .conftest import IL6_QUESTION, SEED_PMID
+from .helpers import one_line_error
 
 runner = CliRunner()
 
 
 def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
     return runner.invoke(app, list(args), input=input, catch_exceptions=False)
-
-
-def one_line_error(result, *fragments: str, code: int = 1) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == code, result.output
-    err = result.stderr.strip()
-    assert err.startswith("Error: ") and "\n" not in err and "Traceback" not in result.output, result.output
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
 
 
 def snapshot_file(index: Path, name: str) -> Path:
@@ -141,7 +133,7 @@ def test_control_characters_never_reach_the_terminal(tmp_path: Path, embedder: E
     # whatever reaches the presenter (an API caller's Hit, say) is shown escaped, never executed
     from rich.console import Console
 
-    from qa.present import render_hits
+    from qa.cli.present import render_hits
     from qa.query import Hit
 
     out = Console(file=(buffer := __import__("io").StringIO()), width=200, force_terminal=False)

@@ -18,8 +18,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from qa import build_index
-from qa.chunk import Chunker, ChunkSettings
-from qa.embed import Embedder, resolve_model_path
+from qa.embed import Chunker, ChunkSettings, Embedder, resolve_model_path
 from qa.errors import IngestError
 from qa.ingest import read_source
 from qa.records import (
@@ -33,6 +32,7 @@ from qa.records import (
 )
 
 from .conftest import REPO, SEED_PMID
+from .helpers import ingest_error
 
 BLOCK = 16 * 2**20  # one gzip member of 16 MiB of "a" compresses to ~16 kB
 PEAK_LIMIT_MB = 500
@@ -127,7 +127,7 @@ def test_oversized_jsonl_line_is_skipped_and_the_next_line_read(tmp_path: Path) 
 
 
 def test_small_line_limit_skips_only_that_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("qa.ingest.MAX_JSONL_LINE_BYTES", 100)
+    monkeypatch.setattr("qa.ingest.files.MAX_JSONL_LINE_BYTES", 100)
     path = tmp_path / "lines.jsonl"
     lines = [{"pmid": "1", "abstract": "a"}, {"pmid": "2", "abstract": "b" * 500}, {"pmid": "3", "abstract": "c"}]
     path.write_text("".join(json.dumps(obj) + "\r\n" for obj in lines))
@@ -158,16 +158,6 @@ def test_many_small_xml_elements_are_refused(tmp_path: Path) -> None:
 TEN_MB = "t" * 10_000_000
 
 
-def one_line_error(path: Path, *fragments: str) -> str:
-    with pytest.raises(IngestError) as info:
-        list(read_source(path))
-    message = str(info.value)
-    assert "\n" not in message and str(path) in message and len(message) < 400, message[:500]
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
-
-
 def test_ten_megabyte_title_is_refused_in_every_format(tmp_path: Path) -> None:
     xml = xml_file(tmp_path / "title.xml", article(extra=f"<ArticleTitle>{TEN_MB}</ArticleTitle>"))
     nbib = tmp_path / "title.nbib"
@@ -175,7 +165,7 @@ def test_ten_megabyte_title_is_refused_in_every_format(tmp_path: Path) -> None:
     jsonl = tmp_path / "title.jsonl"
     jsonl.write_text(json.dumps({"pmid": "1", "title": TEN_MB, "abstract": "x"}) + "\n")
     for path in (xml, nbib, jsonl):
-        one_line_error(path, "PMID 1 has a title of 10,000,000 characters (more than 10,000)")
+        ingest_error(path, "PMID 1 has a title of 10,000,000 characters (more than 10,000)")
     good = json.dumps({"pmid": "2", "abstract": "Fine."})
     jsonl.write_text(jsonl.read_text() + good + "\n")
     assert [type(e).__name__ for e in read_source(jsonl, skip_bad=True)] == ["Bad", "Record"]
@@ -203,12 +193,12 @@ def test_field_caps_in_xml_and_medline(tmp_path: Path) -> None:
     xml = xml_file(
         tmp_path / "mesh.xml", article().replace("</Article>", f"</Article><MeshHeadingList>{mesh}</MeshHeadingList>")
     )
-    one_line_error(xml, "1,001 MeSH terms")
+    ingest_error(xml, "1,001 MeSH terms")
     nbib = tmp_path / "fields.nbib"
     nbib.write_text(f"PMID- 1\nAB  - An abstract.\nJT  - {'j' * 2_000}\n")
-    one_line_error(nbib, "journal of 2,000 characters")
+    ingest_error(nbib, "journal of 2,000 characters")
     nbib.write_text(f"PMID- 1\nAB  - An abstract.\nLID - 10.1/{'d' * 2_000} [doi]\n")
-    one_line_error(nbib, "DOI of 2,005 characters")
+    ingest_error(nbib, "DOI of 2,005 characters")
 
 
 # ------------------------------------------------------------------ PMIDs
@@ -242,17 +232,17 @@ def test_every_parser_refuses_huge_pmids(tmp_path: Path, pmid: str) -> None:
     jsonl = tmp_path / "pmid.jsonl"
     jsonl.write_text(f'{{"pmid": "{pmid}", "abstract": "x"}}\n{{"pmid": {pmid}, "abstract": "x"}}\n')
     for path in (xml, nbib, jsonl):
-        one_line_error(path, "PMID")
+        ingest_error(path, "PMID")
     assert [type(e).__name__ for e in read_source(jsonl, skip_bad=True)] == ["Bad", "Bad"]
 
 
 @pytest.mark.parametrize("version", ["99999999999999999999", "1000", "0", "abc"])
 def test_versions_are_bounded(tmp_path: Path, version: str) -> None:
     xml = xml_file(tmp_path / "version.xml", article(version=version))
-    one_line_error(xml, "version must be a number from 1 to 999")
+    ingest_error(xml, "version must be a number from 1 to 999")
     jsonl = tmp_path / "version.jsonl"
     jsonl.write_text(json.dumps({"pmid": "1", "abstract": "x", "version": version}) + "\n")
-    one_line_error(jsonl, "version must be a number from 1 to 999")
+    ingest_error(jsonl, "version must be a number from 1 to 999")
     jsonl.write_text(json.dumps({"pmid": "1", "abstract": "x", "version": 2}) + "\n")
     assert [r.version for r in read_source(jsonl)] == [2]  # type: ignore[union-attr]
 
@@ -312,10 +302,10 @@ def test_lone_surrogates_and_controls_never_reach_a_record(tmp_path: Path) -> No
 def test_hostile_json_lines_give_one_line_errors(tmp_path: Path, line: str, fragment: str) -> None:
     path = tmp_path / "hostile.jsonl"
     path.write_text(line + "\n")
-    one_line_error(path, f"{path}:1: {fragment}")
+    ingest_error(path, f"{path}:1: {fragment}")
 
 
 def test_stray_medline_continuation_line_is_our_error(tmp_path: Path) -> None:
     path = tmp_path / "stray.nbib"
     path.write_text("PMID- 1\nAB  - An abstract.\n\n      stray continuation\n")
-    one_line_error(path, "malformed MEDLINE")
+    ingest_error(path, "malformed MEDLINE")

@@ -188,7 +188,7 @@ def test_build_with_nothing_to_index(seed_index: Path, tmp_path: Path, embedder:
 
 
 def test_hit_is_a_plain_dataclass() -> None:
-    hit = Hit(rank=1, pmid="1", title=None, journal=None, year=None, section=None, text="x", score=0.5, url="u")
+    hit = Hit(rank=1, pmid="1", title=None, journal=None, year=None, section=None, text="x", score=0.5)
     assert hit.best_sentence is None and hit.to_dict()["title"] is None
 
 

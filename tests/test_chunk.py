@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
-from qa.chunk import Chunker, ChunkSettings, split_sentences
-from qa.embed import Embedder
+from qa.embed import Chunker, ChunkSettings, Embedder, split_sentences
 from qa.records import Record, Section
 
 
 def independent_count(embedder: Embedder, text: str) -> int:
-    """Tokens the encoder itself would see, counted by the model's own tokenizer (not the chunker's)."""
-    return len(embedder.model.tokenizer(text, truncation=False)["input_ids"])
+    """Tokens the encoder itself would see, counted by transformers' tokenizer for the model (not the chunker's)."""
+    return len(_model_tokenizer(embedder.path)(text, truncation=False)["input_ids"])
+
+
+@functools.cache
+def _model_tokenizer(path: str):  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
 
 
 @pytest.fixture(scope="module")

@@ -14,21 +14,13 @@ from qa.cli import app
 from qa.store import IndexStore
 
 from .conftest import IL6_QUESTION, SEED_PMID
+from .helpers import one_line_error
 
 runner = CliRunner()
 
 
 def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
     return runner.invoke(app, list(args), input=input, catch_exceptions=False)
-
-
-def assert_one_line_error(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 1, result.output
-    err = result.stderr.strip()
-    assert err.startswith("Error: ") and "\n" not in err, err
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 def test_help_explains_every_command() -> None:
@@ -112,25 +104,25 @@ def test_build_via_cli_and_rebuild(tmp_path: Path, shared: Path) -> None:
 
 
 def test_errors_are_one_line_and_non_zero(tmp_path: Path, small_index: Path, shared: Path) -> None:
-    assert_one_line_error(run("ask", "anything", "--index", str(tmp_path / "none")), "no index", "qa build")
-    assert_one_line_error(run("info", "--index", str(tmp_path / "none")), "qa build")
-    assert_one_line_error(run("ask", "   ", "--index", str(small_index)), "empty")
-    assert_one_line_error(run("build", str(tmp_path / "missing.xml"), "--index", str(tmp_path / "i")), "no such file")
-    assert_one_line_error(
+    one_line_error(run("ask", "anything", "--index", str(tmp_path / "none")), "no index", "qa build")
+    one_line_error(run("info", "--index", str(tmp_path / "none")), "qa build")
+    one_line_error(run("ask", "   ", "--index", str(small_index)), "empty")
+    one_line_error(run("build", str(tmp_path / "missing.xml"), "--index", str(tmp_path / "i")), "no such file")
+    one_line_error(
         run("build", str(shared / "samples" / "biopython" / "esearch1.xml"), "--index", str(tmp_path / "i")),
         "esearch1.xml",
         "eSearchResult",
     )
     other_model = tmp_path / "other-model"
     other_model.mkdir()
-    assert_one_line_error(run("ask", "x", "--index", str(small_index), "--model", str(other_model)), "built with model")
+    one_line_error(run("ask", "x", "--index", str(small_index), "--model", str(other_model)), "built with model")
 
 
 def test_malformed_file_keeps_the_old_index(seed_index: Path, tmp_path: Path) -> None:
     before = run("ask", IL6_QUESTION, "--index", str(seed_index), "--json").stdout
     bad = tmp_path / "bad.xml.gz"
     bad.write_bytes(b"\x1f\x8b\x08\x00garbage")
-    assert_one_line_error(run("build", str(bad), "--index", str(seed_index)), "bad.xml.gz", "gzip")
+    one_line_error(run("build", str(bad), "--index", str(seed_index)), "bad.xml.gz", "gzip")
     assert run("ask", IL6_QUESTION, "--index", str(seed_index), "--json").stdout == before
 
 

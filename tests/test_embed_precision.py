@@ -42,16 +42,15 @@ def test_wrong_precisions_are_refused_at_once(tmp_path: Path) -> None:
         Embedder(backend="onnx-int8", encoder_dir=tmp_path / "encoder", precision="fp16")
 
 
-def test_fp16_runs_half_weights_and_stays_within_cosine_0999_of_fp32(
-    embedder: Embedder, pubmedqa_records: list[Record]
-) -> None:
+def test_fp16_runs_half_weights_and_stays_within_cosine_0999_of_fp32(pubmedqa_records: list[Record]) -> None:
     import torch
 
+    embedder = Embedder(backend="torch", device="cpu")
     texts = [r.sections[0].text for r in pubmedqa_records[:16]] + ["IL-6", "Which IL-6 inhibitors are registered?"]
-    half = Embedder(device="cpu", precision="fp16")
-    assert embedder.precision == "fp32" and embedder.model.device.type == "cpu"
-    assert next(embedder.model.parameters()).dtype == torch.float32
-    assert half.precision == "fp16" and next(half.model.parameters()).dtype == torch.float16
+    half = Embedder(backend="torch", device="cpu", precision="fp16")
+    assert embedder.precision == "fp32" and embedder.runner.model.device.type == "cpu"
+    assert next(embedder.runner.model.parameters()).dtype == torch.float32
+    assert half.precision == "fp16" and next(half.runner.model.parameters()).dtype == torch.float16
     full, halved = embedder.encode(texts), half.encode(texts)
     assert halved.dtype == np.float32 and halved.shape == full.shape
     assert np.allclose(np.linalg.norm(halved, axis=1), 1.0, atol=1e-5)  # normalised in fp32, not in fp16

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from qa.errors import FetchError
-from qa.ingest import read_source
-from qa.pubmed import DEFAULT_MAX_RECORDS, MAX_RETRY_AFTER, EUtils, fetch_records
+from qa.ingest import fetch_records, read_source
+from qa.ingest.eutils import DEFAULT_MAX_RECORDS, MAX_RETRY_AFTER, EUtils
 from qa.records import Record
 
 from .eutils_server import EUtilsServer, load_articles

@@ -16,31 +16,25 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-import qa.build
+import qa.build.pipeline
 from qa import build_index
 from qa.cli import app
 from qa.data import sample_path
 from qa.embed import Embedder
 from qa.errors import FetchError, IngestError, QAError
 from qa.ingest import read_source
-from qa.pubmed import EUtils
+from qa.ingest.eutils import EUtils
 from qa.query import Filters
 from qa.records import Record
 
 from .conftest import IL6_QUESTION, REPO, SEED_PMID
+from .helpers import one_line_error
 
 runner = CliRunner()
 
 
 def run(*args: str):  # type: ignore[no-untyped-def]
     return runner.invoke(app, list(args), catch_exceptions=False)
-
-
-def one_line_error(result, code: int = 1) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == code, result.output
-    err = result.stderr.strip()
-    assert err.startswith("Error: ") and "\n" not in err and "Traceback" not in result.output, result.output
-    return err
 
 
 # ----------------------------------------------------------- wrong --index
@@ -66,7 +60,7 @@ def test_wrong_file_fails_before_the_encoder_is_prepared(tmp_path: Path, monkeyp
     def no_encoder(*args: object, **kwargs: object) -> None:
         raise AssertionError("the encoder was prepared before the sources were checked")
 
-    monkeypatch.setattr(qa.build, "Embedder", no_encoder)
+    monkeypatch.setattr(qa.build.pipeline, "Embedder", no_encoder)
     index = tmp_path / "new-index"
     with pytest.raises(IngestError, match="notes.txt: unrecognised format"):
         build_index([notes], index)

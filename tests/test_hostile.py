@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 from qa import Retriever, build_index
-from qa.chunk import Chunker, ChunkSettings
-from qa.embed import Embedder, resolve_model_path
+from qa.embed import Chunker, ChunkSettings, Embedder, resolve_model_path
 from qa.errors import IngestError
 from qa.ingest import read_source
 from qa.records import Bad, Record

@@ -12,15 +12,15 @@ import pytest
 from typer.testing import CliRunner
 
 from qa import Retriever
-from qa.answer import MIN_COSINE, extract_answer, section_kind
+from qa.ask.answer import MIN_COSINE, extract_answer, section_kind
+from qa.ask.conversation import NO_EARLIER_QUESTION, Conversation, parse_filters, sounds_like_follow_up
+from qa.ask.evaluate import evaluate, score_ranking
+from qa.ask.retrieve import NOTHING_RELEVANT, Fusion, fuse
 from qa.cli import app
-from qa.conversation import NO_EARLIER_QUESTION, Conversation, parse_filters, sounds_like_follow_up
 from qa.embed import Embedder
 from qa.errors import QAError
-from qa.evaluate import evaluate, score_ranking
 from qa.query import Filters, Hit
 from qa.records import Record
-from qa.retrieve import NOTHING_RELEVANT, Fusion, fuse
 from qa.store.lexical import match_expression, terms
 from qa.store.snapshot import StoredSentence
 
@@ -150,8 +150,7 @@ def test_parse_filters() -> None:
 
 
 def make_hit(rank: int, pmid: str) -> Hit:
-    return Hit(rank=rank, pmid=pmid, title=None, journal=None, year=None, section=None, text="", score=1.0 / rank,
-               url="")  # fmt: skip
+    return Hit(rank=rank, pmid=pmid, title=None, journal=None, year=None, section=None, text="", score=1.0 / rank)
 
 
 def sentences_of(pmid: str, rows: list[tuple[str, str | None, float]], axis: int = 1) -> list[StoredSentence]:

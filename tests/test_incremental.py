@@ -18,9 +18,10 @@ from qa.errors import QAError
 from qa.query import Filters
 from qa.records import Record, record_to_dict
 from qa.store import IndexStore
-from qa.verify import verify_index
+from qa.store.verify import verify_index
 
 from .conftest import IL6_QUESTION, SEED_PMID
+from .helpers import passage_text_hashes
 
 
 def write_jsonl(path: Path, records: list[Record]) -> Path:
@@ -90,7 +91,7 @@ def test_new_records_are_added_and_only_they_are_embedded(
 def vectors_by_text(index: Path, pmid: str) -> dict[str, np.ndarray]:
     snap = IndexStore(index).open()
     try:
-        hashes = snap.passages.text_hashes(pmid)
+        hashes = passage_text_hashes(index, pmid)
         vectors = snap.vectors.vectors(list(hashes))
         return {h: vectors[i] for i, h in enumerate(hashes.values())}
     finally:

@@ -18,16 +18,16 @@ from typing import Any
 
 import pytest
 
-from qa import build as build_module
-from qa import build_index, chunk_pool
-from qa.chunk import Chunker, ChunkerSpec, ChunkSettings
-from qa.chunk_pool import MIN_PARALLEL_RECORDS, ChunkPool, auto_workers
-from qa.embed import Embedder
+from qa import build_index
+from qa.build import batches, chunk_pool
+from qa.build.chunk_pool import MIN_PARALLEL_RECORDS, ChunkPool, auto_workers
+from qa.embed import Chunker, ChunkerSpec, ChunkSettings, Embedder
 from qa.errors import QAError
 from qa.records import Record, record_to_dict
 from qa.store import IndexStore
 
 from .conftest import SEED_PMID
+from .helpers import passage_text_hashes
 
 
 def contents(index: Path) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def contents(index: Path) -> dict[str, Any]:
         pmids = sorted(snap.passages.pmids())
         return {
             "rows": [chunks[i] for i in ids],  # id, pmid, ordinal, section, offsets, text, sentences, citation
-            "embedded": {p: snap.passages.text_hashes(p) for p in pmids},
+            "embedded": {p: passage_text_hashes(index, p) for p in pmids},
             "vectors": snap.vectors.vectors(ids),
             "sentences": {
                 p: [(s.start, s.end, s.section, s.vector.tobytes()) for s in rows]
@@ -71,7 +71,7 @@ def test_parallel_build_is_identical_to_serial(
     # 100 real records (the first half of the shared 200-record subset, to stay within ~30 s) and the seed
     # record, in batches and tasks smaller than the defaults: 5 batches of 5 tasks each, so any reordering
     # between workers would show.
-    monkeypatch.setattr(build_module, "BATCH_RECORDS", 24)
+    monkeypatch.setattr(batches, "BATCH_RECORDS", 24)
     monkeypatch.setattr(chunk_pool, "TASK_RECORDS", 5)
     sources = [write_jsonl(tmp_path / "subset.jsonl", pubmedqa_records[:100]), shared / "seed" / f"{SEED_PMID}.xml"]
     index = tmp_path / "index"
@@ -126,7 +126,7 @@ def test_parallel_build_is_identical_to_serial(
 
     # Ctrl-C between two batches, with the workers busy: the pool stops, nothing is left behind or changed.
     before = contents(copy)
-    monkeypatch.setattr(build_module, "BATCH_RECORDS", 4)
+    monkeypatch.setattr(batches, "BATCH_RECORDS", 4)
 
     def interrupt(stage: str, done: int, total: int | None) -> None:
         if stage == "embed" and done > 0:

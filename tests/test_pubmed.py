@@ -12,8 +12,7 @@ from typer.testing import CliRunner
 from qa import Retriever
 from qa.cli import app
 from qa.errors import FetchError
-from qa.ingest import read_source
-from qa.pubmed import EUtils, fetch_records, read_pmid_file
+from qa.ingest import EUtils, fetch_records, read_pmid_file, read_source
 from qa.records import Record
 from qa.store import IndexStore
 

@@ -19,15 +19,15 @@ import pytest
 from typer.testing import CliRunner
 
 from qa import Retriever, build_index, remove_records
+from qa.ask.evaluate import evaluate
 from qa.build import index_from_shards
+from qa.build.shards.format import SHARD_MANIFEST, SHARD_SET, Shard
 from qa.cli import app
 from qa.errors import ShardError
-from qa.evaluate import evaluate
 from qa.records import Record, record_to_dict
-from qa.shards import SHARD_MANIFEST, SHARD_SET, Shard
 from qa.store import IndexStore, VectorIndex
 from qa.store.layout import MANIFEST, PASSAGES, VECTORS
-from qa.verify import verify_index
+from qa.store.verify import verify_index
 
 from .conftest import IL6_QUESTION, SEED_PMID
 
@@ -71,7 +71,7 @@ def local_index(tmp_path_factory: pytest.TempPathFactory, sources: list[Path]) -
 @pytest.fixture(scope="module")
 def ray_built(tmp_path_factory: pytest.TempPathFactory, ray_session, sources: list[Path], local_index: Path):
     """(index, shards, report, log lines) of a Ray build of the same files."""
-    from qa.ray_build import RayOptions, build_with_ray
+    from qa.build.shards.ray import RayOptions, build_with_ray
 
     work = tmp_path_factory.mktemp("ray")
     index, shards = work / "index", work / "shards"
@@ -187,7 +187,7 @@ def test_rerun_skips_complete_shards(ray_built, sources: list[Path], tmp_path: P
 
 
 def test_unfinished_shard_is_made_again(ray_built, sources: list[Path], tmp_path: Path) -> None:
-    from qa.ray_build import RayOptions, build_with_ray
+    from qa.build.shards.ray import RayOptions, build_with_ray
 
     index, shards, _, _ = ray_built
     work_shards, work_index = tmp_path / "shards", tmp_path / "index"
@@ -208,7 +208,7 @@ def test_unfinished_shard_is_made_again(ray_built, sources: list[Path], tmp_path
 def test_killed_worker_is_retried_and_its_shard_made_once(
     ray_session, ray_built, shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from qa.ray_build import RayOptions, build_with_ray
+    from qa.build.shards.ray import RayOptions, build_with_ray
 
     index = ray_built[0]
     marker = tmp_path / "crashed"
@@ -226,7 +226,7 @@ def test_killed_worker_is_retried_and_its_shard_made_once(
 
 
 def test_damaged_shard_is_refused_in_one_line(ray_built, sources: list[Path], tmp_path: Path) -> None:
-    from qa.ray_build import RayOptions, build_with_ray
+    from qa.build.shards.ray import RayOptions, build_with_ray
 
     _, shards, _, _ = ray_built
     work = tmp_path / "shards"
@@ -250,7 +250,7 @@ def test_updates_and_removals_on_top_of_a_ray_build(
     ray_built, local_index: Path, sources: list[Path], shared: Path, tmp_path: Path
 ) -> None:
     """A daily update file (a revised record, two deletions) through either engine, then `qa remove`."""
-    from qa.ray_build import RayOptions, build_with_ray
+    from qa.build.shards.ray import RayOptions, build_with_ray
 
     index, shards, _, _ = ray_built
     update = shared / "samples" / "update-with-deletions.xml"

@@ -18,7 +18,7 @@ from qa.embed import Embedder
 from qa.errors import IndexStoreError
 from qa.records import Record, record_to_dict
 from qa.store import IndexStore
-from qa.verify import verify_index
+from qa.store.verify import verify_index
 
 from .conftest import IL6_QUESTION, SEED_PMID
 

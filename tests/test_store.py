@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.chunk import Chunk
+from qa.embed import Chunk
 from qa.errors import IndexStoreError
 from qa.query import Filters
 from qa.records import Record, Section
@@ -32,7 +32,7 @@ RECORDS = [
 
 
 def manifest() -> Manifest:
-    return Manifest(model="test", dimension=DIM, max_seq_length=16, records=0, chunks=0,
+    return Manifest(model="test", dimension=DIM, max_seq_length=16, records=0, chunks=0, backend="torch",
                     chunking={"chunk_tokens": 128, "overlap_sentences": 1})  # fmt: skip
 
 
@@ -67,7 +67,7 @@ def write(index: Path, records: list[Record], base: bool = False) -> dict[str, l
             chunks = chunks_of(record)
             vectors[record.pmid] = [unit(int(record.pmid) * 10 + c.ordinal) for c in chunks]
             writer.add_chunks(chunks, np.stack(vectors[record.pmid]))
-        writer.commit(manifest())
+        store.commit(writer, manifest())
     finally:
         if snapshot is not None:
             snapshot.close()
@@ -153,7 +153,7 @@ def test_update_on_a_base_keeps_old_records_and_removes_deleted(index) -> None: 
         plan = writer.plan()
         assert plan.deleted == ["202"] and plan.not_found == ["999"]
         assert writer.delete_records(plan.deleted) == 1
-        writer.commit(manifest())
+        store.commit(writer, manifest())
     finally:
         snapshot.close()
         lock.release()
@@ -175,7 +175,7 @@ def test_ivf_conversion_keeps_every_id_and_vector() -> None:
     ivf = flat.converted("ivf-sq8")
     assert ivf.kind == "ivf-sq8" and sorted(ivf.ids().tolist()) == ids.tolist()
     assert np.allclose(ivf.vectors([ids[5]])[0], vectors[5], atol=0.02)  # 8-bit codes: close, not equal
-    ivf.nprobe = ivf._index.nlist  # search every list: as exact as the codes allow
+    ivf.nprobe = ivf.lists  # search every list: as exact as the codes allow
     assert ivf.search(vectors[7], 1)[0][0] == ids[7]
     assert ivf.converted("flat").kind == "flat"
 
@@ -191,9 +191,9 @@ def test_ivf_pq_keeps_every_id_finds_near_vectors_and_removes() -> None:
     flat.add(ids, vectors)
     pq = flat.converted("ivf-pq")
     assert pq.kind == "ivf-pq" and sorted(pq.ids().tolist()) == ids.tolist()
-    assert pq._index.code_size == 64
+    assert pq.code_bytes == 64
     assert float(pq.vectors([ids[5]])[0] @ vectors[5]) > 0.95  # lossy codes, but the same direction
-    pq.nprobe = pq._index.nlist
+    pq.nprobe = pq.lists
     found = [i for i, _ in pq.search(vectors[7], 10)]
     assert ids[7] in found
     pq.remove([int(ids[7])])
@@ -253,7 +253,7 @@ def test_layout_names_every_path_in_one_place(tmp_path: Path) -> None:
         {"records": True},
         {"nprobe": 10**9},
         {"backend": "tensorflow"},
-        {"encoder_sha256": "not a checksum"},
+        {"encoder_files": {"model.onnx": "not a checksum"}},
         {"files": {"vectors.faiss": {"bytes": -5, "sha256": "0" * 64}}},
     ],
 )

@@ -4,6 +4,6 @@ Both are thin adapters over ``Service``; they need the ``serve`` extra (FastAPI,
 which importing this package does not.
 """
 
-from .service import MAX_K, NotFound, Previous, Service
+from .service import NotFound, Previous, Service
 
-__all__ = ["Service", "Previous", "NotFound", "MAX_K"]
+__all__ = ["Service", "Previous", "NotFound"]

@@ -25,7 +25,7 @@ INSTRUCTIONS = (
     "Cite what you use by PMID with its URL; say so when nothing relevant is found rather than answering from memory."
 )
 
-Pmid = Annotated[str, Field(max_length=40, description="A PubMed ID, such as 25589616.")]
+PmidArgument = Annotated[str, Field(max_length=40, description="A PubMed ID, such as 25589616.")]
 
 
 def build_server(service: Service, *, verbose: bool = False) -> MCPServer:
@@ -57,7 +57,7 @@ def build_server(service: Service, *, verbose: bool = False) -> MCPServer:
         return AskOut(**_answered(lambda: service.ask(question, k=k, previous=turn)))
 
     @server.tool()
-    def get_record(pmid: Pmid) -> RecordOut:
+    def get_record(pmid: PmidArgument) -> RecordOut:
         """The stored record of one PMID: title, journal, year, DOI, MeSH terms and the abstract by section."""
         return RecordOut(**_answered(lambda: service.record(pmid)))
 

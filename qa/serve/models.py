@@ -10,19 +10,19 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..query import MAX_QUESTION_CHARS, Filters
+from ..query import MAX_PAGE_K, MAX_QUESTION_CHARS, Filters
 from ..records import MAX_JOURNAL_CHARS, MAX_MESH_TERM_CHARS
-from .service import MAX_K, MAX_PREVIOUS_PMIDS, Previous
+from .service import MAX_PREVIOUS_PMIDS, Previous
 
 MAX_MESH_FILTERS = 20
 
 Question = Annotated[
     str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="A question in plain English.")
 ]
-K = Annotated[int, Field(ge=1, le=MAX_K, description=f"How many passages to return (1-{MAX_K}).")]
+K = Annotated[int, Field(ge=1, le=MAX_PAGE_K, description=f"How many passages to return (1-{MAX_PAGE_K}).")]
 ModeName = Literal["hybrid", "dense", "lexical"]
 Year = Annotated[int, Field(ge=0, le=9999)]
-Pmid = Annotated[str, Field(min_length=1, max_length=12, pattern=r"^[0-9]+$")]
+PmidString = Annotated[str, Field(min_length=1, max_length=12, pattern=r"^[0-9]+$")]
 
 
 class _Input(BaseModel):
@@ -47,7 +47,7 @@ class PreviousIn(_Input):
     """The ``context`` object of the previous answer: its topic question and the PMIDs that answered it."""
 
     question: Question
-    pmids: list[Pmid] = Field(default_factory=list, max_length=MAX_PREVIOUS_PMIDS)
+    pmids: list[PmidString] = Field(default_factory=list, max_length=MAX_PREVIOUS_PMIDS)
 
 
 class SearchIn(_Input):

@@ -16,16 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..conversation import Conversation
+from ..ask.conversation import Conversation
+from ..ask.retrieve import Retriever
 from ..errors import QAError
-from ..query import DEFAULT_MODE, Filters, check_mode, check_question
+from ..query import DEFAULT_MODE, MAX_PAGE_K, Filters, check_k, check_mode, check_question
 from ..records import normalize_pmid, record_to_dict
-from ..retrieve import Retriever
 from ..store import IndexStore
 
 log = logging.getLogger("qa.serve")
 
-MAX_K = 50  # passages per request: a page of results, not a dump of the index
 MAX_PREVIOUS_PMIDS = 50
 RELOAD_CHECK_SECONDS = 1.0  # how often a request looks for a newer build (one small file read)
 
@@ -40,12 +39,6 @@ class Previous:
 
     question: str
     pmids: tuple[str, ...] = ()
-
-
-def check_k(k: int) -> int:
-    if not 1 <= k <= MAX_K:
-        raise QAError(f"k must be between 1 and {MAX_K}")
-    return k
 
 
 class Service:
@@ -116,7 +109,7 @@ class Service:
         previous: Previous | None = None,
     ) -> dict[str, Any]:
         """The ``qa ask --json`` object, plus ``context``: what to send as ``previous`` with a follow-up."""
-        question, k, checked_mode = check_question(question), check_k(k), check_mode(mode)
+        question, k, checked_mode = check_question(question), check_k(k, MAX_PAGE_K), check_mode(mode)
         with self.retriever() as retriever:
             talk = Conversation(retriever, k=k, mode=checked_mode, filters=filters or Filters())
             if previous is not None:
@@ -127,7 +120,7 @@ class Service:
     def search(
         self, question: str, *, k: int = 5, mode: str = DEFAULT_MODE, filters: Filters | None = None
     ) -> dict[str, Any]:
-        question, k, checked_mode = check_question(question), check_k(k), check_mode(mode)
+        question, k, checked_mode = check_question(question), check_k(k, MAX_PAGE_K), check_mode(mode)
         with self.retriever() as retriever:
             hits = retriever.search(question, k, mode=checked_mode, filters=filters)
         return {"question": question, "mode": checked_mode, "hits": [h.to_dict() for h in hits]}
@@ -166,4 +159,4 @@ def _pmids(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(p for p in pmids if p)
 
 
-__all__ = ["Service", "Previous", "NotFound", "MAX_K", "check_k"]
+__all__ = ["Service", "Previous", "NotFound"]

@@ -7,14 +7,18 @@
 - ``vectors``: FAISS (the only module that imports it)
 - ``lexical``: BM25 over SQLite FTS5 with biomedical terms
 - ``manifest``: what a snapshot holds and how it was made
+- ``durable``: fsync of files and folders, and the crash tests' one hook (``fault_point``)
+- ``verify``: ``qa verify`` -- every check of an index, end to end
 """
 
 from .directory import IndexStore, describe
+from .durable import exclusive_lock, fault_point, fsync_dir, fsync_file
 from .layout import IndexLayout, encoder_dir_name
 from .manifest import FORMAT_VERSION, Manifest, file_facts
 from .snapshot import Consistency, Passages, Snapshot, StoredChunk
 from .vectors import DEFAULT_NPROBE, INDEX_TYPES, IVF_THRESHOLD, VectorIndex, resolve_index_type, set_threads
-from .writer import Plan, SnapshotWriter, fault_point, record_hash, text_hash
+from .verify import VerifyReport, verify_index
+from .writer import Plan, SnapshotWriter, record_hash, text_hash
 
 __all__ = [
     "IndexStore",
@@ -36,6 +40,11 @@ __all__ = [
     "record_hash",
     "text_hash",
     "fault_point",
+    "exclusive_lock",
+    "fsync_file",
+    "fsync_dir",
+    "verify_index",
+    "VerifyReport",
     "file_facts",
     "encoder_dir_name",
     "describe",

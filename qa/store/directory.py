@@ -15,12 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..embed.onnx import encoder_checksums, encoder_model_file
 from ..errors import IndexStoreError
-from .layout import ENCODER_MODEL, MANIFEST, PASSAGES, IndexLayout, encoder_checksums, encoder_model_file
+from .durable import exclusive_lock, fault_point, fsync_dir, fsync_file
+from .layout import MANIFEST, PASSAGES, IndexLayout
 from .manifest import Manifest
 from .snapshot import Passages, Snapshot
 from .vectors import resolve_index_type
-from .writer import SnapshotWriter, fsync_dir, fsync_file
+from .writer import SnapshotWriter
 
 MAX_POINTER_BYTES = 256  # CURRENT holds one snapshot name
 
@@ -104,7 +106,7 @@ class IndexStore:
                 f"the index's encoder {manifest.encoder} is missing; rebuild the index with qa build --full"
             )
         if check:
-            expected = dict(manifest.encoder_files) or {ENCODER_MODEL: manifest.encoder_sha256}
+            expected = manifest.encoder_files  # never empty for an exported backend (Manifest.problem)
             found = encoder_checksums(folder)
             changed = sorted(name for name, digest in expected.items() if found.get(name) != digest)
             if changed:
@@ -120,26 +122,24 @@ class IndexStore:
 
     def lock(self, timeout: float = 0) -> Any:
         """An exclusive lock for writers; a second build fails at once with a clear message."""
-        from filelock import FileLock, Timeout
-
         self._check_folder()
         self.path.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.layout.lock), timeout=timeout)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise IndexStoreError(
-                f"another build is running on {self.path} (lock {self.layout.lock} is held); wait for it to finish"
-            ) from None
-        except OSError as exc:
-            raise IndexStoreError(f"{self.layout.lock}: cannot lock ({exc.strerror or exc})") from None
-        return lock
+        busy = f"another build is running on {self.path} (lock {self.layout.lock} is held); wait for it to finish"
+        return exclusive_lock(self.layout.lock, busy, timeout)
 
     def begin(self, *, dimension: int, base: Snapshot | None = None, index_type: str = "auto") -> SnapshotWriter:
         """Start a new snapshot, empty or from a copy of ``base``; call under ``lock()``."""
         self.path.mkdir(parents=True, exist_ok=True)
         resolve_index_type(index_type, 0)  # reject unknown names before any work
-        return SnapshotWriter(self, self.layout.new_build(), dimension, base, index_type)
+        return SnapshotWriter(self.layout, self.layout.new_build(), dimension, base, index_type)
+
+    def commit(self, writer: SnapshotWriter, manifest: Manifest) -> Path:
+        """Finish ``writer``'s snapshot, make it the live one, and remove what it replaced."""
+        final = writer.commit(manifest)
+        fault_point("swap")
+        self.publish(final)
+        self.remove_stale()
+        return final
 
     def remove_stale(self) -> None:
         """Delete what earlier builds left behind (call under the lock, before a build starts)."""

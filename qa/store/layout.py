@@ -13,13 +13,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..embed.onnx import ENCODER_FILES, EXPORT_PREFIX, MODEL_FILE, SETTINGS_FILE, TOKENIZER_FILE, encoder_dir_name
 from ..errors import IndexStoreError
 
 MANIFEST = "manifest.json"
@@ -32,21 +32,8 @@ BUILD_PREFIX = ".build-"
 MODELS = "models"
 FETCH = "fetch"
 SHARDS = "shards"
-ENCODER_MODEL = "model.onnx"  # inside an encoder folder: the int8 graph
-ENCODER_SETTINGS = "encoder.json"  # inside an encoder folder: pooling, max length, checksum
-ENCODER_TOKENIZER = "tokenizer.json"
-ENCODER_FILES = (ENCODER_MODEL, ENCODER_SETTINGS, ENCODER_TOKENIZER)
-
-
-def encoder_dir_name(model: str | None) -> str:
-    """Folder name, inside ``models/``, of a model's int8 ONNX export."""
-    from ..embed import DEFAULT_MODEL, canonical_model_name
-
-    name = canonical_model_name(model)
-    base = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name).name).strip("-") or "model"
-    if name != DEFAULT_MODEL:
-        base += "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{base}-onnx-int8"
+# The encoder folder's own files are named by the backend that makes them (``qa.embed.onnx``).
+ENCODER_MODEL, ENCODER_SETTINGS, ENCODER_TOKENIZER = MODEL_FILE, SETTINGS_FILE, TOKENIZER_FILE
 
 
 @dataclass(frozen=True)
@@ -92,7 +79,7 @@ class IndexLayout:
         ]
         models = self.root / MODELS
         if models.is_dir() and not models.is_symlink():
-            found += [child for child in models.iterdir() if child.is_dir() and child.name.startswith(".export-")]
+            found += [child for child in models.iterdir() if child.is_dir() and child.name.startswith(EXPORT_PREFIX)]
         return found
 
     # -- beside the snapshots --------------------------------------------
@@ -130,29 +117,16 @@ class IndexLayout:
 
     @property
     def shards(self) -> Path:
-        """Where a distributed build keeps its shards by default (see ``qa.shards``)."""
+        """Where a distributed build keeps its shards by default (see ``qa.build.shards``)."""
         return self.root / SHARDS
-
-
-def encoder_checksums(encoder_dir: Path) -> dict[str, str]:
-    """SHA-256 of each file of an encoder folder, for the manifest and the checks at load time."""
-    from .manifest import file_facts
-
-    return {name: file_facts(encoder_dir / name)["sha256"] for name in ENCODER_FILES if (encoder_dir / name).is_file()}
 
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
 
-def encoder_model_file(encoder_dir: Path) -> Path:
-    return encoder_dir / ENCODER_MODEL
-
-
 __all__ = [
     "IndexLayout",
     "encoder_dir_name",
-    "encoder_model_file",
-    "encoder_checksums",
     "MANIFEST",
     "VECTORS",
     "PASSAGES",
@@ -161,4 +135,5 @@ __all__ = [
     "ENCODER_MODEL",
     "ENCODER_SETTINGS",
     "ENCODER_TOKENIZER",
+    "ENCODER_FILES",
 ]

@@ -47,7 +47,7 @@ STOPWORDS = frozenset(
 )
 
 
-def _fold(text: str) -> str:
+def _term_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     if any(ch in text for ch in _GREEK):
         text = "".join(_GREEK.get(ch, ch) for ch in text)
@@ -57,7 +57,7 @@ def _fold(text: str) -> str:
 def terms(text: str, *, drop_stopwords: bool = False) -> list[str]:
     """Index terms of ``text``: compound biomedical tokens joined, plus their parts."""
     out: list[str] = []
-    for match in _TOKEN.finditer(_fold(text)):
+    for match in _TOKEN.finditer(_term_text(text)):
         token = match.group(0)
         plus = token.endswith("+")
         core = token.rstrip("+")

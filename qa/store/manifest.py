@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..checksums import file_facts
+from ..embed.onnx import MODEL_FILE
+from ..embed.registry import BACKENDS, DEFAULT_BACKEND, is_exported
 from ..errors import IndexStoreError
 from .vectors import DEFAULT_NPROBE
 
@@ -30,10 +32,9 @@ class Manifest:
     sources: list[str] = field(default_factory=list)
     index_type: str = "flat"  # "flat" (exact inner product), "ivf-sq8" or "ivf-pq"
     nprobe: int = DEFAULT_NPROBE  # IVF: inverted lists searched per question
-    backend: str = "torch"  # how vectors were made: "torch" or "onnx-int8"
+    backend: str = DEFAULT_BACKEND  # how vectors were made: a name in qa.embed.registry
     pubmed: dict[str, Any] | None = None  # the PubMed search this index follows (`qa update`)
     encoder: str | None = None  # onnx-int8: the exported encoder's folder, relative to the index
-    encoder_sha256: str | None = None  # onnx-int8: checksum of the encoder's model file
     encoder_files: dict[str, str] = field(default_factory=dict)  # onnx-int8: every encoder file -> SHA-256
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"bytes", "sha256"}
     format_version: int = FORMAT_VERSION
@@ -69,7 +70,14 @@ class Manifest:
             value = getattr(self, name)
             if not check(value):
                 return f"{name} is {_preview(value)}"
+        if is_exported(self.backend) and (not self.encoder or MODEL_FILE not in self.encoder_files):
+            return f"the {self.backend} encoder and its files are not listed"
         return None
+
+    @property
+    def encoder_sha256(self) -> str | None:
+        """The encoder's model file checksum, read from its file list (stored once)."""
+        return self.encoder_files.get(MODEL_FILE)
 
 
 def _int(low: int, high: int) -> Any:
@@ -103,13 +111,12 @@ _CHECKS = {
     "sources": lambda v: isinstance(v, list) and len(v) <= 1_000_000 and all(_str()(s) for s in v),
     "index_type": lambda v: v in ("flat", "ivf-sq8", "ivf-pq"),
     "nprobe": _int(1, 65_536),
-    "backend": lambda v: v in ("torch", "onnx-int8"),
+    "backend": lambda v: v in BACKENDS,
     "pubmed": lambda v: (
         v is None
         or (isinstance(v, dict) and _optional(_str(100_000))(v.get("query")) and _optional(_COUNT)(v.get("max")))
     ),
     "encoder": _optional(_str(255)),
-    "encoder_sha256": _optional(_sha),
     "encoder_files": lambda v: isinstance(v, dict) and all(_str(255)(k) and _sha(h) for k, h in v.items()),
     "files": lambda v: (
         isinstance(v, dict)
@@ -125,15 +132,6 @@ _CHECKS = {
 def _preview(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def file_facts(path: Path) -> dict[str, Any]:
-    """Size and SHA-256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 __all__ = ["Manifest", "FORMAT_VERSION", "file_facts"]

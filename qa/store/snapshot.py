@@ -64,11 +64,11 @@ CREATE TABLE sentences (
 SENTENCE_DTYPE = np.float16  # half the size of float32; cosines move by ~1e-3, far below what ranks them
 
 PassageScores = dict[int, tuple[str, float]]  # chunk id -> (pmid, cosine)
-SQL_BATCH = 900
+SQL_BATCH = 900  # ids bound per IN (...) query: stay under SQLite's variable limit (999 in older builds)
 # Snapshots whose vectors and passages together are at most this big are hashed on every load (SHA-256
 # runs at ~1.9 GB/s here: 14 ms for the 26 MB of the 1,001-abstract index); larger ones check sizes on
 # load and are hashed by `qa verify` and `qa ask --verify`.
-LOAD_HASH_LIMIT = 256 * 1024 * 1024  # stay under SQLite's variable limit
+LOAD_HASH_LIMIT = 256 * 1024 * 1024  # bytes
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def _record_from_row(row: Sequence[Any]) -> Record:
     )
 
 
-def _fold(text: str | None) -> str | None:
+def _casefold(text: str | None) -> str | None:
     """Unicode case folding, the same for stored values and filter terms ("Ödema" == "ödema")."""
     return unicodedata.normalize("NFKC", text).casefold() if isinstance(text, str) else text
 
@@ -157,7 +157,7 @@ class _ThreadConnections:
                     raise IndexStoreError(f"{self.path}: this snapshot was closed")
                 db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
                 # SQLite's lower() and LIKE fold ASCII only: "Ärztliche" would never match "ärztliche".
-                db.create_function("qa_fold", 1, _fold, deterministic=True)
+                db.create_function("qa_fold", 1, _casefold, deterministic=True)
                 self._open.append(db)
             self._local.db = db
         return db
@@ -262,10 +262,10 @@ class Passages:
             args.append(filters.year_to)
         if filters.journal:  # "contains", literally: instr() has no wildcards, unlike LIKE's % and _
             where.append("instr(qa_fold(journal), ?) > 0")
-            args.append(_fold(filters.journal))
+            args.append(_casefold(filters.journal))
         for term in filters.mesh:
             where.append("EXISTS (SELECT 1 FROM json_each(records.mesh) WHERE qa_fold(json_each.value) = ?)")
-            args.append(_fold(term))
+            args.append(_casefold(term))
         sql = "SELECT pmid FROM records" + (" WHERE " + " AND ".join(where) if where else "")
         return [row[0] for row in self._query(sql, args)]
 
@@ -302,10 +302,6 @@ class Passages:
             text = abstracts[pmid][start:end]
             out[pmid].append(StoredSentence(pmid, start, end, text, section, vector))
         return out
-
-    def text_hashes(self, pmid: str) -> dict[int, str]:
-        """Passage id -> hash of its embedded text, for one record."""
-        return dict(self._query("SELECT id, text_hash FROM chunks WHERE pmid=?", (pmid,)))
 
     def record(self, pmid: str) -> Record | None:
         rows = self._query(

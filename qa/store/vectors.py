@@ -108,6 +108,16 @@ class VectorIndex:
         return int(self._index.d)
 
     @property
+    def lists(self) -> int:
+        """IVF: the number of inverted lists (0 for flat); ``nprobe = lists`` makes a search scan them all."""
+        return int(getattr(self._index, "nlist", 0))
+
+    @property
+    def code_bytes(self) -> int:
+        """Bytes stored per vector: 4 x dimension for flat, 1 x dimension for ivf-sq8, the PQ code size for ivf-pq."""
+        return int(getattr(self._index, "code_size", 4 * self.dimension))
+
+    @property
     def kind(self) -> str:
         import faiss
 

@@ -13,26 +13,22 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..chunk import Chunk
+from ..embed.chunk import Chunk
 from ..errors import IndexStoreError
 from ..records import Record, record_from_dict, record_to_dict
-from .layout import MANIFEST, PASSAGES, VECTORS
+from .durable import fault_point, fsync_dir, fsync_file
+from .layout import MANIFEST, PASSAGES, VECTORS, IndexLayout
 from .lexical import LexicalIndex
 from .manifest import Manifest, file_facts
 from .snapshot import SCHEMA, SENTENCE_DTYPE, Snapshot
 from .vectors import VectorIndex, resolve_index_type
-
-if TYPE_CHECKING:
-    from .directory import IndexStore
 
 # Incoming records of one build, resolved before anything is embedded (TEMP: never in the snapshot).
 _STAGING = """
@@ -47,25 +43,6 @@ def record_hash(record: Record) -> str:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def fault_point(name: str) -> None:
-    """Crash tests: ``QA_TEST_KILL_AT=name`` makes the process SIGKILL itself here, as a power cut would."""
-    if os.environ.get("QA_TEST_KILL_AT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
 
 
 @dataclass
@@ -91,13 +68,13 @@ class SnapshotWriter:
 
     def __init__(
         self,
-        store: IndexStore,
+        layout: IndexLayout,
         directory: Path,
         dimension: int,
         base: Snapshot | None = None,
         index_type: str = "auto",
     ) -> None:
-        self.store = store
+        self.layout = layout
         self.dir = directory
         self.dir.mkdir(parents=True)
         self.index_type = index_type
@@ -287,7 +264,8 @@ class SnapshotWriter:
         return self.vectors.kind
 
     def commit(self, manifest: Manifest) -> Path:
-        """Write, fsync and publish the snapshot; returns its final directory."""
+        """Write and fsync the snapshot and rename it to its final name, which it returns; publishing it
+        (pointing CURRENT at it) is the store's job (``IndexStore.publish``)."""
         # An index that grew into IVF stays IVF under auto; --index-type flat converts back.
         kind = resolve_index_type(self.index_type, self.vectors.count, current=self.vectors.kind)
         self.vectors = self.vectors.converted(kind)
@@ -306,12 +284,9 @@ class SnapshotWriter:
         (self.dir / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
         for name in (PASSAGES, VECTORS, MANIFEST):
             fsync_file(self.dir / name)
-        final = self.store.layout.new_snapshot()
+        final = self.layout.new_snapshot()
         os.rename(self.dir, final)
-        fsync_dir(self.store.path)
-        fault_point("swap")
-        self.store.publish(final)
-        self.store.remove_stale()
+        fsync_dir(self.layout.root)
         return final
 
     def abort(self) -> None:
@@ -321,4 +296,4 @@ class SnapshotWriter:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-__all__ = ["SnapshotWriter", "Plan", "record_hash", "text_hash", "fault_point", "fsync_dir", "fsync_file"]
+__all__ = ["SnapshotWriter", "Plan", "record_hash", "text_hash"]

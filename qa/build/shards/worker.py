@@ -1,7 +1,7 @@
 """Shard worker: parse, chunk and embed one source file into one shard, exactly as a local build would.
 
 ``ShardWorker`` loads the encoder once and then makes shard after shard; a distributed engine runs one per
-worker (``qa.ray_build`` wraps it in a Ray actor), but nothing here needs Ray. Records are chunked with
+worker (``shards.ray`` wraps it in a Ray actor), but nothing here needs Ray. Records are chunked with
 the build's own ``Chunker`` and encoded in batches of ``BATCH_RECORDS`` in PMID order, passages one text
 at a time like a local build, so every passage vector equals the local build's.
 """
@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
-from .build import BATCH_RECORDS, sentence_rows
-from .chunk import Chunk, Chunker, ChunkSettings
-from .embed import Embedder, quiet_third_party
-from .errors import QAError, ShardError
-from .ingest import read_source
-from .records import Bad, Deletion, Record, Skipped, record_to_dict
-from .shards import (
+from ...embed import Chunk, Chunker, ChunkSettings, Embedder, quiet_third_party
+from ...embed.onnx import encoder_checksums
+from ...errors import QAError, ShardError
+from ...ingest import read_source
+from ...records import Record, record_to_dict
+from ...store import record_hash
+from .. import batches
+from ..batches import Tally, encode_batch, sentence_rows
+from .format import (
     EVENTS,
-    PASSAGES,
+    PASSAGE_LIST,
     SHARD_MANIFEST,
     Shard,
     ShardManifest,
@@ -31,8 +33,6 @@ from .shards import (
     chunk_to_dict,
     is_complete,
 )
-from .store import file_facts, record_hash
-from .store.layout import encoder_model_file
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class WorkerSpec:
     """What every worker needs to embed as the build asks: plain data, sent once to each worker."""
 
     settings: ShardSettings
-    encoder_dir: str | None  # onnx-int8: the encoder folder beside the shards (shared storage on a cluster)
+    encoder_dir: str | None  # exported backends: the encoder folder beside the shards (shared storage on a cluster)
+    encoder_files: dict[str, str] = field(default_factory=dict)  # ... and the SHA-256 of each of its files
     device: str | None = None
     batch_size: int | None = None
     threads: int | None = None  # int8 encoder threads (the CPUs given to one worker)
@@ -100,10 +101,8 @@ def _load(spec: WorkerSpec) -> tuple[Embedder, Chunker]:
     embedder = Embedder(s.model, backend=s.backend, encoder_dir=encoder_dir, device=spec.device,
                         batch_size=spec.batch_size, export=False, threads=spec.threads,
                         precision=s.precision)  # fmt: skip
-    if encoder_dir is not None:
-        model_file = encoder_model_file(encoder_dir)
-        if not model_file.is_file() or file_facts(model_file)["sha256"] != s.encoder_sha256:
-            raise ShardError(f"{encoder_dir}: not the encoder this build was started with (or not reachable here)")
+    if encoder_dir is not None and (not spec.encoder_files or encoder_checksums(encoder_dir) != spec.encoder_files):
+        raise ShardError(f"{encoder_dir}: not the encoder this build was started with (or not reachable here)")
     chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, ChunkSettings(s.chunk_tokens, s.overlap_sentences))
     return embedder, chunker
 
@@ -131,60 +130,65 @@ def _fill(
         name=job.name, source=source.name, source_sha256=job.source_sha256, source_bytes=source.stat().st_size,
         settings=spec.settings.to_dict(), dimension=embedder.dimension, max_seq_length=embedder.max_seq_length,
     )  # fmt: skip
-    standing: dict[str, Record | None] = {}  # the file's last word on each PMID: a record, or None (deleted)
-    skipped: Counter[str] = Counter()
     with open(writer.path(EVENTS), "w", encoding="utf-8") as events:
-        for event in read_source(source, skip_bad=spec.skip_bad):
-            if isinstance(event, Record):
-                manifest.records_read += 1
-                standing[event.pmid] = event
-                events.write(json.dumps({"record": record_to_dict(event)}) + "\n")
-            elif isinstance(event, Deletion):
-                standing.update(dict.fromkeys(event.pmids))
-                events.write(json.dumps({"deleted": list(event.pmids)}) + "\n")
-            elif isinstance(event, Skipped):
-                manifest.records_read += 1
-                skipped[event.reason] += 1
-            elif isinstance(event, Bad):
-                manifest.bad.append(event.message)
-    manifest.skipped = dict(skipped)
-    records = [r for _, r in sorted(standing.items()) if r is not None]  # PMID order, as a local build embeds
+        records = _read(source, spec.skip_bad, events, manifest)
     t1 = time.perf_counter()
     chunks = [chunker.chunk(r) for r in records]
-    rows = [sentence_rows(c) for c in chunks]
     t2 = time.perf_counter()
     manifest.records = len(records)
     manifest.passages = sum(len(c) for c in chunks)
-    manifest.sentences = sum(len(r) for r in rows)
+    manifest.sentences = sum(len(sentence_rows(c)) for c in chunks)
+    with open(writer.path(PASSAGE_LIST), "w", encoding="utf-8") as passages:
+        seconds = _encode(writer, records, chunks, embedder, manifest, passages)
+    manifest.seconds = {"read": t1 - t0, "chunk": t2 - t1, **seconds, "total": time.perf_counter() - t0}
+    manifest.seconds = {k: round(v, 3) for k, v in manifest.seconds.items()}
+    return manifest
+
+
+def _read(source: Path, skip_bad: bool, events: IO[str], manifest: ShardManifest) -> list[Record]:
+    """Copy the file's records and deletions to ``events``; return the records it leaves standing, by PMID."""
+    standing: dict[str, Record | None] = {}  # the file's last word on each PMID: a record, or None (deleted)
+
+    def on_record(record: Record) -> None:
+        standing[record.pmid] = record
+        events.write(json.dumps({"record": record_to_dict(record)}) + "\n")
+
+    def on_deletion(pmids: tuple[str, ...]) -> None:
+        standing.update(dict.fromkeys(pmids))
+        events.write(json.dumps({"deleted": list(pmids)}) + "\n")
+
+    tally = Tally()
+    tally.read(read_source(source, skip_bad=skip_bad), on_record, on_deletion)
+    manifest.records_read, manifest.skipped, manifest.bad = tally.records_read, dict(tally.skipped), tally.bad
+    return [r for _, r in sorted(standing.items()) if r is not None]  # PMID order, as a local build embeds
+
+
+def _encode(
+    writer: ShardWriter, records: list[Record], chunks: list[list[Chunk]], embedder: Embedder,
+    manifest: ShardManifest, passages: IO[str],
+) -> dict[str, float]:  # fmt: skip
+    """Encode the records in the local build's batches into the shard's arrays; list their passages."""
     vectors, sentence_vectors = writer.arrays(manifest.passages, manifest.sentences, manifest.dimension)
     row = sentence_row = 0
-    embed_seconds = sentence_seconds = 0.0
-    with open(writer.path(PASSAGES), "w", encoding="utf-8") as passages:
-        for i in range(0, len(records), BATCH_RECORDS):
-            batch = range(i, min(i + BATCH_RECORDS, len(records)))
-            batch_chunks: list[Chunk] = [c for j in batch for c in chunks[j]]
-            t = time.perf_counter()
-            vectors[row : row + len(batch_chunks)] = embedder.encode([c.embed_text for c in batch_chunks])
-            embed_seconds += time.perf_counter() - t
-            # the batch's sentences encoded together (exact=False), as a local build does with its own batches
-            texts = [records[j].abstract[s:e] for j in batch for _, s, e, _ in rows[j]]
-            t = time.perf_counter()
-            sentence_vectors[sentence_row : sentence_row + len(texts)] = embedder.encode(texts, exact=False)
-            sentence_seconds += time.perf_counter() - t
-            row += len(batch_chunks)
-            sentence_row += len(texts)
-            for j in batch:
-                entry = {"pmid": records[j].pmid, "hash": record_hash(records[j]),
-                         "chunks": [chunk_to_dict(c) for c in chunks[j]], "sentences": len(rows[j])}  # fmt: skip
-                passages.write(json.dumps(entry) + "\n")
+    seconds = {"embed": 0.0, "sentences": 0.0}
+    for i in range(0, len(records), batches.BATCH_RECORDS):
+        batch = range(i, min(i + batches.BATCH_RECORDS, len(records)))
+        batch_chunks = [c for j in batch for c in chunks[j]]
+        encoded = encode_batch([records[j] for j in batch], batch_chunks, embedder, manifest.dimension)
+        vectors[row : row + len(batch_chunks)] = encoded.vectors
+        sentence_vectors[sentence_row : sentence_row + len(encoded.sentence_rows)] = encoded.sentence_vectors
+        row += len(batch_chunks)
+        sentence_row += len(encoded.sentence_rows)
+        seconds["embed"] += encoded.seconds
+        seconds["sentences"] += encoded.sentence_seconds
+        for j in batch:
+            entry = {"pmid": records[j].pmid, "hash": record_hash(records[j]),
+                     "chunks": [chunk_to_dict(c) for c in chunks[j]], "sentences": len(sentence_rows(chunks[j]))}  # fmt: skip
+            passages.write(json.dumps(entry) + "\n")
     vectors.flush()
     sentence_vectors.flush()
     del vectors, sentence_vectors
-    total = time.perf_counter() - t0
-    manifest.seconds = {"read": t1 - t0, "chunk": t2 - t1, "embed": embed_seconds, "sentences": sentence_seconds,
-                        "total": total}  # fmt: skip
-    manifest.seconds = {k: round(v, 3) for k, v in manifest.seconds.items()}
-    return manifest
+    return seconds
 
 
 def _result(manifest: ShardManifest, *, made: bool) -> ShardResult:

@@ -19,14 +19,12 @@ source order, which is the order an index is made in.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import heapq
 import json
 import os
 import re
 import shutil
-import signal
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,20 +33,20 @@ from typing import Any
 
 import numpy as np
 
-from .chunk import Chunk
-from .errors import ShardError
-from .records import Deletion, Record, record_from_dict
-from .store import file_facts
-from .store.layout import encoder_checksums
-from .store.writer import fsync_dir  # opens read-only and fsyncs: a file or a folder
+from ...checksums import file_facts, file_sha256
+from ...embed import Chunk, is_exported
+from ...embed.onnx import encoder_checksums, encoder_dir_name
+from ...errors import ShardError
+from ...records import Deletion, Record, record_from_dict
+from ...store import fault_point, fsync_dir, fsync_file
 
 SHARD_FORMAT = 1
 SHARD_MANIFEST = "shard.json"
 EVENTS = "events.jsonl"
-PASSAGES = "passages.jsonl"
-VECTORS = "vectors.npy"
-SENTENCES = "sentences.npy"
-DATA_FILES = (EVENTS, PASSAGES, VECTORS, SENTENCES)
+PASSAGE_LIST = "passages.jsonl"  # (an index's passages are SQLite: store.layout.PASSAGES)
+PASSAGE_VECTORS = "vectors.npy"
+SENTENCE_VECTORS = "sentences.npy"
+DATA_FILES = (EVENTS, PASSAGE_LIST, PASSAGE_VECTORS, SENTENCE_VECTORS)
 SHARD_SET = "shards.json"
 MODELS = "models"
 TMP_PREFIX = ".tmp-"
@@ -82,10 +80,6 @@ class ShardSettings:
         if not (isinstance(settings.model, str) and isinstance(settings.backend, str)):
             raise ShardError(f"{where}: unreadable shard settings; make the shards again")
         return settings
-
-
-def file_sha256(path: Path) -> str:
-    return str(file_facts(path)["sha256"])
 
 
 def shard_name(source: Path, source_sha256: str, settings: ShardSettings) -> str:
@@ -164,9 +158,9 @@ class ShardWriter:
 
     def arrays(self, passages: int, sentences: int, dimension: int) -> tuple[np.ndarray, np.ndarray]:
         """The two ``.npy`` files, memory-mapped for writing row by row."""
-        vectors = np.lib.format.open_memmap(self.path(VECTORS), "w+", VECTOR_DTYPE, (passages, dimension))
+        vectors = np.lib.format.open_memmap(self.path(PASSAGE_VECTORS), "w+", VECTOR_DTYPE, (passages, dimension))
         sentence_vectors = np.lib.format.open_memmap(
-            self.path(SENTENCES), "w+", SENTENCE_VECTOR_DTYPE, (sentences, dimension)
+            self.path(SENTENCE_VECTORS), "w+", SENTENCE_VECTOR_DTYPE, (sentences, dimension)
         )
         return vectors, sentence_vectors
 
@@ -175,8 +169,8 @@ class ShardWriter:
         manifest.files = {name: file_facts(self.path(name)) for name in DATA_FILES}
         self.path(SHARD_MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
         for name in (*DATA_FILES, SHARD_MANIFEST):
-            fsync_dir(self.path(name))
-        crash_point("shard-written")
+            fsync_file(self.path(name))
+        fault_point("shard-written")
         try:
             os.rename(self.dir, self.final)
         except OSError:
@@ -189,15 +183,6 @@ class ShardWriter:
 
     def abort(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def crash_point(name: str) -> None:
-    """Crash tests: ``QA_TEST_CRASH_ONCE=name:FILE`` kills the process here once (FILE marks that it did)."""
-    spec = os.environ.get("QA_TEST_CRASH_ONCE", "")
-    point, _, marker = spec.partition(":")
-    if point == name and marker and not os.path.exists(marker):
-        Path(marker).touch()
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def chunk_to_dict(chunk: Chunk) -> dict[str, Any]:
@@ -303,13 +288,13 @@ class Shard:
     @property
     def vectors(self) -> np.ndarray:
         if self._vectors is None:
-            self._vectors = self._array(VECTORS, VECTOR_DTYPE, self.manifest.passages)
+            self._vectors = self._array(PASSAGE_VECTORS, VECTOR_DTYPE, self.manifest.passages)
         return self._vectors
 
     @property
     def sentence_vectors(self) -> np.ndarray:
         if self._sentence_vectors is None:
-            self._sentence_vectors = self._array(SENTENCES, SENTENCE_VECTOR_DTYPE, self.manifest.sentences)
+            self._sentence_vectors = self._array(SENTENCE_VECTORS, SENTENCE_VECTOR_DTYPE, self.manifest.sentences)
         return self._sentence_vectors
 
     def events(self) -> Iterator[Record | Deletion]:
@@ -329,21 +314,21 @@ class Shard:
         """One entry per standing record, in PMID order."""
         row = sentence_row = 0
         last = ""
-        for n, obj in self._lines(PASSAGES):
+        for n, obj in self._lines(PASSAGE_LIST):
             try:
                 pmid, digest, chunks, sentences = obj["pmid"], obj["hash"], obj["chunks"], obj["sentences"]
                 ok = isinstance(pmid, str) and isinstance(chunks, list) and isinstance(sentences, int) and pmid > last
             except (TypeError, KeyError):
                 ok = False
             if not ok:
-                raise ShardError(f"shard {self.name}: {PASSAGES} line {n} is not a passage entry in PMID order")
+                raise ShardError(f"shard {self.name}: {PASSAGE_LIST} line {n} is not a passage entry in PMID order")
             yield ShardEntry(self, pmid, str(digest), tuple(chunks), row, sentence_row, sentences)
             row += len(chunks)
             sentence_row += sentences
             last = pmid
         if (row, sentence_row) != (self.manifest.passages, self.manifest.sentences):
             raise ShardError(
-                f"shard {self.name}: {PASSAGES} lists {row} passages and {sentence_row} sentences, "
+                f"shard {self.name}: {PASSAGE_LIST} lists {row} passages and {sentence_row} sentences, "
                 f"its manifest {self.manifest.passages} and {self.manifest.sentences}"
             )
 
@@ -409,7 +394,7 @@ class ShardSet:
             raise ShardError(f"{directory}: shards of different vector dimensions {sorted(dimensions)}")
         shard_set = cls(directory, settings, [opened[e.name] for e in entries], [e.source for e in entries],
                         encoder_files)  # fmt: skip
-        if settings.backend == "onnx-int8":
+        if is_exported(settings.backend):
             shard_set.check_encoder()
         return shard_set
 
@@ -419,8 +404,6 @@ class ShardSet:
 
     @property
     def encoder_dir(self) -> Path:
-        from .store import encoder_dir_name
-
         return self.dir / MODELS / encoder_dir_name(self.settings.model)
 
     def check_encoder(self) -> None:
@@ -489,27 +472,9 @@ def write_set(directory: Path, settings: ShardSettings, entries: Sequence[SetEnt
     }
     tmp = directory / f".{SHARD_SET}.{uuid.uuid4().hex[:8]}"
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    fsync_dir(tmp)
+    fsync_file(tmp)
     os.replace(tmp, directory / SHARD_SET)
     fsync_dir(directory)
-
-
-def install_encoder(source: Path, target: Path) -> None:
-    """Copy an int8 encoder folder to ``target`` (atomically), or check that the one there is the same."""
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        work = target.parent / f".export-{uuid.uuid4().hex[:8]}"  # the name a store cleans up after a crash
-        try:
-            shutil.copytree(source, work)
-            with contextlib.suppress(OSError):  # another process put one there first; it is checked below
-                os.rename(work, target)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    if encoder_checksums(target) != encoder_checksums(source):
-        raise ShardError(
-            f"{target} differs from the encoder the shards were made with ({source}); "
-            "make the index in a new --index folder, or the shards again with this index's encoder"
-        )
 
 
 __all__ = [
@@ -526,8 +491,6 @@ __all__ = [
     "is_complete",
     "leftovers",
     "write_set",
-    "install_encoder",
-    "crash_point",
     "SHARD_SET",
     "MODELS",
 ]

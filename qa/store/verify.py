@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import QAError
-from .store import IndexStore, Manifest, Snapshot, file_facts
-from .store.layout import MANIFEST, PASSAGES, VECTORS
+from ..embed.models import resolve_model_path
+from ..embed.registry import is_exported
+from ..errors import QAError
+from .directory import IndexStore
+from .layout import MANIFEST, PASSAGES, VECTORS
+from .manifest import Manifest, file_facts
+from .snapshot import Snapshot
 
 
 @dataclass
@@ -133,16 +137,14 @@ def _check_contents(report: VerifyReport, directory: Path, manifest: Manifest) -
 
 
 def _check_model(report: VerifyReport, store: IndexStore, manifest: Manifest) -> None:
-    """The int8 encoder the index was built with, byte for byte; or that the torch model can be found."""
-    if manifest.backend == "onnx-int8":
+    """The exported encoder the index was built with, byte for byte; or that the model can be found."""
+    if is_exported(manifest.backend):
         try:
             store.encoder_dir(manifest)
             report.check(True, f"encoder {manifest.encoder}: every file's SHA-256 matches the manifest", "")
         except QAError as exc:
             report.check(False, "", str(exc))
         return
-    from .embed import resolve_model_path
-
     try:
         path = resolve_model_path(manifest.model)
         report.check(

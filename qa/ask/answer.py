@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .query import Answer, AnswerSentence, Hit
-from .store.snapshot import StoredSentence
+from ..query import Answer, AnswerSentence, Hit
+from ..store.snapshot import StoredSentence
 
 _FINDING_LABELS = ("RESULT", "CONCLUSION", "FINDING", "INTERPRETATION", "DISCUSSION", "COMMENT", "SUMMARY")
 _SETUP_LABELS = (

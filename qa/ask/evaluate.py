@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import QAError
-from .query import Filters, check_mode
+from ..errors import QAError
+from ..query import Filters, check_mode
 from .retrieve import Retriever
 
 CUTOFF = 10

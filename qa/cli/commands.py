@@ -1,131 +1,38 @@
-"""The ``qa`` command: a thin layer over the same API other programs import.
+"""The ``qa`` commands: a thin layer over the same API other programs import.
 
-Each command parses its options, calls one library function and hands the
-result to ``present``. Errors the user can fix are one ``Error:`` line on
-stderr with exit status 1; usage errors one line with status 2.
+Each command parses its options, calls the library and hands the result to ``present``; ``build``
+alone does a little more (it may fetch from PubMed first, and picks the local or the Ray engine).
+Errors the user can fix are one ``Error:`` line on stderr with exit status 1 (``app.user_errors``);
+usage errors one line with status 2.
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from . import __version__
-from . import cli_options as opt
-from .errors import QAError
-
-
-class _OneLineErrors(TyperGroup):
-    """Usage errors as one ``Error:`` line (naming the command's --help), not click's boxed block."""
-
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
-        from typer._click import exceptions as click_errors
-
-        code: Any = 0
-        try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
-        except click_errors.NoArgsIsHelpError as exc:
-            print(exc.format_message())
-        except click_errors.UsageError as exc:
-            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-            _error(f"{exc.format_message()}{where}")
-            code = 2
-        except click_errors.ClickException as exc:
-            _error(exc.format_message())
-            code = exc.exit_code
-        except typer.Abort:
-            code = 130
-        if not standalone_mode:
-            return code
-        sys.exit(code if isinstance(code, int) else 0)
-
-
-class _PlainHelp(TyperCommand):
-    """Usage as people write it (``QUESTION``, ``[SOURCE]...``), without type labels such as ``<list[str]>``."""
-
-    def collect_usage_pieces(self, ctx: Any) -> list[str]:
-        return [re.sub(r"^\{(.+?)\}", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
-
-    def get_help(self, ctx: Any) -> str:
-        for param in self.params:
-            if isinstance(param, TyperArgument):
-                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
-        return super().get_help(ctx)
-
-
-app = typer.Typer(
-    name="qa",
-    cls=_OneLineErrors,
-    help=(
-        "Ask questions of a collection of PubMed abstracts and get back the passages that answer them, "
-        "each cited by PMID.\n\n"
-        "Start with `qa build --sample` (a bundled sample), `qa build FILE...` (PubMed XML, MEDLINE/.nbib or "
-        'JSONL) or `qa build --pubmed QUERY`, then `qa ask "..."` or `qa chat`.'
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-
-def _error(message: str) -> None:
-    from .present import note
-
-    note(f"Error: {message}", "bold red")
-
-
-def _show_version(value: bool) -> None:
-    if value:
-        print(f"pubmed-qa {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit.")
-    ] = False,
-) -> None:
-    """Ask questions of a collection of PubMed abstracts; every answer cited by PMID."""
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn the errors a user can fix into one line on stderr and exit code 1."""
-    try:
-        yield
-    except QAError as exc:
-        _error(str(exc))
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        from .present import note
-
-        note("Interrupted; the index was left as it was.", "yellow")
-        raise typer.Exit(130) from None
+from ..errors import QAError
+from . import options as opt
+from .app import PlainHelp, app, user_errors
 
 
 def _prepare(verbose: bool) -> None:
-    from .embed import quiet_third_party
+    from ..embed import quiet_third_party
 
     quiet_third_party(verbose)
 
 
 def _pubmed_source(api_key: str | None, email: str | None, eutils_url: str | None, allow_partial: bool) -> Any:
-    from .build import PubmedSource
+    from ..build.pubmed import PubmedSource
 
     return PubmedSource(eutils_url=eutils_url, api_key=api_key, email=email, allow_partial=allow_partial)
 
 
 def _filters(year_from: int | None, year_to: int | None, mesh: list[str] | None, journal: str | None) -> Any:
-    from .query import Filters
+    from ..query import Filters
 
     if year_from is not None and year_to is not None and year_from > year_to:
         raise QAError(f"--year-from {year_from} is after --year-to {year_to}")
@@ -135,7 +42,7 @@ def _filters(year_from: int | None, year_to: int | None, mesh: list[str] | None,
 # -------------------------------------------------------------------- build
 
 
-@app.command(cls=_PlainHelp)
+@app.command(cls=PlainHelp)
 def build(
     sources: opt.SourcesArgument = None,
     index: opt.IndexOption = Path("index"),
@@ -173,22 +80,22 @@ def build(
     and makes the same index from them.
     """
     _prepare(verbose)
-    from .build import BuildOptions, build_index, fetch_for_index
+    from ..build import BuildOptions, build_index, fetch_for_index
     from .present import emit, note, progress_bars, render_report
 
-    with _user_errors(), progress_bars() as progress:
+    with user_errors(), progress_bars() as progress:
         if engine not in ("local", "ray"):
             raise QAError(f"unknown engine {engine!r}; choose local or ray")
         if engine == "local" and (address is not None or shards is not None):
             raise QAError("--address and --shards need --engine ray")
         files = list(sources or [])
         if sample:
-            from .data import sample_path
+            from ..data import sample_path
 
             files.append(str(sample_path()))
         remembered, warnings = None, []
         if pubmed is not None or pmids is not None:
-            from .pubmed import read_pmid_file
+            from ..ingest.fetch import read_pmid_file
 
             fetched = fetch_for_index(
                 index,
@@ -208,7 +115,7 @@ def build(
             pubmed=remembered, workers=workers if engine == "local" else 1,
         )  # fmt: skip
         if engine == "ray":
-            from .ray_build import RayOptions, build_with_ray
+            from ..build.shards.ray import RayOptions, build_with_ray
 
             where = RayOptions(address=address, shards=shards, workers=workers)
             report = build_with_ray(files, index, options, where, progress=progress, log=note)
@@ -228,7 +135,7 @@ index_app = typer.Typer(
 app.add_typer(index_app)
 
 
-@index_app.command("from-shards", cls=_PlainHelp)
+@index_app.command("from-shards", cls=PlainHelp)
 def from_shards(
     shards: Annotated[
         Path, typer.Argument(metavar="DIR", help="The shard folder of a completed qa build --engine ray (--shards).")
@@ -247,16 +154,16 @@ def from_shards(
     IVF index types are trained on a sample first, then filled batch by batch without holding every vector.
     """
     _prepare(verbose)
-    from .build import BuildOptions, index_from_shards
+    from ..build import BuildOptions, index_from_shards
     from .present import emit, progress_bars, render_report
 
-    with _user_errors(), progress_bars() as progress:
+    with user_errors(), progress_bars() as progress:
         options = BuildOptions(full=full, index_type=index_type)
         report = index_from_shards(shards, index, options, progress=progress)
     emit(report, as_json, render_report)
 
 
-@app.command(cls=_PlainHelp)
+@app.command(cls=PlainHelp)
 def fetch(
     query: Annotated[
         Optional[str],
@@ -277,10 +184,10 @@ def fetch(
 
     An interrupted fetch continues from its last complete batch when run again.
     """
+    from ..ingest.fetch import fetch_records, read_pmid_file
     from .present import emit, progress_bars, render_fetch
-    from .pubmed import fetch_records, read_pmid_file
 
-    with _user_errors():
+    with user_errors():
         if (query is None) == (pmids is None):
             raise QAError("give a PubMed QUERY or --pmids FILE (one of them)")
         ids = read_pmid_file(pmids) if pmids is not None else None
@@ -292,7 +199,7 @@ def fetch(
     emit(report, as_json, render_fetch)
 
 
-@app.command(cls=_PlainHelp)
+@app.command(cls=PlainHelp)
 def update(
     index: opt.IndexOption = Path("index"),
     api_key: opt.ApiKeyOption = None,
@@ -304,26 +211,26 @@ def update(
 ) -> None:
     """Re-run the PubMed search an index was built from and add the records not indexed yet."""
     _prepare(verbose)
-    from .build import update_from_pubmed
+    from ..build.pubmed import update_from_pubmed
     from .present import emit, progress_bars, render_report
 
-    with _user_errors(), progress_bars() as progress:
+    with user_errors(), progress_bars() as progress:
         source = _pubmed_source(api_key, email, eutils_url, allow_partial)
         report = update_from_pubmed(index, source, progress=progress)
     emit(report, as_json, render_report)
 
 
-@app.command(cls=_PlainHelp)
+@app.command(cls=PlainHelp)
 def remove(
     pmids: Annotated[list[str], typer.Argument(metavar="PMID", help="PMIDs to delete from the index.")],
     index: opt.IndexOption = Path("index"),
     as_json: opt.JsonOption = False,
 ) -> None:
     """Delete records from the index by PMID (atomically, nothing is re-embedded)."""
-    from .build import remove_records
+    from ..build.pipeline import remove_records
     from .present import emit, render_report
 
-    with _user_errors():
+    with user_errors():
         report = remove_records(pmids, index)
     emit(report, as_json, render_report)
 
@@ -331,7 +238,7 @@ def remove(
 # ---------------------------------------------------------------- ask, chat
 
 
-@app.command(cls=_PlainHelp)
+@app.command(cls=PlainHelp)
 def ask(
     question: Annotated[str, typer.Argument(metavar="QUESTION", help="The question, in plain English.")],
     k: opt.KOption = 5,
@@ -349,11 +256,11 @@ def ask(
 ) -> None:
     """Answer one question: a cited answer, then ranked passages with PMID and PubMed link."""
     _prepare(verbose)
+    from ..ask.retrieve import Retriever
+    from ..query import check_mode, check_question
     from .present import print_json_line, render_response, stdout
-    from .query import check_mode, check_question
-    from .retrieve import Retriever
 
-    with _user_errors():
+    with user_errors():
         check_question(question)
         filters = _filters(year_from, year_to, mesh, journal)
         checked_mode = check_mode(mode)
@@ -365,7 +272,7 @@ def ask(
         render_response(stdout(), response)
 
 
-@app.command(cls=_PlainHelp)
+@app.command(cls=PlainHelp)
 def chat(
     k: opt.KOption = 5,
     index: opt.IndexOption = Path("index"),
@@ -386,13 +293,14 @@ def chat(
     (commands such as /new and /filter work there too).
     """
     _prepare(verbose)
-    from .conversation import Conversation
-    from .present import chat_lines, note, print_json_line, render_response, stdout
-    from .query import check_mode
-    from .retrieve import Retriever
+    from ..ask.conversation import Conversation
+    from ..ask.retrieve import Retriever
+    from ..query import check_mode
+    from .present import note, print_json_line, render_response, stdout
+    from .prompt import chat_lines
 
     interactive = sys.stdin.isatty() and not as_json
-    with _user_errors():
+    with user_errors():
         filters = _filters(year_from, year_to, mesh, journal)
         checked_mode = check_mode(mode)
         if interactive:
@@ -443,7 +351,7 @@ def chat(
 # ------------------------------------------------------- eval, info, verify
 
 
-@app.command(name="eval", cls=_PlainHelp)
+@app.command(name="eval", cls=PlainHelp)
 def evaluate_command(
     queries: Annotated[
         Path, typer.Argument(metavar="QUERIES", help='BEIR queries: one {"_id", "text"} JSON object per line.')
@@ -461,13 +369,13 @@ def evaluate_command(
 ) -> None:
     """Measure retrieval on judged questions: Recall@1/5/10, MRR@10, nDCG@10, one hit per PMID."""
     _prepare(verbose)
-    from .evaluate import evaluate, load_qrels, load_queries
+    from ..ask.evaluate import evaluate, load_qrels, load_queries
+    from ..ask.retrieve import Retriever
+    from ..query import MODES, check_mode
     from .present import emit, progress_bars, render_eval
-    from .query import MODES, check_mode
-    from .retrieve import Retriever
 
     results: dict[str, dict[str, float | int]] = {}
-    with _user_errors():
+    with user_errors():
         modes = [check_mode(m) for m in (mode or list(MODES))]
         questions, judgements = load_queries(queries), load_qrels(qrels)
         with Retriever(index) as retriever, progress_bars() as progress:
@@ -483,24 +391,24 @@ def evaluate_command(
     emit(results, as_json, render_eval)
 
 
-@app.command(cls=_PlainHelp)
+@app.command(cls=PlainHelp)
 def info(index: opt.IndexOption = Path("index"), as_json: opt.JsonOption = False) -> None:
     """Show what an index holds: records, passages, model, chunking, when it was built."""
+    from ..store import describe
     from .present import emit, render_info
-    from .store import describe
 
-    with _user_errors():
+    with user_errors():
         facts = describe(index)
     emit(facts, as_json, render_info)
 
 
-@app.command(cls=_PlainHelp)
+@app.command(cls=PlainHelp)
 def verify(index: opt.IndexOption = Path("index"), as_json: opt.JsonOption = False) -> None:
     """Check an index: file checksums, every vector against its passage row, lexical rows, the model."""
+    from ..store.verify import verify_index
     from .present import emit, render_verify
-    from .verify import verify_index
 
-    with _user_errors():
+    with user_errors():
         report = verify_index(index)
     emit(report, as_json, render_verify)
     if not report.ok:
@@ -519,7 +427,7 @@ def _serve_extra(what: str) -> None:
         raise QAError(f"{what} needs the serve extra: pip install 'pubmed-qa[serve]' (or -e '.[serve]')") from None
 
 
-@app.command(cls=_PlainHelp)
+@app.command(cls=PlainHelp)
 def serve(
     index: opt.IndexOption = Path("index"),
     host: Annotated[
@@ -533,10 +441,10 @@ def serve(
     _prepare(verbose)
     from .present import note
 
-    with _user_errors():
+    with user_errors():
         _serve_extra("qa serve")
-        from .serve.api import create_app, is_loopback, listening_socket, run_server
-        from .serve.service import Service
+        from ..serve.api import create_app, is_loopback, listening_socket, run_server
+        from ..serve.service import Service
 
         sock = listening_socket(host, port)
         service = Service(index, model=model)
@@ -554,7 +462,7 @@ def serve(
         service.close()
 
 
-@app.command(cls=_PlainHelp)
+@app.command(cls=PlainHelp)
 def mcp(
     index: opt.IndexOption = Path("index"),
     model: opt.ModelOption = None,
@@ -566,10 +474,10 @@ def mcp(
     (see the README), not by hand: it talks JSON-RPC on standard input and output.
     """
     _prepare(verbose)
-    with _user_errors():
+    with user_errors():
         _serve_extra("qa mcp")
-        from .serve.mcp_server import build_server
-        from .serve.service import Service
+        from ..serve.mcp_server import build_server
+        from ..serve.service import Service
 
         service = Service(index, model=model)
     try:
@@ -582,7 +490,3 @@ def mcp(
 
 def main() -> None:
     app(prog_name="qa")
-
-
-if __name__ == "__main__":
-    main()

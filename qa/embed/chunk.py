@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .records import Record
+from ..records import Record
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

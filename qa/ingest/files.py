@@ -23,8 +23,8 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
-from .errors import IngestError
-from .records import (
+from ..errors import IngestError
+from ..records import (
     MAX_ABSTRACT_CHARS,  # re-exported: every field cap lives in records
     MAX_PMID_DIGITS,
     Bad,

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import QAError
-from .query import DEFAULT_MODE, Filters, Mode, Response, check_mode, check_question
-from .records import normalize_pmid
+from ..errors import QAError
+from ..query import DEFAULT_MODE, MAX_CHAT_K, Filters, Mode, Response, check_mode, check_question
+from ..records import normalize_pmid
+from ..store.lexical import STOPWORDS
 from .retrieve import RELEVANCE_FLOOR, Retriever
-from .store.lexical import STOPWORDS
 
 CHAT_HELP = """Type a question and press Enter. A follow-up ("and its side effects?") is searched
 together with the previous question; /new starts a fresh topic. Commands:
@@ -32,7 +32,6 @@ together with the previous question; /new starts a fresh topic. Commands:
   /reload              switch to a newer build of the index
   /help                this text
   /quit                leave (or Ctrl-D)"""
-MAX_K = 1000
 
 _OPENERS = re.compile(
     r"^(and|but|also|so|then|what about|how about|what of|and what|and how|same for|what else|any|why|how come)\b",
@@ -197,8 +196,8 @@ class Conversation:
             self.new_topic()
             return "New topic."
         if cmd == "/k":
-            if not (arg.isascii() and arg.isdigit() and 1 <= int(arg) <= MAX_K):
-                raise QAError(f"Usage: /k N  (N between 1 and {MAX_K})")
+            if not (arg.isascii() and arg.isdigit() and 1 <= int(arg) <= MAX_CHAT_K):
+                raise QAError(f"Usage: /k N  (N between 1 and {MAX_CHAT_K})")
             self.k = int(arg)
             return f"Showing {self.k} passages per answer."
         if cmd == "/mode":

@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
-from .query import Answer, Hit, Response
+from ..query import Answer, Hit, Response
 
 if TYPE_CHECKING:
-    from .build import BuildReport
-    from .pubmed import FetchReport
-    from .verify import VerifyReport
+    from ..build.options import BuildReport
+    from ..ingest.fetch import FetchReport
+    from ..store.verify import VerifyReport
 
-JSON_VERSION = 1
 
 # C0 and C1 control characters (tab and newline excepted), DEL, and bidirectional overrides.
 _ESCAPES = {
@@ -64,7 +60,7 @@ def _print_indented(console: Console, text: Text, indent: int = 3) -> None:
         console.print(_Shown(" " * indent) + line, soft_wrap=True)
 
 
-def render_hits(console: Console, question: str, hits: Sequence[Hit]) -> None:
+def render_hits(console: Console, hits: Sequence[Hit]) -> None:
     if not hits:
         console.print(_Shown("No passages found.", style="yellow"))
         return
@@ -123,7 +119,7 @@ def render_response(console: Console, response: Response) -> None:
         render_answer(console, response.answer)
     elif response.filters:
         note(f"No record matches the filters ({response.filters.describe()}).", "yellow")
-    render_hits(console, response.question, response.hits)
+    render_hits(console, response.hits)
 
 
 def render_eval(console: Console, results: dict[str, dict[str, Any]]) -> None:
@@ -258,41 +254,6 @@ def note(message: str, style: str = "dim") -> None:
     stderr().print(_Shown(message, style=style), soft_wrap=True)
 
 
-def chat_lines(interactive: bool) -> Iterator[str]:
-    """What ``qa chat`` reads: a prompt with history at a terminal, else lines from the pipe."""
-    return _prompt_lines() if interactive else _piped_lines()
-
-
-def _piped_lines() -> Iterator[str]:
-    """Questions from a pipe, one per line; undecodable bytes are replaced instead of ending the chat."""
-    stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else None
-    if stream is None:
-        yield from sys.stdin
-        return
-    for raw in stream:
-        yield raw.decode("utf-8", errors="replace")
-
-
-def _prompt_lines() -> Iterator[str]:
-    from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
-
-    state_home = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "pubmed-qa"
-    try:
-        state_home.mkdir(parents=True, exist_ok=True)
-        history: Any = FileHistory(str(state_home / "chat_history"))
-    except OSError:
-        history = InMemoryHistory()
-    session: Any = PromptSession(history=history)
-    while True:
-        try:
-            yield session.prompt("qa> ")
-        except KeyboardInterrupt:
-            continue  # Ctrl-C clears the line, as in a shell
-        except EOFError:
-            return
-
-
 STAGE_LABELS = {
     "fetch": "Fetching records",
     "prepare": "Preparing the int8 ONNX encoder (once per index, about 20 s)",
@@ -349,7 +310,6 @@ __all__ = [
     "emit",
     "print_json_line",
     "note",
-    "chat_lines",
     "progress_bars",
     "render_fetch",
     "render_verify",

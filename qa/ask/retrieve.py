@@ -16,12 +16,11 @@ from typing import Literal
 
 import numpy as np
 
+from ..embed import Embedder, check_same_model, is_exported
+from ..query import DEFAULT_MODE, MODES, Filters, Hit, Mode, Response, check_k, check_mode, check_question
+from ..store import IndexStore, Manifest, Snapshot, set_threads
+from ..store.snapshot import PassageScores, StoredSentence
 from .answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer
-from .embed import Embedder, check_same_model
-from .query import DEFAULT_MODE, MODES, Filters, Hit, Mode, Response, check_k, check_mode, check_question
-from .records import pubmed_url
-from .store import IndexStore, Manifest, Snapshot, set_threads
-from .store.snapshot import PassageScores, StoredSentence
 
 EXACT_FILTER_LIMIT = 20_000  # filtered searches over at most this many passages are scored exactly
 SEARCH_DEPTH = 50  # records each side contributes before fusion (at least 4 x k)
@@ -97,7 +96,7 @@ class Retriever:
         manifest = self.snapshot.manifest
         check_same_model(manifest.model, model if model else (embedder.name if embedder else None), self.store.path)
         if embedder is None:
-            encoder_dir = self.store.encoder_dir(manifest) if manifest.backend == "onnx-int8" else None
+            encoder_dir = self.store.encoder_dir(manifest) if is_exported(manifest.backend) else None
             embedder = Embedder(manifest.model, backend=manifest.backend, encoder_dir=encoder_dir, device=device,
                                 export=False, threads=encoder_threads)  # fmt: skip
         self.embedder = embedder
@@ -322,7 +321,6 @@ class Retriever:
                     section=chunk.section,
                     text=chunk.text,
                     score=score,
-                    url=pubmed_url(chunk.pmid),
                     doi=chunk.doi,
                     start=chunk.start,
                     end=chunk.end,

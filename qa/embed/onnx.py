@@ -1,4 +1,4 @@
-"""The int8 ONNX encoder: the embedding stage's fast CPU backend, with no torch at run time.
+"""The onnx-int8 backend (the default): the model's int8 ONNX export, run on the CPU with no torch.
 
 ``export_int8`` turns a sentence-transformers folder into a self-contained
 encoder folder (dynamically int8-quantized ONNX graph, tokenizer, settings)
@@ -7,26 +7,76 @@ with onnxruntime and the ``tokenizers`` library alone -- mean pooling and L2
 normalisation, exactly what the model's sentence-transformers pipeline does --
 so a one-shot ``qa ask`` starts in a fraction of a second. Builds and queries
 of an index use the very same file, so their vectors always agree.
+
+It encodes one text per call on purpose: dynamic quantization scales activations
+per batch, so batching would make a text's vector depend on its batch-mates; one
+at a time, a question and a passage get exactly the vector they would get anywhere
+else. 2.3x the build throughput of torch fp32 at -0.0003 MRR@10 (README "Speed").
+
+This module owns the encoder folder's file names; the store imports them from here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
-from .store.layout import ENCODER_MODEL as MODEL_FILE
-from .store.layout import ENCODER_SETTINGS as SETTINGS_FILE
-from .store.layout import ENCODER_TOKENIZER as TOKENIZER_FILE
+from ..checksums import file_sha256
+from ..errors import ModelError
+from .base import BackendOptions, EncoderBackend, silenced
+from .models import DEFAULT_MODEL, canonical_model_name, quiet_third_party
+
+MODEL_FILE = "model.onnx"  # inside an encoder folder: the int8 graph
+SETTINGS_FILE = "encoder.json"  # pooling, max length, checksum
+TOKENIZER_FILE = "tokenizer.json"
+ENCODER_FILES = (MODEL_FILE, SETTINGS_FILE, TOKENIZER_FILE)
+EXPORT_PREFIX = ".export-"  # an export or copy in progress; a store removes these after a crash
 
 QUANTIZATION = "avx512_vnni"  # sentence-transformers' dynamic int8 config; runs on any x86-64 CPU
+
+
+def encoder_dir_name(model: str | None) -> str:
+    """Folder name, inside an index's ``models/``, of a model's int8 ONNX export."""
+    name = canonical_model_name(model)
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name).name).strip("-") or "model"
+    if name != DEFAULT_MODEL:
+        base += "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{base}-onnx-int8"
+
+
+def encoder_model_file(encoder_dir: Path) -> Path:
+    return encoder_dir / MODEL_FILE
+
+
+def encoder_checksums(encoder_dir: Path) -> dict[str, str]:
+    """SHA-256 of each file of an encoder folder: what manifests and shard sets record, and loads check."""
+    return {name: file_sha256(encoder_dir / name) for name in ENCODER_FILES if (encoder_dir / name).is_file()}
+
+
+def install_encoder(source: Path, target: Path) -> bool:
+    """Copy the encoder folder ``source`` to ``target`` (atomically) unless one is there; True when the
+    encoder at ``target`` is then the same as ``source``, file for file."""
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = target.parent / f"{EXPORT_PREFIX}{uuid.uuid4().hex[:8]}"
+        try:
+            shutil.copytree(source, work)
+            with contextlib.suppress(OSError):  # another process put one there first; it is compared below
+                os.rename(work, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return encoder_checksums(target) == encoder_checksums(source)
 
 
 def export_int8(model_path: str, target: Path) -> Path:
@@ -44,7 +94,7 @@ def export_int8(model_path: str, target: Path) -> Path:
     except ImportError:  # pragma: no cover - depends on the install
         raise ModelError("exporting to ONNX needs: pip install 'sentence-transformers[onnx]'") from None
     target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    work = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX, dir=target.parent))
     try:
         copy = work / "model"
         shutil.copytree(source, copy, ignore=shutil.ignore_patterns("onnx", "openvino", "*.onnx"))
@@ -131,4 +181,71 @@ class OnnxEncoder:
         return out
 
 
-__all__ = ["OnnxEncoder", "export_int8"]
+class OnnxInt8Backend(EncoderBackend):
+    """The default backend: ``OnnxEncoder`` over the export in ``options.encoder_dir``, made on first use."""
+
+    name = "onnx-int8"
+    exported = True
+
+    def __init__(self, model_path: str, model_name: str, options: BackendOptions) -> None:
+        if options.precision == "fp16":
+            raise ModelError("fp16 needs --backend torch (the onnx-int8 encoder has its own precision)")
+        if options.encoder_dir is None:
+            raise ModelError("the onnx-int8 backend needs a folder for the exported encoder")
+        if options.device and options.device != "cpu":
+            raise ModelError(f"--device {options.device} needs --backend torch (the int8 ONNX encoder runs on the CPU)")
+        super().__init__(model_path, model_name, options)
+        self.encoder_dir: Path = options.encoder_dir
+        self._encoder: OnnxEncoder | None = None
+
+    @classmethod
+    def resolve_precision(cls, precision: str | None, device: str | None) -> str:
+        if precision == "fp16":
+            raise ModelError("fp16 needs --backend torch (the onnx-int8 encoder has its own precision)")
+        return super().resolve_precision(precision, device)
+
+    @property
+    def encoder(self) -> OnnxEncoder:
+        """The int8 ONNX encoder (exported into ``encoder_dir`` the first time)."""
+        if self._encoder is None:
+            if not encoder_model_file(self.encoder_dir).is_file():
+                if not self.options.export:
+                    raise ModelError(f"{self.encoder_dir}: the encoder is missing; rebuild with qa build --full")
+                quiet_third_party(self.options.verbose)
+                with silenced(not self.options.verbose):
+                    export_int8(self.model_path, self.encoder_dir)
+            self._encoder = OnnxEncoder(self.encoder_dir, threads=self.options.threads)
+        return self._encoder
+
+    @property
+    def dimension(self) -> int:
+        return int(self.encoder.dimension)
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.encoder.max_seq_length)
+
+    def tokenizer_json(self) -> str:
+        return (self.encoder_dir / TOKENIZER_FILE).read_text(encoding="utf-8")
+
+    def encode(self, texts: Sequence[str], *, batch_size: int | None, exact: bool) -> np.ndarray:
+        return self.encoder.encode(texts, batch_size=1 if exact else 16)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "encoder_dir": str(self.encoder_dir)}
+
+
+__all__ = [
+    "OnnxInt8Backend",
+    "OnnxEncoder",
+    "export_int8",
+    "install_encoder",
+    "encoder_dir_name",
+    "encoder_model_file",
+    "encoder_checksums",
+    "ENCODER_FILES",
+    "MODEL_FILE",
+    "SETTINGS_FILE",
+    "TOKENIZER_FILE",
+    "EXPORT_PREFIX",
+]

@@ -22,26 +22,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .build import BuildOptions, BuildReport, BuildSettings, ProgressCallback, build_settings, index_from_shards
-from .chunk_pool import available_cpus
-from .embed import Embedder, canonical_model_name
-from .errors import QAError, ShardError
-from .ingest import expand_sources, probe_source
-from .shard_worker import ShardJob, ShardResult, ShardWorker, WorkerSpec
-from .shards import (
+from ...embed import Embedder, canonical_model_name, is_exported
+from ...embed.onnx import encoder_checksums, encoder_dir_name, encoder_model_file, install_encoder
+from ...errors import QAError, ShardError
+from ...store import IndexStore, exclusive_lock
+from ..batches import check_sources
+from ..chunk_pool import available_cpus
+from ..options import BuildOptions, BuildReport, BuildSettings, ProgressCallback, build_settings
+from .assemble import index_from_shards
+from .format import (
     MODELS,
     SetEntry,
     Shard,
     ShardSettings,
     file_sha256,
-    install_encoder,
     is_complete,
     leftovers,
     shard_name,
     write_set,
 )
-from .store import IndexStore, encoder_dir_name, file_facts
-from .store.layout import encoder_model_file
+from .worker import ShardJob, ShardResult, ShardWorker, WorkerSpec
 
 RAY_EXTRA = "pip install 'pubmed-qa[ray]'"
 TASK_RETRIES = 3  # a file whose worker dies is tried again this often (on a restarted worker)
@@ -80,30 +80,20 @@ def build_with_ray(
     ray_options = ray_options or RayOptions()
     say = log or (lambda line: None)
     ray = _import_ray()
-    files = expand_sources(sources)
-    if not files:
-        raise QAError("no input files given")
-    if not options.skip_bad:
-        for path in files:  # a wrong file fails now, not on a worker minutes later
-            probe_source(path)
+    files = check_sources(sources, skip_bad=options.skip_bad)  # a wrong file fails now, not on a worker later
     store = IndexStore(index)
     settings = build_settings(index, options)
     directory = Path(ray_options.shards) if ray_options.shards is not None else store.layout.shards
     if directory.exists() and not directory.is_dir():
         raise ShardError(f"{directory} is a file, not a folder for shards; give --shards a folder")
     directory.mkdir(parents=True, exist_ok=True)
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(directory / ".lock"), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise ShardError(f"another build is writing shards in {directory}; wait for it to finish") from None
+    lock = exclusive_lock(directory / ".lock", f"another build is writing shards in {directory}; wait for it to finish")
     try:
         _clean(directory)
         encoder_dir, shard_settings = _prepare_encoder(directory, store, settings, options.precision, progress)
         jobs, entries = _plan(files, directory, shard_settings, say)
-        spec = WorkerSpec(shard_settings, str(encoder_dir.resolve()) if encoder_dir else None, options.device,
+        spec = WorkerSpec(shard_settings, str(encoder_dir.resolve()) if encoder_dir else None,
+                          encoder_checksums(encoder_dir) if encoder_dir else {}, options.device,
                           options.batch_size, ray_options.cpus_per_worker, options.skip_bad)  # fmt: skip
         results, workers = _run(ray, jobs, spec, ray_options, say) if jobs else ([], 0)
         _clean(directory)  # what a killed try left behind
@@ -142,11 +132,11 @@ def _prepare_encoder(
     precision: str | None,
     progress: ProgressCallback | None,
 ) -> tuple[Path | None, ShardSettings]:
-    """The int8 encoder every worker loads, in ``models/`` beside the shards: the index's own if it has one
+    """The exported encoder every worker loads, in ``models/`` beside the shards: the index's own if it has one
     (so the new vectors match it), else exported once here, not once per worker."""
     chunking = settings.chunking
     model = canonical_model_name(settings.model)
-    if settings.backend != "onnx-int8":
+    if not is_exported(settings.backend):
         return None, ShardSettings(
             model, settings.backend, chunking.chunk_tokens, chunking.overlap_sentences, precision=precision
         )
@@ -154,12 +144,12 @@ def _prepare_encoder(
     if not encoder_model_file(target).is_file():
         existing = store.layout.encoder_dir_for(model)
         if encoder_model_file(existing).is_file():
-            install_encoder(existing, target)
+            install_encoder(existing, target)  # a fresh copy: the same as the index's by construction
         else:
             if progress is not None:
                 progress("prepare", 0, None)
-            _ = Embedder(model, backend="onnx-int8", encoder_dir=target).dimension  # exports it
-    digest = str(file_facts(encoder_model_file(target))["sha256"])
+            _ = Embedder(model, backend=settings.backend, encoder_dir=target).dimension  # exports it
+    digest = encoder_checksums(target)[encoder_model_file(target).name]  # part of every shard's name
     settings_out = ShardSettings(model, settings.backend, chunking.chunk_tokens, chunking.overlap_sentences,
                                  encoder_sha256=digest)  # fmt: skip
     return target, settings_out
@@ -221,7 +211,7 @@ def _run(
                 f"({result.passages:,} passages, {result.seconds.get('total', 0):.1f} s, {rate:.0f}/s)")  # fmt: skip
         return results, workers
     except ray.exceptions.RayError as exc:
-        raise QAError(f"a Ray worker failed and its retries ran out: {_first_line(exc)}") from None
+        raise QAError(f"a Ray worker failed and its retries ran out: {_cause_line(exc)}") from None
     finally:
         for actor in actors:
             ray.kill(actor)
@@ -242,10 +232,11 @@ def _start(ray: Any, ray_options: RayOptions) -> None:
         )
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError... the user needs one line
         where = f"the Ray cluster at {ray_options.address}" if not local else "a local Ray instance"
-        raise QAError(f"cannot start or reach {where} ({_first_line(exc)})") from None
+        raise QAError(f"cannot start or reach {where} ({_cause_line(exc)})") from None
 
 
-def _first_line(exc: BaseException) -> str:
+def _cause_line(exc: BaseException) -> str:
+    """The line of a Ray error that says what went wrong (its cause's last unindented line)."""
     cause = getattr(exc, "cause", None)
     text = str(cause if isinstance(cause, BaseException) else exc).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith(" ")]

@@ -21,9 +21,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Protocol
 
-from .chunk import Chunk, Chunker, ChunkerSpec
-from .errors import QAError
-from .records import Record
+from ..embed.chunk import Chunk, Chunker, ChunkerSpec
+from ..errors import QAError
+from ..records import Record
 
 TASK_RECORDS = 32  # records per worker task: the first batch is ready soon, and pickling stays a small share
 MIN_PARALLEL_RECORDS = 500  # below this a build takes seconds; starting 2 workers took ~0.5 s here

@@ -1,0 +1,5 @@
+"""``python -m qa.cli``: the ``qa`` command."""
+
+from .commands import main
+
+main()
