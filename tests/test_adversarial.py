@@ -137,7 +137,7 @@ def test_control_characters_never_reach_the_terminal(tmp_path: Path, embedder: E
     from qa.query import Hit
 
     out = Console(file=(buffer := __import__("io").StringIO()), width=200, force_terminal=False)
-    render_hits(out, "q", [Hit(1, "1", "T\x1b]0;x\x07", None, None, None, "A \x1b[2J B", 1.0, "u")])
+    render_hits(out, [Hit(1, "1", "T\x1b]0;x\x07", None, None, None, "A \x1b[2J B", 1.0)])
     shown = buffer.getvalue()
     assert "\x1b" not in shown and "\\x1b[2J" in shown and "\\x1b]0;x\\x07" in shown
 

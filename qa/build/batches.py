@@ -1,0 +1,148 @@
+"""Batches: the one copy of a build's inner loop, shared by the local pipeline and the shard workers.
+
+"A shard build makes the same vectors as a local build" rests on this module, not on two copies
+kept in step: both check their sources with ``check_sources``, count what they read with ``Tally``,
+and encode records ``BATCH_RECORDS`` at a time with ``encode_batch`` -- passages one text per call
+(exact), each batch's sentences together. A shard worker imports this and ``chunk``, nothing of the
+local pipeline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..embed import Chunk, Embedder
+from ..errors import QAError
+from ..ingest import expand_sources, probe_source
+from ..records import Bad, Deletion, Event, Record, Skipped
+from ..store import text_hash
+
+BATCH_RECORDS = 256  # records per encoder batch: the same in every engine, so their vectors agree
+
+SentenceRow = tuple[str, int, int, "str | None"]  # (pmid, start, end, section) of one sentence
+
+
+def check_sources(sources: Iterable[str | Path], *, skip_bad: bool) -> list[Path]:
+    """The files to read; a wrong one fails in a moment, before an encoder is prepared or anything is made."""
+    files = expand_sources(sources)
+    if not files:
+        raise QAError("no input files given")
+    if not skip_bad:
+        for path in files:
+            probe_source(path)
+    return files
+
+
+@dataclass
+class Tally:
+    """What a build read: records (with an abstract or skipped), PMIDs read twice, skips by reason, bad ones."""
+
+    records_read: int = 0
+    replaced: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    bad: list[str] = field(default_factory=list)
+
+    def read(
+        self,
+        events: Iterable[Event],
+        on_record: Callable[[Record], bool | None],
+        on_deletion: Callable[[Sequence[str]], object],
+        notify: Callable[[int], None] | None = None,
+    ) -> None:
+        """Pass each record and deletion on (``on_record`` returns whether it replaced one), counting the rest."""
+        for event in events:
+            if isinstance(event, Record):
+                self.records_read += 1
+                self.replaced += bool(on_record(event))
+            elif isinstance(event, Deletion):
+                on_deletion(event.pmids)
+            elif isinstance(event, Skipped):
+                self.records_read += 1
+                self.skipped[event.reason] += 1
+            elif isinstance(event, Bad):
+                self.bad.append(event.message)
+            if notify is not None:
+                notify(self.records_read)
+
+    def add_counts(self, skipped: Mapping[str, int], bad: Sequence[str]) -> None:
+        """Skips and bad records counted elsewhere (a shard's manifest), as if read here."""
+        self.skipped.update(skipped)
+        self.records_read += sum(skipped.values())
+        self.bad += bad
+
+
+def sentence_rows(chunks: Sequence[Chunk]) -> list[SentenceRow]:
+    """Each sentence of the chunks' records once, ``(pmid, start, end, section)``: passages overlap."""
+    rows = {(chunk.pmid, s, e): chunk.section for chunk in chunks for s, e in chunk.sentences}
+    return [(pmid, s, e, section) for (pmid, s, e), section in sorted(rows.items())]
+
+
+@dataclass
+class EncodedBatch:
+    """One batch's passage and sentence vectors, with how many were encoded (not reused) and how long it took."""
+
+    vectors: np.ndarray
+    sentence_rows: list[SentenceRow]
+    sentence_vectors: np.ndarray
+    encoded: int = 0
+    sentences_encoded: int = 0
+    seconds: float = 0.0
+    sentence_seconds: float = 0.0
+
+
+def encode_batch(
+    records: Sequence[Record],
+    chunks: Sequence[Chunk],
+    embedder: Embedder,
+    dimension: int,
+    reuse: Mapping[str, np.ndarray] | None = None,
+    reuse_sentences: Mapping[str, np.ndarray] | None = None,
+) -> EncodedBatch:
+    """Vectors for a batch of records and their chunks: passages one at a time (exact), sentences batched.
+
+    ``reuse`` maps a passage's text hash, ``reuse_sentences`` a sentence's text, to a vector already in
+    the index: those are copied, not encoded. Sentence vectors are only ever compared with questions,
+    never looked up, so they may be batched (``exact=False``).
+    """
+    abstracts = {r.pmid: r.abstract for r in records}
+    rows = sentence_rows(chunks)
+    sentence_texts = [abstracts[pmid][s:e] for pmid, s, e, _ in rows]
+    sentence_vectors, sentences_encoded, sentence_seconds = _vectors(
+        sentence_texts, sentence_texts, reuse_sentences or {}, embedder, dimension, exact=False
+    )
+    texts = [c.embed_text for c in chunks]
+    vectors, encoded, seconds = _vectors(texts, [text_hash(t) for t in texts], reuse or {}, embedder, dimension)
+    return EncodedBatch(vectors, rows, sentence_vectors, encoded, sentences_encoded, seconds, sentence_seconds)
+
+
+def _vectors(
+    texts: list[str],
+    keys: list[str],
+    reuse: Mapping[str, np.ndarray],
+    embedder: Embedder,
+    dimension: int,
+    *,
+    exact: bool = True,
+) -> tuple[np.ndarray, int, float]:
+    """Vectors for ``texts``: reused where the key is known, encoded otherwise; also how many were
+    encoded and the seconds that took."""
+    fresh = [i for i, key in enumerate(keys) if key not in reuse]
+    vectors = np.zeros((len(texts), dimension), dtype=np.float32)
+    seconds = 0.0
+    if fresh:
+        t0 = time.perf_counter()
+        vectors[fresh] = embedder.encode([texts[i] for i in fresh], exact=exact)
+        seconds = time.perf_counter() - t0
+    for i, key in enumerate(keys):
+        if key in reuse:
+            vectors[i] = reuse[key]
+    return vectors, len(fresh), seconds
+
+
+__all__ = ["BATCH_RECORDS", "check_sources", "Tally", "sentence_rows", "encode_batch", "EncodedBatch", "SentenceRow"]

@@ -1,0 +1,106 @@
+"""PubMed workflows: build from a live search or a PMID list, and ``qa update`` (fetch only what is new).
+
+The fetching itself (E-utilities, resumable batches) is ``qa.ingest``'s; this module decides where a
+fetch goes (the index's ``fetch/`` folder), what the index remembers (the search, for ``qa update``),
+and hands the fetched file to the local pipeline like any other source.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import QAError
+from ..store import IndexStore
+from .options import BuildReport, ProgressCallback, no_progress
+from .pipeline import build_index
+
+@dataclass(frozen=True)
+class PubmedSource:
+    """Where and how to reach E-utilities (None: the environment's or NCBI's defaults)."""
+
+    eutils_url: str | None = None
+    api_key: str | None = None
+    email: str | None = None
+    allow_partial: bool = False  # index what arrived when PubMed leaves PMIDs out, instead of stopping
+
+    def client(self) -> Any:
+        from ..ingest.eutils import EUtils
+
+        return EUtils(self.eutils_url, api_key=self.api_key, email=self.email)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """Records fetched for an index: the file, the search to remember, and what did not arrive."""
+
+    path: Path
+    pubmed: dict[str, Any] | None
+    warnings: tuple[str, ...] = ()
+
+
+def fetch_for_index(
+    index: str | Path,
+    source: PubmedSource,
+    *,
+    query: str | None = None,
+    pmids: list[str] | None = None,
+    limit: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> Fetched:
+    """Fetch a search or a PMID list into the index's fetch folder (resumable)."""
+    from ..ingest.fetch import fetch_records, query_digest
+
+    if query is not None and pmids is not None:
+        raise QAError("use --pubmed or --pmids, not both")
+    key = query_digest(json.dumps([query, pmids, limit]))
+    out = IndexStore(index).layout.fetch_file(key)
+    notify = progress or no_progress
+    with source.client() as client:
+        report = fetch_records(
+            client,
+            out,
+            query=query if pmids is None else None,
+            pmids=pmids,
+            limit=limit,
+            progress=lambda done, total: notify("fetch", done, total),
+            allow_partial=source.allow_partial,
+        )
+    remembered = {"query": query, "max": limit} if query is not None else None
+    return Fetched(out, remembered, tuple(report.warnings))
+
+
+def update_from_pubmed(
+    index: str | Path = "index", source: PubmedSource | None = None, *, progress: ProgressCallback | None = None
+) -> BuildReport:
+    """Re-run the PubMed search an index was built from; fetch and index only the PMIDs it does not have."""
+    source = source or PubmedSource()
+    store = IndexStore(index)
+    manifest = store.manifest()
+    if not manifest.pubmed or not manifest.pubmed.get("query"):
+        raise QAError(f"{index} was not built from a PubMed search (qa build --pubmed QUERY); nothing to re-run")
+    with source.client() as client:
+        found = client.search(
+            manifest.pubmed["query"], limit=manifest.pubmed.get("max"), allow_partial=source.allow_partial
+        )
+    passages = store.open_passages()
+    try:
+        indexed = passages.pmids()
+    finally:
+        passages.close()
+    new = [p for p in found.pmids if p not in indexed]
+    if not new:
+        report = BuildReport(index=str(store.path), sources=[], unchanged=len(found.pmids))
+        report.records_indexed, report.chunks = manifest.records, manifest.chunks
+    else:
+        fetched = fetch_for_index(index, source, pmids=new, progress=progress)
+        report = build_index([fetched.path], index, progress=progress)
+        report.warnings += list(fetched.warnings)
+    report.warnings = list(found.warnings) + report.warnings
+    return report
+
+
+
+__all__ = ["PubmedSource", "Fetched", "fetch_for_index", "update_from_pubmed"]
