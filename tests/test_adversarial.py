@@ -212,9 +212,11 @@ def test_verify_reports_no_false_problem_while_builds_swap(seed_index: Path, emb
 def test_index_outside_paths_in_the_manifest_are_refused(seed_index: Path, tmp_path: Path) -> None:
     manifest = snapshot_file(seed_index, "manifest.json")
     data = json.loads(manifest.read_text())
+    own = {p for p in tmp_path.rglob("*.onnx")}  # the index's own encoder, in its models/ folder
+    assert own and all((seed_index / "models") in p.parents for p in own)
     for bad in ("../../../../etc", str(tmp_path), "models/../../x"):
         manifest.write_text(json.dumps({**data, "backend": "onnx-int8", "encoder": bad}))
         # the sizes and checksums of the other files still match, so only the encoder path is at fault
         one_line_error(run("ask", IL6_QUESTION, "--index", str(seed_index)), "outside")
-        assert not any(p.name.endswith(".onnx") for p in tmp_path.rglob("*"))
+        assert set(tmp_path.rglob("*.onnx")) == own  # nothing exported anywhere else
     assert os.path.isdir(seed_index)

@@ -17,6 +17,7 @@ from ..store import IndexStore
 from .options import BuildReport, ProgressCallback, no_progress
 from .pipeline import build_index
 
+
 @dataclass(frozen=True)
 class PubmedSource:
     """Where and how to reach E-utilities (None: the environment's or NCBI's defaults)."""

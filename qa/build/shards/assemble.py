@@ -25,6 +25,7 @@ from ..options import BuildOptions, BuildReport, ProgressCallback
 from ..pipeline import record_tally, update_index
 from .format import ShardEntry, ShardSet
 
+
 def index_from_shards(
     shards: str | Path,
     index: str | Path = "index",
