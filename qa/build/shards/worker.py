@@ -182,8 +182,12 @@ def _encode(
         seconds["embed"] += encoded.seconds
         seconds["sentences"] += encoded.sentence_seconds
         for j in batch:
-            entry = {"pmid": records[j].pmid, "hash": record_hash(records[j]),
-                     "chunks": [chunk_to_dict(c) for c in chunks[j]], "sentences": len(sentence_rows(chunks[j]))}  # fmt: skip
+            entry = {
+                "pmid": records[j].pmid,
+                "hash": record_hash(records[j]),
+                "chunks": [chunk_to_dict(c) for c in chunks[j]],
+                "sentences": len(sentence_rows(chunks[j])),
+            }
             passages.write(json.dumps(entry) + "\n")
     vectors.flush()
     sentence_vectors.flush()
