@@ -74,11 +74,6 @@ class Manifest:
             return f"the {self.backend} encoder and its files are not listed"
         return None
 
-    @property
-    def encoder_sha256(self) -> str | None:
-        """The encoder's model file checksum, read from its file list (stored once)."""
-        return self.encoder_files.get(MODEL_FILE)
-
 
 def _int(low: int, high: int) -> Any:
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high

@@ -66,7 +66,7 @@ class ShardSettings:
     chunk_tokens: int
     overlap_sentences: int
     precision: str | None = None  # torch: as asked (None: fp16 on CUDA, else fp32)
-    encoder_sha256: str | None = None  # onnx-int8: the encoder's model file
+    encoder_sha256: str | None = None  # exported backends: model.onnx's SHA-256, a key of the shard's name (format 1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
