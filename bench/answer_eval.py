@@ -113,9 +113,41 @@ def conversations(retriever: Any, items: list[dict[str, Any]]) -> dict[str, Any]
 def refusals(retriever: Any, offtopic: list[dict[str, Any]], real: list[str]) -> dict[str, Any]:
     refused = [o["id"] for o in offtopic if not retriever.ask(o["question"], 5).hits]
     lost = [q for q in real if not retriever.ask(q, 1).hits]
+    scope = load("out_of_scope.jsonl")
+    by_split = {}
+    for split in ("dev", "test"):
+        chosen = [o for o in scope if o["split"] == split]
+        kept = [o["question"] for o in chosen if retriever.ask(o["question"], 5).hits]
+        by_split[split] = {"refused": len(chosen) - len(kept), "of": len(chosen), "answered": kept}
     return {"offtopic_refused": len(refused), "offtopic": len(offtopic),
             "offtopic_rate": round(len(refused) / len(offtopic), 4),
+            "out_of_scope": by_split,
             "real_refused": len(lost), "real": len(real), "real_refused_questions": lost[:20]}  # fmt: skip
+
+
+def cases(retriever: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The held-out cases of bench/answers/cases.jsonl: for each, whether the last turn is read right and
+    whether its answer holds the marked sentence with nothing from another record."""
+    from qa.ask.conversation import Conversation
+
+    rows = []
+    for item in items:
+        talk = Conversation(retriever, k=5)
+        for turn in item["turns"][:-1]:
+            talk.ask(turn["question"])
+        last = item["turns"][-1]
+        response = talk.ask(last["question"])
+        sentences = response.answer.sentences
+        row = {"id": item["id"], "kind": item["kind"], "searched_with_context": response.query is not None}
+        if item["kind"] == "switch":
+            alone = retriever.ask(last["question"], 5)
+            row["ok"] = response.query is None and [h.pmid for h in response.hits] == [h.pmid for h in alone.hits]
+        else:
+            row["ok"] = (holds([s.text for s in sentences], last.get("answers", []))
+                         and all(s.pmid == last["pmid"] for s in sentences))  # fmt: skip
+        row["answer_pmids"] = sorted({s.pmid for s in sentences})
+        rows.append(row)
+    return rows
 
 
 def shared_first_sentence(
@@ -153,6 +185,7 @@ def run_all(retriever: Any, queries: dict[str, str], qrels: dict[str, dict[str, 
         "answers": answer_rate(cached),
         "conversations": conversations(retriever, load("conversations.jsonl")),
         "refusals": refusals(retriever, load("offtopic.jsonl"), real),
+        "cases": cases(retriever, load("cases.jsonl")),
         "shared_first_sentence": shared_first_sentence(retriever, queries, qrels),
     }
 
@@ -177,6 +210,12 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         f"topic switches = standalone hits   {share(c['switch_equals_standalone'])}",
         f"nothing relevant: off-topic refused {r['offtopic_refused']}/{r['offtopic']} = {r['offtopic_rate']:.1%}; "
         f"real questions refused {r['real_refused']}/{r['real']}",
+        "out-of-scope refused               "
+        + ", ".join(f"{k} {v['refused']}/{v['of']} = {v['refused'] / v['of']:.1%}"
+                    for k, v in r["out_of_scope"].items())  # fmt: skip
+        + "  (dev trained on, test never)",
+        "held-out cases (cases.jsonl)       "
+        + ", ".join(f"{c['id']} {c['kind']} {'ok' if c['ok'] else 'MISSED'}" for c in result["cases"]),
         f"shared: first answer sentence from the gold record's Results/Conclusions "
         f"{s.get('from gold results/conclusions', 0)}/{s['questions']} = {s['rate']:.1%} "
         f"(from the gold record at all: {s.get('from gold', 0)})",

@@ -133,7 +133,12 @@ def main() -> None:
         ]["rate"]
         >= 0.90,
         "off-topic questions refused >= 90%": labelled["refusals"]["offtopic_rate"] >= 0.90,
-        "no real question refused": labelled["refusals"]["real_refused"] == 0,
+        "real questions refused <= 1%": labelled["refusals"]["real_refused"] <= 0.01 * labelled["refusals"]["real"],
+        "out-of-scope test half refused >= 90% (never trained on)": labelled["refusals"]["out_of_scope"]["test"][
+            "refused"
+        ]
+        >= 0.9 * labelled["refusals"]["out_of_scope"]["test"]["of"],
+        "held-out cases all read right (cases.jsonl)": all(c["ok"] for c in labelled["cases"]),
     }
     results["checks"] = checks
     path = write_results(f"quality-{results['backend']}", results)

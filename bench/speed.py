@@ -7,6 +7,8 @@
     python bench/speed.py --only 1m  # ivf-sq8 and ivf-pq at 1,000,000 synthetic passages
     python bench/speed.py --only ray --runs 1  # the Ray engine (qa build --engine ray) against a local build of
                                                # the same files: about 3 minutes here; writes speed-ray.json
+    python bench/speed.py --only ask  # warm ask on shared titles and on natural questions, cold ask: writes
+                                      # speed-ask.json
 
 Every figure is the median of several runs; ratios compare figures measured in the same run.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from common import (
+    BENCH,
     CACHE,
     CORPUS,
     REPO,
@@ -376,6 +379,46 @@ def warm_queries(index: Path, n: int) -> dict:
     return out
 
 
+def natural_questions() -> list[str]:
+    """Questions as people write them: the hand-labelled sets of bench/answers and bench/paraphrase."""
+    answers = BENCH / "answers"
+    out = []
+    for name, field in (("questions.jsonl", "question"), ("out_of_scope.jsonl", "question")):
+        with open(answers / name, encoding="utf-8") as fh:
+            out += [json.loads(line)[field] for line in fh if line.strip()]
+    with open(answers / "conversations.jsonl", encoding="utf-8") as fh:
+        out += [json.loads(line)["turns"][0]["question"] for line in fh if line.strip()]
+    return out + list(load_queries(BENCH / "paraphrase" / "queries.jsonl").values())
+
+
+def ask_latency(index: Path, runs: int) -> dict:
+    """Warm ``ask`` (relevance, answer and verdict included) on short titles and on natural questions; cold ask."""
+    titles = list(load_queries(SHARED_QUERIES).values())[:200]
+    out: dict = {}
+    with Retriever(index) as retriever:
+        retriever.warm_up()
+        for label, questions in (("titles", titles), ("natural", natural_questions())):
+            times = []
+            for q in questions:
+                t0 = time.perf_counter()
+                retriever.ask(q, k=5)
+                times.append((time.perf_counter() - t0) * 1000)
+            out[label] = {"questions": len(questions), "p50_ms": round(float(np.percentile(times, 50)), 1),
+                          "p99_ms": round(float(np.percentile(times, 99)), 1)}  # fmt: skip
+    out["cold_ask"] = cold_ask(index, max(3, runs))
+    return out
+
+
+def ask_table(a: dict) -> list[tuple[str, str]]:
+    return [
+        (f"warm ask p50 / p99, shared titles ({a['titles']['questions']})",
+         f"{a['titles']['p50_ms']} / {a['titles']['p99_ms']} ms"),
+        (f"warm ask p50 / p99, natural questions ({a['natural']['questions']})",
+         f"{a['natural']['p50_ms']} / {a['natural']['p99_ms']} ms"),
+        ("cold `qa ask` (new process), median", f"{a['cold_ask']['median_seconds']} s"),
+    ]  # fmt: skip
+
+
 def million(index: Path, n: int = 1_000_000, queries: int = 200) -> dict:
     """1M synthetic passages clustered around the real ones, as ivf-sq8 and as ivf-pq; real questions as queries.
 
@@ -428,8 +471,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per timed figure (default 3; cold ask uses 5)")
     parser.add_argument(
         "--only",
-        choices=["parallel", "ray", "1m"],
-        help="one part: parallel (vs serial chunking), ray (vs a local build) or 1m (ivf-sq8 and ivf-pq at 1M)",
+        choices=["parallel", "ray", "1m", "ask"],
+        help="one part: parallel (vs serial chunking), ray (vs a local build), 1m (ivf-sq8 and ivf-pq at 1M) "
+        "or ask (warm ask on titles and natural questions, cold ask)",
     )
     parser.add_argument(
         "--workers", type=int, default=2, help="chunking processes of the parallel build; Ray workers (default 2)"
@@ -444,6 +488,7 @@ def main() -> None:
                          parallel_table),
             "1m": ("one_million", "speed-1m", lambda: million(corpus_index()), million_table),
             "ray": ("ray_build", "speed-ray", lambda: ray_builds(args.runs, args.workers), ray_table),
+            "ask": ("ask", "speed-ask", lambda: ask_latency(corpus_index(), args.runs), ask_table),
         }  # fmt: skip
         key, name, run, table = parts[args.only]
         results[key] = run()

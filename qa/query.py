@@ -102,6 +102,9 @@ class Hit:
     highlight: tuple[int, int] | None = None  # best-matching sentence, offsets into ``text``
     sentences: tuple[tuple[int, int, float], ...] = field(default=(), repr=False)  # (start, end, cosine) in ``text``
     cosine: float | None = None  # of the question and this passage
+    relevance: float | None = None  # the relevance model's probability that this record answers the question
+    relevance_label: str | None = None  # "strong" (an answer) or "weak" (less related); see qa.ask.relevance
+    signals: tuple[float, ...] = field(default=(), repr=False)  # what the relevance was judged on (FEATURES order)
 
     @property
     def url(self) -> str:
@@ -125,6 +128,8 @@ class Hit:
             "url": self.url,
             "doi": self.doi,
             "best_sentence": self.best_sentence,
+            "relevance": round(self.relevance, 4) if self.relevance is not None else None,
+            "relevance_label": self.relevance_label,
         }
 
 
@@ -144,13 +149,16 @@ class Answer:
     """``text`` is the sentences in order, each followed by ``[PMID]``; empty when nothing answers."""
 
     sentences: tuple[AnswerSentence, ...] = ()
+    verdict: str | None = None  # yes/no questions: "yes", "no", "mixed" or "unclear"; None for other questions
+    verdict_pmids: tuple[str, ...] = ()  # the records the verdict was read from, best first
 
     @property
     def text(self) -> str:
         return " ".join(f"{s.text} [{s.pmid}]" for s in self.sentences)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "sentences": [s.to_dict() for s in self.sentences]}
+        return {"text": self.text, "sentences": [s.to_dict() for s in self.sentences], "verdict": self.verdict,
+                "verdict_pmids": list(self.verdict_pmids)}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,10 @@ def test_chat_page_answers_with_a_linked_citation(browser, api) -> None:
     first = turn.find_elements(By.CSS_SELECTOR, "ol.passages > li")[0]
     assert "Interleukin-6 As a Therapeutic Target" in first.text and "2015" in first.text
     assert "siltuximab" in first.find_element(By.TAG_NAME, "mark").text  # the answering sentence, highlighted
+    assert len(turn.find_elements(By.CSS_SELECTOR, "ol.passages:not(.weak) > li")) == 1  # only the answer, as an answer
+    assert "Less related" in turn.find_element(By.CSS_SELECTOR, "p.less-related").text
+    weak = turn.find_elements(By.CSS_SELECTOR, "ol.passages.weak > li")
+    assert weak and all(f"PMID {SEED_PMID}" not in li.text for li in weak)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOT))
 

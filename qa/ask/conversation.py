@@ -19,7 +19,7 @@ from ..errors import QAError
 from ..query import DEFAULT_MODE, MAX_CHAT_K, Filters, Mode, Response, check_mode, check_question
 from ..records import normalize_pmid
 from ..store.lexical import STOPWORDS
-from .retrieve import RELEVANCE_FLOOR, Retriever
+from .retrieve import Retriever
 
 CHAT_HELP = """Type a question and press Enter. A follow-up ("and its side effects?") is searched
 together with the previous question; /new starts a fresh topic. Commands:
@@ -97,11 +97,17 @@ NO_EARLIER_QUESTION = "This reads like a follow-up, but there is no earlier ques
 # How much closer a question must be to the records it finds alone than to the topic's records to
 # start a new topic (cosines; chosen on the dev conversations of bench/answers: follow-ups <= 0.13,
 # topic switches >= 0.57 there).
+VAGUE_COSINE = 0.40  # a question this far from its best passage cannot stand alone ("and their safety?")
 NEW_TOPIC_GAP = 0.30
 # A vague question follows up if it is at least this close to the topic's records or its wording
 # points back ("and their safety?"); otherwise ("best pizza in Rome") it is asked on its own
 # (dev follow-ups: >= 0.36).
 TOPIC_FLOOR = 0.25
+# A question names its own subject when the topic's records hold less than this share of its content
+# words (idf-weighted) and the record it finds alone holds at least NEW_SUBJECT_OWN: "Does vitamin D
+# supplementation prevent fractures?" after a statin question.
+NEW_SUBJECT_TOPIC = 0.34
+NEW_SUBJECT_OWN = 0.67
 
 
 @dataclass
@@ -134,11 +140,20 @@ class Conversation:
         alone = self.retriever.search(question, 3, mode=self.mode, filters=self.filters, highlight=False)
         if not alone or alone[0].pmid in self.topic_pmids or alone[0].cosine is None:
             return context  # on its own it finds nothing, or the same records: stay on the topic
+        if self._names_a_new_subject(question, alone[0].pmid):
+            return None
         to_topic = self.retriever.closeness(question, sorted(self.topic_pmids))
-        if alone[0].cosine < RELEVANCE_FLOOR:  # too vague to stand alone: "and their safety?", or off-topic
+        if alone[0].cosine < VAGUE_COSINE:  # too vague to stand alone: "and their safety?", or off-topic
             return context if to_topic >= TOPIC_FLOOR or sounds_like_follow_up(question) else None
         # A new subject finds its own records far more closely than the topic's; a follow-up does not.
         return None if alone[0].cosine - to_topic >= self.new_topic_gap else context
+
+    def _names_a_new_subject(self, question: str, found_alone: str) -> bool:
+        """Whether the question's own content words are missing from the topic's records, but not from the
+        record it finds on its own: then it is a new subject, whatever its wording."""
+        topic = self.retriever.coverage(question, sorted(self.topic_pmids))
+        own = self.retriever.coverage(question, [found_alone])
+        return max(topic.values(), default=0.0) < NEW_SUBJECT_TOPIC and own.get(found_alone, 0.0) >= NEW_SUBJECT_OWN
 
     def ask(self, question: str) -> Response:
         question = check_question(question)

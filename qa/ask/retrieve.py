@@ -10,23 +10,28 @@ searches, so k results come back even when most records are filtered out.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from ..embed import Embedder, check_same_model, is_exported
-from ..query import DEFAULT_MODE, MODES, Filters, Hit, Mode, Response, check_k, check_mode, check_question
+from ..query import DEFAULT_MODE, MODES, Answer, Filters, Hit, Mode, Response, check_k, check_mode, check_question
 from ..store import IndexStore, Manifest, Snapshot, set_threads
 from ..store.snapshot import PassageScores, StoredSentence
 from .answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer
+from .relevance import RelevanceModel, Signals, record_signals
+from .verdict import VerdictModel, combine, conclusion_of, is_yes_no
 
 EXACT_FILTER_LIMIT = 20_000  # filtered searches over at most this many passages are scored exactly
 SEARCH_DEPTH = 50  # records each side contributes before fusion (at least 4 x k)
-RELEVANCE_FLOOR = 0.40  # cosine of the best passage below which nothing is shown (bench/answers/offtopic.jsonl)
-NAMED_FLOOR = 0.50  # ... and below which a question naming something no record mentions is refused
 NOTHING_RELEVANT = "Nothing in this collection answers that; try other words, or index more records."
+UNCERTAIN = (
+    "Uncertain: the closest record may not answer this question (weak relevance); read it before relying on it."
+)
+VERDICT_RECORDS = 3  # a verdict reads the conclusions of at most this many answering records
+MODEL_FLOOR = "model"  # ``Retriever.ask(relevance_floor=...)``: the relevance model's own answer floor
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,8 @@ class Retriever:
         faiss_threads: int | None = 1,
         verify: bool | None = None,
         encoder_threads: int | None = None,
+        relevance: RelevanceModel | None = None,
+        verdicts: VerdictModel | None = None,
     ) -> None:
         if faiss_threads:
             # The setting is FAISS's and process-wide; pass faiss_threads=None to leave it alone.
@@ -101,6 +108,15 @@ class Retriever:
                                 export=False, threads=encoder_threads)  # fmt: skip
         self.embedder = embedder
         self.fusion = fusion or Fusion()
+        self.relevance = relevance or RelevanceModel.load()
+        self._verdicts = verdicts
+
+    @property
+    def verdicts(self) -> VerdictModel:
+        """The verdict model, loaded at the first yes/no question."""
+        if self._verdicts is None:
+            self._verdicts = VerdictModel.load()
+        return self._verdicts
 
     @property
     def manifest(self) -> Manifest:
@@ -135,25 +151,46 @@ class Retriever:
         filters: Filters | None = None,
         all_passages: bool = False,
         query: str | None = None,
-        relevance_floor: float | None = RELEVANCE_FLOOR,
+        relevance_floor: float | Literal["model"] | None = MODEL_FLOOR,
         answer_weights: AnswerWeights | None = None,
     ) -> Response:
         """Ranked passages plus a cited extractive answer (what ``qa ask`` shows).
 
         ``query``, when given, is searched instead of ``question`` (a follow-up with its context): the
         earlier question steers which records are found, the follow-up's own words which sentences
-        answer. When even the best passage is further from the question than ``relevance_floor``
-        (a cosine), the response holds no hits and says that nothing relevant was found; None lists
-        whatever ranks first.
+        answer. When the best hit's relevance (``qa.ask.relevance``) is below ``relevance_floor`` (by
+        default the model's own answer floor), the response holds no hits and says what was closest;
+        None lists whatever ranks first. Answer sentences come from the best record and from the other
+        records judged strong, never from a weak one.
         """
         question = check_question(question)
         found = self._search(query or question, k, mode=mode, filters=filters, all_passages=all_passages)
         filters = filters or Filters()
-        if relevance_floor is not None and found.hits and not self._relevant(question, found.hits[0], relevance_floor):
-            return Response(question, [], mode=mode, query=query, filters=filters, note=NOTHING_RELEVANT)
+        floor = self.relevance.answer_floor if relevance_floor == MODEL_FLOOR else relevance_floor
+        top = found.hits[0] if found.hits else None
+        if top is not None and isinstance(floor, float) and (top.relevance or 0.0) < floor:
+            return Response(question, [], mode=mode, query=query, filters=filters, note=_nothing_relevant(top))
         question_vector = found.query_vector if query is None else self.embedder.encode([question])[0]
-        answer = extract_answer(found.hits, found.sentences, question_vector, answer_weights or DEFAULT_WEIGHTS)
-        return Response(question, found.hits, answer, mode=mode, query=query, filters=filters)
+        answering = {h.pmid for h in found.hits if h.rank == 1 or h.relevance_label == "strong"}
+        hits = [h for h in found.hits if h.pmid in answering]
+        answer = extract_answer(hits, found.sentences, question_vector, answer_weights or DEFAULT_WEIGHTS)
+        uncertain = top is not None and top.relevance_label == "weak"
+        if is_yes_no(question) and hits:
+            answer = self._with_verdict(answer, list(dict.fromkeys(h.pmid for h in hits))[:VERDICT_RECORDS])
+            if uncertain:  # no bottom line from a record that may not be about the question
+                answer = replace(answer, verdict="unclear")
+        note = UNCERTAIN if uncertain else None
+        return Response(question, found.hits, answer, mode=mode, query=query, filters=filters, note=note)
+
+    def _with_verdict(self, answer: Answer, pmids: list[str]) -> Answer:
+        """The answer with the bottom line the answering records' conclusions give (``qa.ask.verdict``)."""
+        readings = []
+        for pmid in pmids:
+            record = self.snapshot.passages.record(pmid)
+            quoted = " ".join(s.text for s in answer.sentences if s.pmid == pmid)
+            text = conclusion_of(record.sections, quoted) if record is not None else quoted
+            readings.append(self.verdicts.read(text) if text else None)
+        return replace(answer, verdict=combine(readings), verdict_pmids=tuple(pmids))
 
     def search(
         self,
@@ -204,7 +241,10 @@ class Retriever:
         ranked = _rank_passages(passages, record_score, best_dense, mode, all_passages)[:k]
         pmids = list(dict.fromkeys(passages[cid][0] for cid, _ in ranked)) if sentences else []
         stored = snapshot.passages.sentences(pmids)
-        return _Found(self._hits(snapshot, query, ranked, passages, stored), query, stored)
+        hits = self._hits(snapshot, query, ranked, passages, stored)
+        if sentences:
+            hits = self._judged(snapshot, question, query, hits, best_dense, lexical, stored)
+        return _Found(hits, query, stored)
 
     # -- the steps of a search ---------------------------------------------
 
@@ -216,14 +256,50 @@ class Retriever:
         scores = self.snapshot.dense_scores_of_records(vector, list(pmids))
         return max((s for _, s in scores.values()), default=-1.0)
 
-    def _relevant(self, question: str, top: Hit, floor: float) -> bool:
-        """Whether the best hit is close enough to be worth showing: near enough in meaning, and not a
-        loose match for a question about something (a disease, a place) that no record names."""
-        if top.cosine is None:
-            return True
-        if top.cosine < floor:
-            return False
-        return top.cosine >= max(floor, NAMED_FLOOR) or not self.snapshot.lexical.absent_names(question)
+    def coverage(self, question: str, pmids: Sequence[str]) -> dict[str, float]:
+        """The idf-weighted share of the question's content words each record contains (0-1)."""
+        return self.snapshot.lexical.coverage(check_question(question), list(pmids))[0]
+
+    def signals(
+        self,
+        snapshot: Snapshot,
+        question: str,
+        query: np.ndarray,
+        pmids: Sequence[str],
+        best_dense: dict[str, float],
+        lexical: dict[str, float],
+        sentences: dict[str, list[StoredSentence]],
+    ) -> dict[str, Signals]:
+        """The relevance model's signals for each of ``pmids`` (``qa.ask.relevance``)."""
+        pmids = list(dict.fromkeys(pmids))
+        missing = [p for p in pmids if p not in lexical]
+        bm25 = {**lexical, **(snapshot.lexical.search(question, len(missing), missing) if missing else {})}
+        ceiling = snapshot.lexical.ceiling(question)
+        closest = {p: max((float(s.vector @ query) for s in sentences.get(p, ())), default=best_dense.get(p, 0.0))
+                   for p in pmids}  # fmt: skip
+        coverage, absent = snapshot.lexical.coverage(question, pmids)
+        vocabulary = self.embedder.tokenizer
+        unknown = sum(share for term, share in absent.items() if vocabulary.token_to_id(term) is None)
+        scaled = {p: bm25.get(p, 0.0) / ceiling if ceiling > 0 else 0.0 for p in pmids}
+        return record_signals(pmids, best_dense, closest, scaled, coverage, sum(absent.values()), unknown)
+
+    def _judged(
+        self,
+        snapshot: Snapshot,
+        question: str,
+        query: np.ndarray,
+        hits: list[Hit],
+        best_dense: dict[str, float],
+        lexical: dict[str, float],
+        sentences: dict[str, list[StoredSentence]],
+    ) -> list[Hit]:
+        """The hits with their relevance and its label."""
+        by_record = self.signals(snapshot, question, query, [h.pmid for h in hits], best_dense, lexical, sentences)
+        pmids = list(by_record)  # in rank order: the best record first
+        scores = self.relevance.judge([by_record[p] for p in pmids])
+        relevance, label = dict(zip(pmids, scores)), dict(zip(pmids, self.relevance.labels(scores)))
+        return [replace(h, relevance=relevance[h.pmid], relevance_label=label[h.pmid],
+                        signals=tuple(by_record[h.pmid].vector().tolist())) for h in hits]  # fmt: skip
 
     @staticmethod
     def _allowed(snapshot: Snapshot, filters: Filters | None) -> tuple[list[str], np.ndarray] | None:
@@ -348,6 +424,16 @@ class _Found:
     hits: list[Hit]
     query_vector: np.ndarray
     sentences: dict[str, list[StoredSentence]]
+
+
+def _nothing_relevant(closest: Hit) -> str:
+    """The refusal, with what came closest in one line, so that a reader can judge it."""
+    about = closest.title or closest.best_sentence or closest.text
+    about = " ".join(about.split())
+    about = about if len(about) <= 90 else about[:87].rstrip() + "..."
+    year = f", {closest.year}" if closest.year else ""
+    score = f"relevance {closest.relevance or 0:.2f}"
+    return f'{NOTHING_RELEVANT} Closest: PMID {closest.pmid}{year}, about "{about}" ({score}).'
 
 
 def _best_per_record(passages: PassageScores) -> dict[str, float]:

@@ -61,32 +61,59 @@ def _print_indented(console: Console, text: Text, indent: int = 3) -> None:
 
 
 def render_hits(console: Console, hits: Sequence[Hit]) -> None:
+    """The ranked passages; those the relevance model calls weak come after a "Less related" line, dimmed,
+    so that they never read like the passages that answer."""
     if not hits:
         console.print(_Shown("No passages found.", style="yellow"))
         return
-    for hit in hits:
-        head = _Shown()
-        head.append(f"{hit.rank}. ", style="bold")
-        head.append(f"PMID {hit.pmid}", style="bold cyan")
-        facts = [f for f in (hit.journal, str(hit.year) if hit.year else None) if f]
-        if facts:
-            head.append("  " + " · ".join(facts), style="dim")
-        head.append(f"  score {hit.score:.3f}", style="dim")
-        console.print(head)
-        title = _Shown(hit.title or "(no title in the record)", style="bold" if hit.title else "dim italic")
-        _print_indented(console, title)
-        body = _Shown()
-        body.append(f"[{_section_name(hit.section)}] ", style="magenta")
-        if hit.highlight:
-            s, e = hit.highlight
-            body.append(hit.text[:s])
-            body.append(hit.text[s:e], style="bold yellow")
-            body.append(hit.text[e:])
-        else:
-            body.append(hit.text)
-        _print_indented(console, body)
-        _print_indented(console, _Shown(hit.url, style="blue underline"))
-        console.print()
+    weak_shown = False
+    for hit in sorted(hits, key=lambda h: h.relevance_label == "weak"):  # stable: ranks stay in order
+        weak = hit.relevance_label == "weak"
+        if weak and not weak_shown:
+            weak_shown = True
+            console.print(_Shown("Less related (the collection's closest, not judged to answer the question)",
+                                 style="bold dim"))  # fmt: skip
+            console.print()
+        _render_hit(console, hit, dim=weak)
+
+
+def _render_hit(console: Console, hit: Hit, *, dim: bool) -> None:
+    head = _Shown()
+    head.append(f"{hit.rank}. ", style="dim" if dim else "bold")
+    head.append(f"PMID {hit.pmid}", style="cyan" if dim else "bold cyan")
+    facts = [f for f in (hit.journal, str(hit.year) if hit.year else None) if f]
+    if facts:
+        head.append("  " + " · ".join(facts), style="dim")
+    relevance = f"  relevance {hit.relevance:.2f}" if hit.relevance is not None else ""
+    head.append(f"  score {hit.score:.3f}{relevance}", style="dim")
+    console.print(head)
+    title = _Shown(hit.title or "(no title in the record)", style="bold" if hit.title and not dim else "dim italic")
+    _print_indented(console, title)
+    body = _Shown(style="dim" if dim else "")
+    body.append(f"[{_section_name(hit.section)}] ", style="magenta")
+    if hit.highlight and not dim:
+        s, e = hit.highlight
+        body.append(hit.text[:s])
+        body.append(hit.text[s:e], style="bold yellow")
+        body.append(hit.text[e:])
+    else:
+        body.append(hit.text)
+    _print_indented(console, body)
+    _print_indented(console, _Shown(hit.url, style="blue underline"))
+    console.print()
+
+
+VERDICT_LINES = {
+    "yes": "Yes, in this collection:",
+    "no": "No, in this collection:",
+    "mixed": "Mixed: the records that answer disagree, or are uncertain:",
+    "unclear": "Not answered here: the records do not state a clear yes or no.",
+}
+
+
+def verdict_line(verdict: str) -> str:
+    """The first line of a yes/no question's answer block."""
+    return VERDICT_LINES.get(verdict, verdict)
 
 
 def render_answer(console: Console, answer: Answer) -> None:
@@ -98,6 +125,8 @@ def render_answer(console: Console, answer: Answer) -> None:
         console.print()
         return
     console.print(_Shown("Answer", style="bold underline"))
+    if answer.verdict:
+        _print_indented(console, _Shown(verdict_line(answer.verdict), style="bold"))
     body = _Shown()
     for i, sentence in enumerate(answer.sentences):
         if i:
@@ -112,7 +141,8 @@ def render_response(console: Console, response: Response) -> None:
     if response.query and response.query != response.question:
         console.print(_Shown(f"(searched: {response.query})", style="dim"), soft_wrap=True)
     if response.note:
-        console.print(_Shown(response.note, style="yellow" if not response.hits else "dim"), soft_wrap=True)
+        alarm = not response.hits or response.note.startswith("Uncertain")
+        console.print(_Shown(response.note, style="yellow" if alarm else "dim"), soft_wrap=True)
         if not response.hits:
             return
     if response.hits:

@@ -98,6 +98,12 @@ class HitOut(BaseModel):
     url: str = Field(description="The record on PubMed.")
     doi: Optional[str]
     best_sentence: Optional[str] = Field(description="The sentence of the passage closest to the question.")
+    relevance: Optional[float] = Field(
+        description="The relevance model's probability (0-1) that this record answers the question."
+    )
+    relevance_label: Optional[Literal["strong", "weak"]] = Field(
+        description='"strong": judged to answer the question; "weak": less related, shown for context only.'
+    )
 
 
 class AnswerSentenceOut(BaseModel):
@@ -110,6 +116,10 @@ class AnswerSentenceOut(BaseModel):
 class AnswerOut(BaseModel):
     text: str = Field(description="The answer's sentences, each followed by [PMID]; empty when nothing answers.")
     sentences: list[AnswerSentenceOut]
+    verdict: Optional[Literal["yes", "no", "mixed", "unclear"]] = Field(
+        description="For a yes/no question, the bottom line of the records that answer it; null for other questions."
+    )
+    verdict_pmids: list[str] = Field(description="The records the verdict was read from, best first.")
 
 
 class ContextOut(BaseModel):

@@ -162,6 +162,48 @@ class LexicalIndex:
                 total += idf * (BM25_K1 + 1) * max(COLUMN_WEIGHTS)
         return total
 
+    def coverage(self, question: str, pmids: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
+        """How much of the question each record speaks to: the idf-weighted share of the question's content
+        terms found in the record (by FTS5's own stemmed match), and the terms that no record contains,
+        each with its share.
+
+        A term that no record contains weighs what a term in one record would (it is the rarest there is):
+        a question about a drug the collection never names keeps that weight uncovered in every record.
+        """
+        weights = self.term_weights(question)
+        total = sum(weights.values())
+        if total <= 0:
+            return dict.fromkeys(pmids, 0.0), {}
+        covered = dict.fromkeys(pmids, 0.0)
+        absent: dict[str, float] = {}
+        wanted = json.dumps([int(p) for p in pmids])
+        for term, weight in weights.items():
+            if self._document_frequency(term) == 0:
+                absent[term] = weight / total
+                continue
+            if not pmids:
+                continue
+            rows = self._query(
+                "SELECT rowid FROM lexical WHERE lexical MATCH ? AND rowid IN (SELECT value FROM json_each(?))",
+                (f'"{term}"', wanted),
+            )
+            for (rowid,) in rows:
+                covered[str(rowid)] += weight
+        return {p: c / total for p, c in covered.items()}, absent
+
+    def term_weights(self, question: str) -> dict[str, float]:
+        """The question's content terms with their idf (FTS5's formula; a term in no record counts as in one)."""
+        if self._n_records is None:
+            self._n_records = self.count()
+        n_records = self._n_records
+        out: dict[str, float] = {}
+        for term in dict.fromkeys(terms(question, drop_stopwords=True)):
+            if len(term) < 2 and not term.isdigit():
+                continue
+            n = max(1, self._document_frequency(term))
+            out[term] = max(1e-6, math.log((n_records - n + 0.5) / (n + 0.5)))
+        return out
+
     def absent_names(self, question: str) -> list[str]:
         """Capitalised words inside the question (names: "Ebola", "Kawasaki") that no record contains."""
         names = re.findall(r"(?<=[\w,;:)] )([A-Z][\w'\-]*)", question)

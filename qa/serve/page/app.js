@@ -50,11 +50,21 @@
     return body;
   }
 
+  const VERDICTS = {
+    yes: "Yes, in this collection:",
+    no: "No, in this collection:",
+    mixed: "Mixed: the records that answer disagree, or are uncertain:",
+    unclear: "Not answered here: the records do not state a clear yes or no.",
+  };
+
   function drawAnswer(turn, data) {
     const sentences = data.answer.sentences;
     if (sentences.length) {
       const p = el("p", "answer");
       p.setAttribute("aria-label", "Answer");
+      if (data.answer.verdict && VERDICTS[data.answer.verdict]) {
+        p.append(el("strong", "verdict", VERDICTS[data.answer.verdict]), " ");
+      }
       sentences.forEach(function (s, i) {
         if (i) p.append(" ");
         p.append(s.text + " ");
@@ -67,17 +77,30 @@
     if (data.note) turn.append(el("p", "note", data.note));
     if (data.query && data.query !== data.question) turn.append(el("p", "note", "Searched as a follow-up: " + data.query));
     if (!data.hits.length) return;
-    const list = el("ol", "passages");
-    list.setAttribute("aria-label", "Passages");
-    data.hits.forEach(function (hit) {
+    const strong = data.hits.filter(function (hit) { return hit.relevance_label !== "weak"; });
+    const weak = data.hits.filter(function (hit) { return hit.relevance_label === "weak"; });
+    if (strong.length) turn.append(passageList(strong, "Passages", "passages"));
+    if (weak.length) {
+      turn.append(el("p", "less-related", "Less related: the collection's closest, not judged to answer the question"));
+      turn.append(passageList(weak, "Less related passages", "passages weak"));
+    }
+  }
+
+  function passageList(hits, label, className) {
+    const list = el("ol", className);
+    list.setAttribute("aria-label", label);
+    list.start = hits[0].rank;
+    hits.forEach(function (hit) {
       const li = el("li");
+      li.value = hit.rank;
       li.append(pubmedLink(hit.pmid, hit.url, hit.title || "PMID " + hit.pmid));
       li.firstChild.classList.add("title");
-      const meta = [hit.journal, hit.year, hit.section, "PMID " + hit.pmid].filter(Boolean).join(" · ");
+      const relevance = hit.relevance === null || hit.relevance === undefined ? null : "relevance " + hit.relevance.toFixed(2);
+      const meta = [hit.journal, hit.year, hit.section, "PMID " + hit.pmid, relevance].filter(Boolean).join(" · ");
       li.append(el("div", "meta", meta));
       const text = el("p", "text");
       const best = hit.best_sentence;
-      const at = best ? hit.text.indexOf(best) : -1;
+      const at = best && hit.relevance_label !== "weak" ? hit.text.indexOf(best) : -1;
       if (at >= 0) {
         text.append(hit.text.slice(0, at), el("mark", null, best), hit.text.slice(at + best.length));
       } else {
@@ -86,7 +109,7 @@
       li.append(text);
       list.append(li);
     });
-    turn.append(list);
+    return list;
   }
 
   async function ask(event) {

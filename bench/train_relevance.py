@@ -1,0 +1,220 @@
+"""Train the relevance model (qa/data/relevance.json) and report it on sets it never saw.
+
+    python bench/train_relevance.py            # collects signals, trains, writes qa/data/relevance.json, reports
+    python bench/train_relevance.py --report   # only the report, for the bundled model
+
+Two logistic models over the same signals (``qa.ask.relevance``):
+- ``scope``, for the best record: positives are the best hits of real questions -- the shared questions
+  whose query id hashes to the train half (sha256, last hex digit even), and the dev halves of the 60
+  labelled questions and the 40 conversations' first turns (natural wording, weighted up so that they
+  count as much as the titles); negatives are the best hits of the dev half of
+  bench/answers/out_of_scope.jsonl and of all of bench/answers/offtopic.jsonl.
+- ``hit``, for every other record: of the train-half shared questions, the gold record's hit is
+  relevant and the other records among the top 10 are not.
+The answer floor is the highest that refuses at most 1% of the dev real questions, on 5-fold
+cross-validated probabilities. Reported on what was never trained or tuned on: the test halves of the
+shared questions, the labelled questions, the conversations and the out-of-scope set, and the 30
+paraphrased questions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+
+import numpy as np
+from common import ANSWER_CORPUS, BENCH, PARAPHRASE_QUERIES, REPO, SHARED, corpus_index, write_results
+
+sys.path.insert(0, str(REPO))
+from qa import Retriever  # noqa: E402
+from qa.ask.evaluate import load_qrels, load_queries  # noqa: E402
+from qa.ask.relevance import FEATURES, Logistic, RelevanceModel  # noqa: E402
+from qa.embed import quiet_third_party  # noqa: E402
+
+MODEL_FILE = REPO / "qa" / "data" / "relevance.json"
+DEPTH = 10
+MAX_REFUSED = 0.01  # of the dev real questions, at the chosen floor
+STRONG = 0.5  # another record is "strong" at a calibrated probability of at least one half
+NATURAL_WEIGHT = 8.0  # a natural-language dev question counts this many titles in the scope model
+
+Group = tuple[np.ndarray, np.ndarray]  # one question: the signals of its top hits, and which is the gold record
+
+
+def split_of(query_id: str) -> str:
+    return "train" if int(hashlib.sha256(query_id.encode()).hexdigest()[-1], 16) % 2 == 0 else "test"
+
+
+def jsonl(path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def neutral() -> RelevanceModel:
+    n = len(FEATURES)
+    flat = Logistic((0.0,) * n, (1.0,) * n, (0.0,) * n, 0.0)
+    return RelevanceModel(flat, flat, 0.0, 0.0, "neutral (for collecting signals)")
+
+
+def collect(retriever: Retriever, items: list[tuple[str, str | None]]) -> list[Group]:
+    out = []
+    for question, gold in items:
+        hits = retriever._search(question, DEPTH, mode="hybrid", filters=None, all_passages=False).hits
+        if hits:
+            out.append((np.array([h.signals for h in hits]), np.array([h.pmid == gold for h in hits])))
+    return out
+
+
+def signal_sets() -> dict[str, list[Group]]:
+    queries, qrels = load_queries(SHARED / "pubmedqa" / "queries.jsonl"), load_qrels(SHARED / "pubmedqa" / "qrels.tsv")
+    shared = {"train": [], "test": []}
+    for qid, text in queries.items():
+        shared[split_of(qid)].append((text, next(iter(qrels[qid]))))
+    oos = jsonl(BENCH / "answers" / "out_of_scope.jsonl")
+    questions = jsonl(BENCH / "answers" / "questions.jsonl")
+    turns = [(c["split"], c["turns"][0]) for c in jsonl(BENCH / "answers" / "conversations.jsonl")]
+    sets: dict[str, list[Group]] = {}
+    with Retriever(corpus_index(), relevance=neutral()) as retriever:
+        sets["shared_train"] = collect(retriever, shared["train"])
+        sets["shared_test"] = collect(retriever, shared["test"])
+        for split in ("dev", "test"):
+            sets[f"oos_{split}"] = collect(retriever, [(o["question"], None) for o in oos if o["split"] == split])
+        offtopic = jsonl(BENCH / "answers" / "offtopic.jsonl")
+        sets["offtopic"] = collect(retriever, [(o["question"], None) for o in offtopic])
+    with Retriever(corpus_index(corpus=ANSWER_CORPUS), relevance=neutral()) as retriever:
+        for split in ("dev", "test"):
+            sets[f"labelled_{split}"] = collect(retriever, [(q["question"], q["pmid"]) for q in questions
+                                                            if q["split"] == split])  # fmt: skip
+            sets[f"turns_{split}"] = collect(retriever, [(t["question"], t["pmid"]) for s, t in turns if s == split])
+        sets["paraphrase"] = collect(retriever, [(q, None) for q in load_queries(PARAPHRASE_QUERIES).values()])
+    return sets
+
+
+def fit(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[Logistic, object]:
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(scale < 1e-6, 1.0, scale)  # a constant signal (``behind`` of the best record) stays 0
+    model = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced")
+    model.fit((x - mean) / scale, y, sample_weight=weight)
+    return Logistic(tuple(mean), tuple(scale), tuple(model.coef_[0]), float(model.intercept_[0])), model
+
+
+def scope_data(sets: dict[str, list[Group]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Best hits: x, y, sample weights, and which rows are natural-language real questions."""
+    real = [(g, 1.0, False) for g in sets["shared_train"]]
+    real += [(g, NATURAL_WEIGHT, True) for name in ("labelled_dev", "turns_dev") for g in sets[name]]
+    off = [(g, 1.0, False) for name in ("oos_dev", "offtopic") for g in sets[name]]
+    rows = real + off
+    x = np.stack([g[0][0] for g, _, _ in rows])
+    y = np.array([1] * len(real) + [0] * len(off))
+    return x, y, np.array([w for _, w, _ in rows]), np.array([n for _, _, n in rows])
+
+
+def train(sets: dict[str, list[Group]]) -> RelevanceModel:
+    from sklearn.model_selection import StratifiedKFold
+
+    groups = sets["shared_train"]
+    x_hit = np.concatenate([g[0][1:] for g in groups])
+    y_hit = np.concatenate([g[1][1:] for g in groups]).astype(int)
+    hit, _ = fit(x_hit, y_hit, np.ones(len(y_hit)))
+    x, y, weight, _natural = scope_data(sets)
+    scope, _ = fit(x, y, weight)
+    cv = np.zeros(len(y))
+    for train_rows, held in StratifiedKFold(5, shuffle=True, random_state=0).split(x, y):
+        fold, _ = fit(x[train_rows], y[train_rows], weight[train_rows])
+        cv[held] = _rows(fold, x[held])
+    real_cv = cv[y == 1]
+    floor = float(np.quantile(real_cv, MAX_REFUSED))
+    trained_on = (f"bench/train_relevance.py: scope on {int(y.sum())} real questions (shared train half, labelled "
+                  f"and conversation dev halves) and {int((1 - y).sum())} off-scope (out_of_scope dev, offtopic); "
+                  f"hit on {len(y_hit)} other hits; floor from 5-fold CV refuses {100 * (real_cv < floor).mean():.1f}% "
+                  f"of those real, {100 * (cv[y == 0] < floor).mean():.1f}% of those off-scope")  # fmt: skip
+    return RelevanceModel(hit, scope, round(floor, 4), STRONG, trained_on)
+
+
+def _rows(model: Logistic, x: np.ndarray) -> np.ndarray:
+    z = ((x - np.array(model.mean)) / np.array(model.scale)) @ np.array(model.coef) + model.intercept
+    return 1 / (1 + np.exp(-z))
+
+
+def rate(refused: np.ndarray) -> str:
+    return f"{int(refused.sum())}/{len(refused)} = {100 * refused.mean():.1f}%"
+
+
+def report(model: RelevanceModel, sets: dict[str, list[Group]]) -> dict:
+    out: dict = {"model": model.to_dict()}
+    print(f"relevance model: answer floor {model.answer_floor:.4f}, strong >= {model.strong}")
+    print("  scope: " + ", ".join(f"{n} {c:+.2f}" for n, c in zip(FEATURES, model.scope.coef)))
+    print("  hit:   " + ", ".join(f"{n} {c:+.2f}" for n, c in zip(FEATURES, model.hit.coef)))
+    print("\nbest hit's scope relevance: refused under the answer floor; answered but marked uncertain under strong")
+    print("  never trained or tuned on:")
+    rows = [("shared questions, test half", "shared_test"), ("labelled questions, test half", "labelled_test"),
+            ("conversation first turns, test half", "turns_test"), ("paraphrased questions (30)", "paraphrase"),
+            ("out-of-scope, test half (should be refused)", "oos_test"),
+            ("  trained on: shared questions, train half", "shared_train"),
+            ("  trained on: labelled + turns, dev halves", "natural_dev"),
+            ("  trained on: out-of-scope dev + offtopic", "off_dev")]  # fmt: skip
+    sets = {**sets, "natural_dev": sets["labelled_dev"] + sets["turns_dev"],
+            "off_dev": sets["oos_dev"] + sets["offtopic"]}  # fmt: skip
+    print(f"    {'':<46} {'refused':>15} {'uncertain':>15}")
+    for label, name in rows:
+        best = np.array([_rows(model.scope, g[0][:1])[0] for g in sets[name]])
+        refused, uncertain = best < model.answer_floor, (best >= model.answer_floor) & (best < model.strong)
+        out[name] = {"refused": int(refused.sum()), "uncertain": int(uncertain.sum()), "of": len(refused)}
+        print(f"    {label:<46} {rate(refused):>15} {rate(uncertain):>15}")
+    held_real = [g for name in ("shared_test", "labelled_test", "turns_test", "paraphrase") for g in sets[name]]
+    refused = np.array([_rows(model.scope, g[0][:1])[0] < model.answer_floor for g in held_real])
+    out["held_out_real"] = {"refused": int(refused.sum()), "of": len(refused)}
+    print(f"    {'all real questions held out':<46} {rate(refused)}")
+    shown = strong = gold = 0
+    for signals, is_gold in sets["shared_test"]:
+        if _rows(model.scope, signals[:1])[0] < model.answer_floor:
+            continue
+        labels = model.labels(list(_rows(model.scope, signals[:1])) + list(_rows(model.hit, signals[1:5])))
+        strong_rows = np.array([lab == "strong" for lab in labels])
+        shown += len(labels)
+        strong += int(strong_rows.sum())
+        gold += int((strong_rows & is_gold[:5]).sum())
+    out["hits"] = {"shown": shown, "strong": strong, "strong_gold": gold}
+    print(f"\nshared test half, top 5 hits: {strong}/{shown} labelled strong, of them {gold} the gold record "
+          f"({100 * gold / max(1, strong):.1f}%); the rest weak")  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--report", action="store_true", help="report the bundled model without training")
+    args = parser.parse_args()
+    quiet_third_party()
+    cache = BENCH / ".cache" / "relevance-signals.npz"
+    started = time.perf_counter()
+    if cache.is_file() and cache.stat().st_mtime > max(p.stat().st_mtime for p in (BENCH / "answers").glob("*.jsonl")):
+        data = np.load(cache, allow_pickle=False)
+        sets = {}
+        for key in {k.split("__", 1)[0] for k in data.files}:
+            n = int(data[f"{key}__n"])
+            sets[key] = [(data[f"{key}__{i}__x"], data[f"{key}__{i}__y"]) for i in range(n)]
+    else:
+        sets = signal_sets()
+        arrays = {}
+        for key, groups in sets.items():
+            arrays[f"{key}__n"] = np.array(len(groups))
+            for i, (x, y) in enumerate(groups):
+                arrays[f"{key}__{i}__x"], arrays[f"{key}__{i}__y"] = x, y
+        np.savez(cache, **arrays)
+    print(f"signals of {sum(len(g) for g in sets.values())} questions in {time.perf_counter() - started:.0f} s",
+          file=sys.stderr)  # fmt: skip
+    if args.report:
+        model = RelevanceModel.load(MODEL_FILE)
+    else:
+        model = train(sets)
+        MODEL_FILE.write_text(json.dumps(model.to_dict(), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {MODEL_FILE.relative_to(REPO)}: {model.trained_on}\n")
+    print(f"results: {write_results('relevance', report(model, sets))}")
+
+
+if __name__ == "__main__":
+    main()

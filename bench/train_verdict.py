@@ -1,0 +1,167 @@
+"""Train the verdict model (qa/data/verdict.json) on half of PubMedQA's expert verdicts; report the other half.
+
+    python bench/train_verdict.py            # trains, writes qa/data/verdict.json, prints the report
+    python bench/train_verdict.py --report   # only the report, for the bundled model
+
+Split: sha256 of the query id, last hex digit even -> tune, odd -> test (the relevance model's split).
+Everything -- regularisation, class weights, whether the question's words help, the abstain probability
+-- is chosen by 5-fold cross-validation on the tune half; the test half is scored once. Two readings of
+the test half: the conclusion of the gold record (the classifier alone), and ``Retriever.ask`` end to
+end (retrieval, the relevance model, the records it combines). Anchors (PubMedQA paper): majority class
+55.2%; one human expert 90.4% with the conclusions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+from collections import Counter
+
+import numpy as np
+from common import REPO, SHARED, corpus_index, write_results
+
+sys.path.insert(0, str(REPO))
+from qa import Retriever  # noqa: E402
+from qa.ask.verdict import LABELS, VerdictModel, conclusion_of, tokens  # noqa: E402
+from qa.embed import quiet_third_party  # noqa: E402
+from qa.ingest import read_source  # noqa: E402
+from qa.records import Record  # noqa: E402
+
+MODEL_FILE = REPO / "qa" / "data" / "verdict.json"
+GOLD = {"yes": "yes", "no": "no", "maybe": "mixed"}  # PubMedQA's maybe is our "mixed"
+
+
+def split_of(query_id: str) -> str:
+    return "tune" if int(hashlib.sha256(query_id.encode()).hexdigest()[-1], 16) % 2 == 0 else "test"
+
+
+def items() -> list[dict]:
+    records = {r.pmid: r for r in read_source(SHARED / "pubmedqa" / "pubmed-1000.xml.gz") if isinstance(r, Record)}
+    with open(SHARED / "pubmedqa" / "queries.jsonl", encoding="utf-8") as fh:
+        questions = {o["_id"]: o["text"] for o in map(json.loads, fh)}
+    out = []
+    with open(SHARED / "pubmedqa" / "decisions.tsv", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            record = records[row["pmid"]]
+            out.append({"qid": row["query-id"], "question": questions[row["query-id"]], "pmid": row["pmid"],
+                        "label": row["decision"], "text": conclusion_of(record.sections),
+                        "split": split_of(row["query-id"])})  # fmt: skip
+    return out
+
+
+def fit(texts: list[str], labels: list[str], c: float, balanced: bool) -> VerdictModel:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(analyzer=tokens, sublinear_tf=True, min_df=2)
+    x = vectorizer.fit_transform(texts)
+    model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced" if balanced else None)
+    model.fit(x, [LABELS.index(label) for label in labels])
+    vocabulary = {t: int(i) for t, i in vectorizer.vocabulary_.items()}
+    coef = [tuple(float(v) for v in model.coef_[list(model.classes_).index(k)]) for k in range(len(LABELS))]
+    intercept = tuple(float(model.intercept_[list(model.classes_).index(k)]) for k in range(len(LABELS)))
+    return VerdictModel(vocabulary, tuple(float(v) for v in vectorizer.idf_), tuple(coef), intercept, 0.0)
+
+
+def cross_validated(tune: list[dict], c: float, balanced: bool) -> list[dict[str, float]]:
+    from sklearn.model_selection import StratifiedKFold
+
+    out: list[dict[str, float]] = [{} for _ in tune]
+    labels = [t["label"] for t in tune]
+    for train, held in StratifiedKFold(5, shuffle=True, random_state=0).split(tune, labels):
+        model = fit([tune[i]["text"] for i in train], [labels[i] for i in train], c, balanced)
+        for i in held:
+            out[i] = model.probabilities(tune[i]["text"])
+    return out
+
+
+COVERED_ACCURACY = 0.80  # the abstain probability is the lowest at which the tune-CV readings reach this
+
+
+def abstain_at(cv: list[dict[str, float]], labels: list[str]) -> tuple[float, float]:
+    """The lowest probability below which the model says nothing, such that what it does say is right at
+    least COVERED_ACCURACY of the time on the tune half's cross-validated readings; and the share read."""
+    for t in np.arange(0.34, 0.99, 0.01):
+        said = [(max(p, key=p.__getitem__), g) for p, g in zip(cv, labels) if max(p.values()) >= t]
+        if said and sum(a == g for a, g in said) / len(said) >= COVERED_ACCURACY:
+            return round(float(t), 3), len(said) / len(labels)
+    return 1.0, 0.0
+
+
+def accuracy(predicted: list[str | None], gold: list[str]) -> float:
+    return sum(p == g for p, g in zip(predicted, gold)) / len(gold)
+
+
+def table(predicted: list[str], gold: list[str]) -> str:
+    names = ["yes", "no", "mixed", "unclear"]
+    counts = Counter(zip(gold, predicted))
+    lines = ["gold \\ said " + "".join(f"{n:>9}" for n in names)]
+    for g in ("yes", "no", "mixed"):
+        lines.append(f"{g:<12}" + "".join(f"{counts[(g, n)]:>9}" for n in names))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--report", action="store_true", help="report the bundled model without training")
+    args = parser.parse_args()
+    quiet_third_party()
+    data = items()
+    tune, test = [d for d in data if d["split"] == "tune"], [d for d in data if d["split"] == "test"]
+    report: dict = {"tune": len(tune), "test": len(test)}
+    if args.report:
+        model = VerdictModel.load(MODEL_FILE)
+    else:
+        best = None
+        for c in (0.5, 1.0, 2.0, 4.0, 8.0):
+            for balanced in (False, True):
+                cv = cross_validated(tune, c, balanced)
+                acc = accuracy([max(p, key=p.__getitem__) for p in cv], [t["label"] for t in tune])
+                print(f"  tune CV: C={c} balanced={balanced}: {acc:.3f}", file=sys.stderr)
+                if best is None or acc > best[0]:
+                    best = (acc, c, balanced, cv)
+        acc, c, balanced, cv = best
+        abstain, covered = abstain_at(cv, [t["label"] for t in tune])
+        model = fit([t["text"] for t in tune], [t["label"] for t in tune], c, balanced)
+        model = VerdictModel(model.vocabulary, model.idf, model.coef, model.intercept, abstain,
+                             f"bench/train_verdict.py: {len(tune)} PubMedQA verdicts (tune half), C={c}, "
+                             f"balanced={balanced}, tune CV accuracy {acc:.3f}; abstains below {abstain:.3f} "
+                             f"(tune CV: {covered:.1%} of records read, at >= {COVERED_ACCURACY:.0%})")  # fmt: skip
+        tmp = MODEL_FILE.with_suffix(".tmp")
+        tmp.write_text(json.dumps(model.to_dict(), separators=(",", ":")) + "\n", encoding="utf-8")
+        tmp.replace(MODEL_FILE)
+        print(f"wrote {MODEL_FILE.relative_to(REPO)} ({MODEL_FILE.stat().st_size // 1024} KB): {model.trained_on}")
+
+    gold = [GOLD[t["label"]] for t in test]
+    alone = [GOLD.get(model.read(t["text"]) or "", "unclear") for t in test]
+    print(f"\ntest half ({len(test)} questions, never tuned on); majority class (yes) "
+          f"{accuracy(['yes'] * len(test), gold):.3f}")  # fmt: skip
+    read = [(a, g) for a, g in zip(alone, gold) if a != "unclear"]
+    print(f"classifier on the gold record's conclusion: {accuracy(alone, gold):.3f} of all; it reads "
+          f"{len(read)}/{len(test)} = {len(read) / len(test):.1%} (abstains on the rest), "
+          f"right on {sum(a == g for a, g in read) / max(1, len(read)):.3f} of those")  # fmt: skip
+    print(table(alone, gold))
+    report["classifier"] = {"accuracy": accuracy(alone, gold), "said": Counter(alone)}
+    with Retriever(corpus_index()) as retriever:
+        responses = [retriever.ask(t["question"], k=5) for t in test]
+    said = [r.answer.verdict or "none" for r in responses]
+    not_yes_no = sum(s == "none" for s in said)
+    end_to_end = [s if s != "none" else "unclear" for s in said]
+    answered = [(s, g) for s, g in zip(end_to_end, gold) if s != "unclear"]
+    print(f"\nend to end (Retriever.ask, k=5): {accuracy(end_to_end, gold):.3f}; "
+          f"unclear {sum(s == 'unclear' for s in end_to_end)}/{len(test)} "
+          f"(of them {not_yes_no} not read as yes/no questions, or refused); "
+          f"on the rest {sum(s == g for s, g in answered) / max(1, len(answered)):.3f}")  # fmt: skip
+    print(table(end_to_end, gold))
+    two_way = [(s, g) for s, g in zip(end_to_end, gold) if g in ("yes", "no")]
+    print(f"gold yes/no only ({len(two_way)}): {sum(s == g for s, g in two_way) / len(two_way):.3f}")
+    report["end_to_end"] = {"accuracy": accuracy(end_to_end, gold), "said": Counter(end_to_end),
+                            "two_way": sum(s == g for s, g in two_way) / len(two_way)}  # fmt: skip
+    print(f"results: {write_results('verdict', report)}")
+
+
+if __name__ == "__main__":
+    main()

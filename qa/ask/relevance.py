@@ -1,0 +1,178 @@
+"""Relevance: whether a record answers the question -- a judgement beyond the bi-encoder's cosine.
+
+Signals the index already has for each hit's record, combined by two logistic models trained on the
+train half of the shared questions, the dev halves of the hand-labelled sets and of
+``bench/answers/out_of_scope.jsonl`` (``bench/train_relevance.py``; coefficients and thresholds in
+``qa/data/relevance.json``, plain JSON):
+
+- ``cosine``: the question against the record's closest passage (MiniLM)
+- ``sentence``: ... against the record's closest sentence
+- ``lexical``: the record's BM25 over the score a record holding every question term would approach
+- ``coverage``: the idf-weighted share of the question's content terms the record contains
+- ``absent``: the idf-weighted share of them that no record in the collection contains
+- ``unknown``: ... of those, the ones the model's vocabulary does not hold as a whole word: a drug or a
+  disease the collection never names ("tecovirimat", "mpox"), not a lay word ("doctor", "computer")
+- ``behind``: how far the record's fused score is behind the best record's
+- ``lead``: how far it is ahead of the next record's
+
+The best record's ``relevance`` is the ``scope`` model's probability that the collection answers the
+question: below ``answer_floor`` it is said not to, below ``strong`` the answer is marked uncertain.
+Every other record's is the ``hit`` model's probability that it answers too. ``strong`` hits are shown
+as answers, ``weak`` ones apart ("less related").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import QAError
+
+FEATURES = ("cosine", "sentence", "lexical", "coverage", "absent", "unknown", "behind", "lead")
+DENSE_WEIGHT = 0.5  # the fused score in ``behind`` and ``lead``: the same for every mode, so the model sees one scale
+
+
+@dataclass(frozen=True)
+class Signals:
+    """The signals of one record for one question, in ``FEATURES`` order."""
+
+    cosine: float
+    sentence: float
+    lexical: float
+    coverage: float
+    absent: float
+    unknown: float = 0.0  # of ``absent``: the terms the model's own vocabulary does not hold as a word
+    behind: float = 0.0  # the best record's fused score minus this one's
+    lead: float = 0.0  # this record's fused score minus the next record's
+
+    def vector(self) -> np.ndarray:
+        return np.array([getattr(self, name) for name in FEATURES], dtype=np.float64)
+
+    @property
+    def fused(self) -> float:
+        return DENSE_WEIGHT * self.cosine + (1 - DENSE_WEIGHT) * self.lexical
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """One logistic model over standardized signals."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+
+    def probability(self, signals: Sequence[Signals]) -> list[float]:
+        if not signals:
+            return []
+        x = (np.stack([s.vector() for s in signals]) - np.array(self.mean)) / np.array(self.scale)
+        z = x @ np.array(self.coef) + self.intercept
+        return [float(1.0 / (1.0 + math.exp(-min(50.0, max(-50.0, v))))) for v in z]
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Logistic:
+        model = cls(tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["scale"]),
+                    tuple(float(v) for v in data["coef"]), float(data["intercept"]))  # fmt: skip
+        numbers = (*model.mean, *model.scale, *model.coef, model.intercept)
+        if {len(model.mean), len(model.scale), len(model.coef)} != {len(FEATURES)}:
+            raise ValueError("sizes")
+        if not all(math.isfinite(v) for v in numbers) or min(model.scale) <= 0:
+            raise ValueError("values")
+        return model
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": list(self.mean), "scale": list(self.scale), "coef": list(self.coef),
+                "intercept": self.intercept}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RelevanceModel:
+    """Two logistic models over the same signals, and the two thresholds chosen on the dev sets.
+
+    ``scope`` judges the best record: does the collection answer the question at all (below
+    ``answer_floor``: "nothing in this collection answers that")? ``hit`` judges every other record:
+    is it an answer too (``strong``), or only the collection's closest ("weak")?
+    """
+
+    hit: Logistic
+    scope: Logistic
+    answer_floor: float
+    strong: float
+    trained_on: str = ""
+
+    def judge(self, signals: Sequence[Signals]) -> list[float]:
+        """Relevance of each record, best record first: its ``scope`` probability, the others' ``hit`` one."""
+        if not signals:
+            return []
+        return self.scope.probability(signals[:1]) + self.hit.probability(signals[1:])
+
+    def labels(self, relevance: Sequence[float]) -> list[str]:
+        """ "strong" or "weak" for each record. A best record between ``answer_floor`` and ``strong`` is
+        answered from, but weak: the answer says it is uncertain."""
+        return ["strong" if r >= self.strong else "weak" for r in relevance]
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> RelevanceModel:
+        try:
+            if list(data["features"]) != list(FEATURES):
+                raise ValueError("features")
+            model = cls(Logistic.from_dict(data["hit"]), Logistic.from_dict(data["scope"]), float(data["answer_floor"]),
+                        float(data["strong"]), str(data.get("trained_on", "")))  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            raise QAError(f"{where}: not a relevance model for features {', '.join(FEATURES)}") from None
+        if not (0 <= model.answer_floor <= 1 and 0 <= model.strong <= 1):
+            raise QAError(f"{where}: relevance thresholds outside 0-1")
+        return model
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> RelevanceModel:
+        """The bundled model (``qa/data/relevance.json``), or one at ``path``."""
+        if path is None:
+            text = resources.files("qa.data").joinpath("relevance.json").read_text(encoding="utf-8")
+            where = "qa/data/relevance.json"
+        else:
+            text, where = Path(path).read_text(encoding="utf-8"), str(path)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise QAError(f"{where}: not JSON") from None
+        return cls.from_dict(data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": list(FEATURES), "hit": self.hit.to_dict(), "scope": self.scope.to_dict(),
+                "answer_floor": self.answer_floor, "strong": self.strong, "trained_on": self.trained_on}  # fmt: skip
+
+
+def record_signals(
+    pmids: Sequence[str],
+    cosine: Mapping[str, float],
+    sentence: Mapping[str, float],
+    lexical: Mapping[str, float],
+    coverage: Mapping[str, float],
+    absent: float,
+    unknown: float = 0.0,
+) -> dict[str, Signals]:
+    """Signals per record; ``lexical`` is BM25 over the question's ceiling, clipped to 1."""
+    raw = {
+        p: Signals(cosine.get(p, 0.0), sentence.get(p, cosine.get(p, 0.0)), min(1.0, max(0.0, lexical.get(p, 0.0))),
+                   coverage.get(p, 0.0), absent, unknown)  # fmt: skip
+        for p in pmids
+    }
+    order = sorted(raw, key=lambda p: -raw[p].fused)
+    best = raw[order[0]].fused if order else 0.0
+    following = {p: raw[order[i + 1]].fused if i + 1 < len(order) else 0.0 for i, p in enumerate(order)}
+    return {
+        p: Signals(s.cosine, s.sentence, s.lexical, s.coverage, s.absent, s.unknown, best - s.fused,
+                   s.fused - following[p])
+        for p, s in raw.items()
+    }
+
+
+__all__ = ["FEATURES", "Signals", "Logistic", "RelevanceModel", "record_signals"]

@@ -1,0 +1,153 @@
+"""Verdict: the bottom line of a yes/no question -- "yes", "no", "mixed" or "unclear" -- from what the
+records that answer it conclude.
+
+A question is yes/no by its form (it opens with an auxiliary verb: "Do statins ...", "Is it safe ...").
+Each answering record's conclusion (its CONCLUSIONS section, else its answer sentences) is read by a
+small classifier -- TF-IDF of words and word pairs, with the words after a negation marked
+(``tokens``), and a multinomial logistic model over them (yes / no / maybe), trained on the tuning half
+of PubMedQA's expert verdicts (``bench/train_verdict.py``; weights in ``qa/data/verdict.json``, plain
+JSON). A record whose most likely verdict is below the model's ``abstain`` probability says nothing.
+Then: records that agree give their verdict, records that disagree give "mixed", a record that reads
+"maybe" gives "mixed", and nothing decided gives "unclear".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import QAError
+
+VERDICTS = ("yes", "no", "mixed", "unclear")
+LABELS = ("yes", "no", "maybe")  # what one record's conclusion says (PubMedQA's labels)
+
+_AUXILIARY = (
+    "is are was were do does did can could should would will has have had may might must shall "
+    "isn't aren't wasn't weren't don't doesn't didn't can't cannot couldn't shouldn't wouldn't won't hasn't haven't"
+).split()
+_YES_NO = re.compile(r"^\W*(?:" + "|".join(re.escape(a) for a in _AUXILIARY) + r")\b", re.IGNORECASE)
+_WORD = re.compile(r"[\w']+")
+_NEGATOR = re.compile(r"^(?:not|no|never|neither|nor|without|cannot|failed|fail|fails|lack|lacks|lacked|none)$")
+_CLAUSE_END = re.compile(r"[.,;:!?()]")
+
+
+_WH = re.compile(
+    r"^\W*(?:(?:and|but|so|or|then|in|for|of|at|to|with|by|from|on|about)\s+)*"
+    r"(?:what|which|how|why|when|where|who|whom|whose)\b",
+    re.IGNORECASE,
+)
+_CLAUSES = re.compile(r"\s*(?::|--|\u2014|;|\.\s|\?\s)\s*")
+
+
+def is_yes_no(question: str) -> bool:
+    """Whether a question asks for yes or no, judged by its form.
+
+    Yes: a clause that opens with an auxiliary verb ("Do statins ...", "Amblyopia: is visual loss
+    permanent?"), or a question mark after a statement ("Aripiprazole: a new risk factor for gambling?").
+    No: a last clause that opens with a question word ("What was the mortality?"), or no question at all.
+    """
+    clauses = [c for c in _CLAUSES.split(question.strip()) if c.strip()]
+    if not clauses:
+        return False
+    if any(_YES_NO.match(c) for c in clauses):
+        return True
+    return question.rstrip().endswith("?") and not _WH.match(clauses[-1]) and not _WH.match(clauses[0])
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case words and word pairs; a word after a negation, up to the clause's end, gets ``not_``.
+
+    "did not reduce mortality" -> did, not, not_reduce, not_mortality, and the pairs of those.
+    """
+    words: list[str] = []
+    negated = False
+    for piece in re.split(r"([.,;:!?()])", text.lower()):
+        if _CLAUSE_END.fullmatch(piece):
+            negated = False
+            continue
+        for word in _WORD.findall(piece):
+            words.append("not_" + word if negated else word)
+            if _NEGATOR.match(word) or word.endswith("n't"):
+                negated = True
+    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+
+
+@dataclass(frozen=True)
+class VerdictModel:
+    """TF-IDF (sublinear tf, l2-normalised) and a logistic model per label, read from plain JSON."""
+
+    vocabulary: dict[str, int]
+    idf: tuple[float, ...]
+    coef: tuple[tuple[float, ...], ...]  # one row per label in LABELS
+    intercept: tuple[float, ...]
+    abstain: float  # a record's best label below this probability: it says nothing
+    trained_on: str = ""
+
+    def probabilities(self, text: str) -> dict[str, float]:
+        counts = Counter(t for t in tokens(text) if t in self.vocabulary)
+        weights = {self.vocabulary[t]: (1.0 + math.log(n)) * self.idf[self.vocabulary[t]] for t, n in counts.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        scores = [b + sum(row[i] * w / norm for i, w in weights.items()) for row, b in zip(self.coef, self.intercept)]
+        top = max(scores)
+        exps = [math.exp(s - top) for s in scores]
+        return {label: e / sum(exps) for label, e in zip(LABELS, exps)}
+
+    def read(self, text: str) -> str | None:
+        """What one conclusion says: "yes", "no" or "maybe"; None when the model is not sure enough."""
+        probabilities = self.probabilities(text)
+        label = max(probabilities, key=probabilities.__getitem__)
+        return label if probabilities[label] >= self.abstain else None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> VerdictModel:
+        """The bundled model (``qa/data/verdict.json``), or one at ``path``."""
+        if path is None:
+            text, where = resources.files("qa.data").joinpath("verdict.json").read_text(encoding="utf-8"), "verdict"
+        else:
+            text, where = Path(path).read_text(encoding="utf-8"), str(path)
+        try:
+            data = json.loads(text)
+            model = cls({str(k): int(v) for k, v in data["vocabulary"].items()}, tuple(map(float, data["idf"])),
+                        tuple(tuple(map(float, row)) for row in data["coef"]), tuple(map(float, data["intercept"])),
+                        float(data["abstain"]), str(data.get("trained_on", "")))  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            raise QAError(f"{where}: not a verdict model") from None
+        size = len(model.idf)
+        if (list(data.get("labels", [])) != list(LABELS) or len(model.coef) != len(LABELS)
+                or any(len(row) != size for row in model.coef) or len(model.intercept) != len(LABELS)
+                or any(not 0 <= i < size for i in model.vocabulary.values())):  # fmt: skip
+            raise QAError(f"{where}: a verdict model with wrong sizes")
+        return model
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"labels": list(LABELS), "vocabulary": self.vocabulary, "idf": list(self.idf),
+                "coef": [list(r) for r in self.coef], "intercept": list(self.intercept), "abstain": self.abstain,
+                "trained_on": self.trained_on}  # fmt: skip
+
+
+def combine(readings: Sequence[str | None]) -> str:
+    """One verdict from the records' readings, best record first: agreement, disagreement, or nothing."""
+    said = [r for r in readings if r is not None]
+    if not said:
+        return "unclear"
+    if "maybe" in said or ("yes" in said and "no" in said):
+        return "mixed"
+    return said[0]
+
+
+
+
+
+def conclusion_of(sections: Sequence[Any], fallback: str = "") -> str:
+    """A record's CONCLUSIONS section (what a verdict is read from), else ``fallback`` (its answer sentences)."""
+    found = [s.text for s in sections if s.label and "CONCLUSION" in s.label.upper()]
+    return " ".join(found) if found else fallback
+
+__all__ = ["VERDICTS", "LABELS", "is_yes_no", "tokens", "VerdictModel", "combine", "conclusion_of"]
