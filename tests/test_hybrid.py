@@ -246,7 +246,8 @@ def test_ask_returns_an_answer_citing_the_seed(retriever: Retriever) -> None:
     assert response.answer.text.startswith(first.text + f" [{SEED_PMID}]")
     data = response.to_dict()
     assert set(data) >= {"question", "hits", "answer", "mode"} and data["mode"] == "hybrid"
-    assert set(data["answer"]) == {"text", "sentences"}
+    assert set(data["answer"]) == {"text", "sentences", "verdict", "verdict_pmids"}
+    assert data["answer"]["verdict"] is None  # not a yes/no question
     assert set(data["answer"]["sentences"][0]) >= {"text", "pmid", "section", "score"}
 
 

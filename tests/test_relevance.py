@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from qa import Retriever
 from qa.ask.relevance import FEATURES, RelevanceModel
-from qa.ask.retrieve import NOTHING_RELEVANT
+from qa.ask.retrieve import NOTHING_RELEVANT, UNCERTAIN
 from qa.cli import app
 from qa.embed import Embedder
 from qa.errors import QAError
@@ -60,15 +60,7 @@ def test_the_terminal_puts_weak_hits_apart(small_index: Path) -> None:
     assert seed < apart and sum("PMID " in line for line in lines[apart:]) == 3
 
 
-@pytest.mark.parametrize(
-    "question",
-    [
-        "Is CAR-T cell therapy effective in relapsed multiple myeloma?",
-        "Does vitamin D supplementation prevent COVID-19 infection?",
-        "Is tecovirimat effective for mpox?",
-        "best pizza in Rome",
-    ],
-)
+@pytest.mark.parametrize("question", ["Is tecovirimat effective for mpox?", "best pizza in Rome"])
 def test_absent_subjects_are_refused_with_what_came_closest(retriever: Retriever, question: str) -> None:
     response = retriever.ask(question, k=5)
     assert response.hits == [] and response.answer.sentences == ()
@@ -77,13 +69,33 @@ def test_absent_subjects_are_refused_with_what_came_closest(retriever: Retriever
     assert retriever.ask(question, k=5, relevance_floor=None).hits  # the floor can be lifted
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Is CAR-T cell therapy effective in relapsed multiple myeloma?",
+        "Does vitamin D supplementation prevent COVID-19 infection?",  # the issue's: quoted a season sentence
+        "Do JAK inhibitors such as tofacitinib increase major cardiovascular events in rheumatoid arthritis?",
+    ],
+)
+def test_near_misses_are_never_a_plain_answer(retriever: Retriever, question: str) -> None:
+    """Refused, or answered with "Uncertain" first, the closest record weak, and no bottom line."""
+    response = retriever.ask(question, k=5)
+    if response.hits:
+        assert response.note == UNCERTAIN and response.hits[0].relevance_label == "weak"
+        assert response.answer.verdict == "unclear"
+        assert all(h.relevance_label == "weak" for h in response.hits)
+    else:
+        assert response.note is not None and response.note.startswith(NOTHING_RELEVANT)
+
+
 def test_out_of_scope_test_half_is_mostly_refused(retriever: Retriever) -> None:
     """The held-out half of the hand-written set (never trained on), against 201 of the shared records."""
     with open(REPO / "bench" / "answers" / "out_of_scope.jsonl", encoding="utf-8") as fh:
         items = [json.loads(line) for line in fh if line.strip()]
     test = [i["question"] for i in items if i["split"] == "test"]
+    plain = [q for q in test if (r := retriever.ask(q, k=3)).hits and r.hits[0].relevance_label == "strong"]
     refused = [q for q in test if not retriever.ask(q, k=3).hits]
-    assert len(test) >= 40 and len(refused) >= 0.85 * len(test), set(test) - set(refused)
+    assert len(test) >= 40 and len(refused) >= 0.5 * len(test) and len(plain) <= 0.1 * len(test), plain
 
 
 def test_real_questions_are_answered(retriever: Retriever, queries: dict[str, tuple[str, str]], subset) -> None:

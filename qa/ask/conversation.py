@@ -108,6 +108,7 @@ TOPIC_FLOOR = 0.25
 # supplementation prevent fractures?" after a statin question.
 NEW_SUBJECT_TOPIC = 0.34
 NEW_SUBJECT_OWN = 0.67
+NEW_SUBJECT_WORDS = 3
 
 
 @dataclass
@@ -149,8 +150,10 @@ class Conversation:
         return None if alone[0].cosine - to_topic >= self.new_topic_gap else context
 
     def _names_a_new_subject(self, question: str, found_alone: str) -> bool:
-        """Whether the question's own content words are missing from the topic's records, but not from the
-        record it finds on its own: then it is a new subject, whatever its wording."""
+        """Whether a complete question (three content words or more, no word pointing back) has content words
+        the topic's records lack but the record it finds on its own holds: then it names a new subject."""
+        if sounds_like_follow_up(question) or len(self.retriever.content_terms(question)) < NEW_SUBJECT_WORDS:
+            return False
         topic = self.retriever.coverage(question, sorted(self.topic_pmids))
         own = self.retriever.coverage(question, [found_alone])
         return max(topic.values(), default=0.0) < NEW_SUBJECT_TOPIC and own.get(found_alone, 0.0) >= NEW_SUBJECT_OWN

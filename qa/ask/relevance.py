@@ -106,6 +106,7 @@ class RelevanceModel:
     answer_floor: float
     strong: float
     trained_on: str = ""
+    unknown_guard: float = 1.0  # a best record never reads strong when this share of the question is unknown words
 
     def judge(self, signals: Sequence[Signals]) -> list[float]:
         """Relevance of each record, best record first: its ``scope`` probability, the others' ``hit`` one."""
@@ -113,10 +114,17 @@ class RelevanceModel:
             return []
         return self.scope.probability(signals[:1]) + self.hit.probability(signals[1:])
 
-    def labels(self, relevance: Sequence[float]) -> list[str]:
-        """ "strong" or "weak" for each record. A best record between ``answer_floor`` and ``strong`` is
-        answered from, but weak: the answer says it is uncertain."""
-        return ["strong" if r >= self.strong else "weak" for r in relevance]
+    def labels(self, relevance: Sequence[float], signals: Sequence[Signals] = ()) -> list[str]:
+        """ "strong" or "weak" for each record, best first. A best record between ``answer_floor`` and
+        ``strong`` is answered from, but weak: the answer says it is uncertain. So is one when the question
+        names, to ``unknown_guard`` of its weight, words that neither the collection nor the model knows
+        (COVID-19 to a collection without it): a close record about the rest of the question is not an answer."""
+        out = ["strong" if r >= self.strong else "weak" for r in relevance]
+        if out and signals and signals[0].unknown >= self.unknown_guard:
+            out[0] = "weak"
+        if out and out[0] == "weak":  # no record is an answer when the best one is not
+            out = ["weak"] * len(out)
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> RelevanceModel:
@@ -124,7 +132,8 @@ class RelevanceModel:
             if list(data["features"]) != list(FEATURES):
                 raise ValueError("features")
             model = cls(Logistic.from_dict(data["hit"]), Logistic.from_dict(data["scope"]), float(data["answer_floor"]),
-                        float(data["strong"]), str(data.get("trained_on", "")))  # fmt: skip
+                        float(data["strong"]), str(data.get("trained_on", "")),
+                        float(data.get("unknown_guard", 1.0)))  # fmt: skip
         except (KeyError, TypeError, ValueError):
             raise QAError(f"{where}: not a relevance model for features {', '.join(FEATURES)}") from None
         if not (0 <= model.answer_floor <= 1 and 0 <= model.strong <= 1):
@@ -147,7 +156,8 @@ class RelevanceModel:
 
     def to_dict(self) -> dict[str, Any]:
         return {"features": list(FEATURES), "hit": self.hit.to_dict(), "scope": self.scope.to_dict(),
-                "answer_floor": self.answer_floor, "strong": self.strong, "trained_on": self.trained_on}  # fmt: skip
+                "answer_floor": self.answer_floor, "strong": self.strong, "unknown_guard": self.unknown_guard,
+                "trained_on": self.trained_on}  # fmt: skip
 
 
 def record_signals(

@@ -256,6 +256,10 @@ class Retriever:
         scores = self.snapshot.dense_scores_of_records(vector, list(pmids))
         return max((s for _, s in scores.values()), default=-1.0)
 
+    def content_terms(self, question: str) -> list[str]:
+        """The question's content terms, as BM25 sees them (stopwords and single letters dropped)."""
+        return list(self.snapshot.lexical.term_weights(check_question(question)))
+
     def coverage(self, question: str, pmids: Sequence[str]) -> dict[str, float]:
         """The idf-weighted share of the question's content words each record contains (0-1)."""
         return self.snapshot.lexical.coverage(check_question(question), list(pmids))[0]
@@ -296,8 +300,9 @@ class Retriever:
         """The hits with their relevance and its label."""
         by_record = self.signals(snapshot, question, query, [h.pmid for h in hits], best_dense, lexical, sentences)
         pmids = list(by_record)  # in rank order: the best record first
-        scores = self.relevance.judge([by_record[p] for p in pmids])
-        relevance, label = dict(zip(pmids, scores)), dict(zip(pmids, self.relevance.labels(scores)))
+        signals = [by_record[p] for p in pmids]
+        scores = self.relevance.judge(signals)
+        relevance, label = dict(zip(pmids, scores)), dict(zip(pmids, self.relevance.labels(scores, signals)))
         return [replace(h, relevance=relevance[h.pmid], relevance_label=label[h.pmid],
                         signals=tuple(by_record[h.pmid].vector().tolist())) for h in hits]  # fmt: skip
 
