@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -56,6 +57,12 @@ def corpus_index(rebuild: bool = False, backend: str | None = None, corpus: list
         build_index(corpus, index, full=True, backend=backend)
         stamp_file.write_text(json.dumps(stamp))
     return index
+
+
+def half_of(query_id: str) -> str:
+    """"tune" or "test": the split of the shared questions every trainer uses (sha256 of the id, last hex
+    digit even or odd), so that no model is tuned on another's test half."""
+    return "tune" if int(hashlib.sha256(query_id.encode()).hexdigest()[-1], 16) % 2 == 0 else "test"
 
 
 def write_results(name: str, data: dict) -> Path:

@@ -20,13 +20,12 @@ paraphrased questions.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
 
 import numpy as np
-from common import ANSWER_CORPUS, BENCH, PARAPHRASE_QUERIES, REPO, SHARED, corpus_index, write_results
+from common import ANSWER_CORPUS, BENCH, PARAPHRASE_QUERIES, REPO, SHARED, corpus_index, half_of, write_results
 
 sys.path.insert(0, str(REPO))
 from qa import Retriever  # noqa: E402
@@ -47,10 +46,6 @@ NATURAL_WEIGHT = 8.0  # a natural-language dev question counts this many titles 
 UNKNOWN_GUARD = 0.25
 
 Group = tuple[np.ndarray, np.ndarray]  # one question: the signals of its top hits, and which is the gold record
-
-
-def split_of(query_id: str) -> str:
-    return "train" if int(hashlib.sha256(query_id.encode()).hexdigest()[-1], 16) % 2 == 0 else "test"
 
 
 def jsonl(path) -> list[dict]:
@@ -77,7 +72,7 @@ def signal_sets() -> dict[str, list[Group]]:
     queries, qrels = load_queries(SHARED / "pubmedqa" / "queries.jsonl"), load_qrels(SHARED / "pubmedqa" / "qrels.tsv")
     shared = {"train": [], "test": []}
     for qid, text in queries.items():
-        shared[split_of(qid)].append((text, next(iter(qrels[qid]))))
+        shared["train" if half_of(qid) == "tune" else "test"].append((text, next(iter(qrels[qid]))))
     oos = jsonl(BENCH / "answers" / "out_of_scope.jsonl")
     questions = jsonl(BENCH / "answers" / "questions.jsonl")
     turns = [(c["split"], c["turns"][0]) for c in jsonl(BENCH / "answers" / "conversations.jsonl")]
@@ -131,7 +126,7 @@ def train(sets: dict[str, list[Group]]) -> RelevanceModel:
     cv = np.zeros(len(y))
     for train_rows, held in StratifiedKFold(5, shuffle=True, random_state=0).split(x, y):
         fold, _ = fit(x[train_rows], y[train_rows], weight[train_rows])
-        cv[held] = _rows(fold, x[held])
+        cv[held] = fold.probabilities(x[held])
     real_cv = cv[y == 1]
     floor = float(np.quantile(real_cv, MAX_REFUSED))
     trained_on = (f"bench/train_relevance.py: scope on {int(y.sum())} real questions (shared train half, labelled "
@@ -139,11 +134,6 @@ def train(sets: dict[str, list[Group]]) -> RelevanceModel:
                   f"hit on {len(y_hit)} other hits; floor from 5-fold CV refuses {100 * (real_cv < floor).mean():.1f}% "
                   f"of those real, {100 * (cv[y == 0] < floor).mean():.1f}% of those off-scope")  # fmt: skip
     return RelevanceModel(hit, scope, round(floor, 4), STRONG, trained_on, UNKNOWN_GUARD)
-
-
-def _rows(model: Logistic, x: np.ndarray) -> np.ndarray:
-    z = ((x - np.array(model.mean)) / np.array(model.scale)) @ np.array(model.coef) + model.intercept
-    return 1 / (1 + np.exp(-z))
 
 
 def rate(refused: np.ndarray) -> str:
@@ -167,21 +157,22 @@ def report(model: RelevanceModel, sets: dict[str, list[Group]]) -> dict:
             "off_dev": sets["oos_dev"] + sets["offtopic"]}  # fmt: skip
     print(f"    {'':<46} {'refused':>15} {'uncertain':>15}")
     for label, name in rows:
-        best = np.array([_rows(model.scope, g[0][:1])[0] for g in sets[name]])
+        best = np.array([model.scope.probabilities(g[0][:1])[0] for g in sets[name]])
         guarded = np.array([g[0][0][FEATURES.index("unknown")] >= model.unknown_guard for g in sets[name]])
         refused = best < model.answer_floor
         uncertain = ~refused & ((best < model.strong) | guarded)
         out[name] = {"refused": int(refused.sum()), "uncertain": int(uncertain.sum()), "of": len(refused)}
         print(f"    {label:<46} {rate(refused):>15} {rate(uncertain):>15}")
     held_real = [g for name in ("shared_test", "labelled_test", "turns_test", "paraphrase") for g in sets[name]]
-    refused = np.array([_rows(model.scope, g[0][:1])[0] < model.answer_floor for g in held_real])
+    refused = np.array([model.scope.probabilities(g[0][:1])[0] < model.answer_floor for g in held_real])
     out["held_out_real"] = {"refused": int(refused.sum()), "of": len(refused)}
     print(f"    {'all real questions held out':<46} {rate(refused)}")
     shown = strong = gold = 0
     for signals, is_gold in sets["shared_test"]:
-        if _rows(model.scope, signals[:1])[0] < model.answer_floor:
+        best = model.scope.probabilities(signals[:1])
+        if best[0] < model.answer_floor:
             continue
-        labels = model.labels(list(_rows(model.scope, signals[:1])) + list(_rows(model.hit, signals[1:5])))
+        labels = model.labels(list(best) + list(model.hit.probabilities(signals[1:5])))
         strong_rows = np.array([lab == "strong" for lab in labels])
         shown += len(labels)
         strong += int(strong_rows.sum())

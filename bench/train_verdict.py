@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import sys
 from collections import Counter
 
 import numpy as np
-from common import REPO, SHARED, corpus_index, write_results
+from common import REPO, SHARED, corpus_index, half_of, write_results
 
 sys.path.insert(0, str(REPO))
 from qa import Retriever  # noqa: E402
@@ -34,10 +33,6 @@ MODEL_FILE = REPO / "qa" / "data" / "verdict.json"
 GOLD = {"yes": "yes", "no": "no", "maybe": "mixed"}  # PubMedQA's maybe is our "mixed"
 
 
-def split_of(query_id: str) -> str:
-    return "tune" if int(hashlib.sha256(query_id.encode()).hexdigest()[-1], 16) % 2 == 0 else "test"
-
-
 def items() -> list[dict]:
     records = {r.pmid: r for r in read_source(SHARED / "pubmedqa" / "pubmed-1000.xml.gz") if isinstance(r, Record)}
     with open(SHARED / "pubmedqa" / "queries.jsonl", encoding="utf-8") as fh:
@@ -48,7 +43,7 @@ def items() -> list[dict]:
             record = records[row["pmid"]]
             out.append({"qid": row["query-id"], "question": questions[row["query-id"]], "pmid": row["pmid"],
                         "label": row["decision"], "text": conclusion_of(record.sections),
-                        "split": split_of(row["query-id"])})  # fmt: skip
+                        "split": half_of(row["query-id"])})  # fmt: skip
     return out
 
 

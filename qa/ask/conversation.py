@@ -154,9 +154,9 @@ class Conversation:
         the topic's records lack but the record it finds on its own holds: then it names a new subject."""
         if sounds_like_follow_up(question) or len(self.retriever.content_terms(question)) < NEW_SUBJECT_WORDS:
             return False
-        topic = self.retriever.coverage(question, sorted(self.topic_pmids))
-        own = self.retriever.coverage(question, [found_alone])
-        return max(topic.values(), default=0.0) < NEW_SUBJECT_TOPIC and own.get(found_alone, 0.0) >= NEW_SUBJECT_OWN
+        covered = self.retriever.coverage(question, sorted(self.topic_pmids | {found_alone}))
+        topic = max((covered[p] for p in self.topic_pmids), default=0.0)
+        return topic < NEW_SUBJECT_TOPIC and covered.get(found_alone, 0.0) >= NEW_SUBJECT_OWN
 
     def ask(self, question: str) -> Response:
         question = check_question(question)

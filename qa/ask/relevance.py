@@ -72,9 +72,12 @@ class Logistic:
     def probability(self, signals: Sequence[Signals]) -> list[float]:
         if not signals:
             return []
-        x = (np.stack([s.vector() for s in signals]) - np.array(self.mean)) / np.array(self.scale)
-        z = x @ np.array(self.coef) + self.intercept
-        return [float(1.0 / (1.0 + math.exp(-min(50.0, max(-50.0, v))))) for v in z]
+        return [float(p) for p in self.probabilities(np.stack([s.vector() for s in signals]))]
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for rows of signal vectors (``FEATURES`` order)."""
+        z = ((x - np.array(self.mean)) / np.array(self.scale)) @ np.array(self.coef) + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
 
     @classmethod
     def from_dict(cls, data: Any) -> Logistic:
