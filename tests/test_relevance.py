@@ -109,3 +109,14 @@ def test_real_questions_are_answered(retriever: Retriever, queries: dict[str, tu
 @pytest.fixture(scope="module")
 def subset(pubmedqa_records):  # type: ignore[no-untyped-def]
     return pubmedqa_records[:SUBSET_SIZE]
+
+
+def test_a_hyphenated_word_is_not_absent_when_the_collection_has_its_parts(retriever: Retriever) -> None:
+    """ "two-day" is asked by "two" and "day": a collection that writes them apart does not lack the subject;
+    "SARS-CoV-2", whose parts no record holds either, still reads as absent."""
+    lexical = retriever.snapshot.lexical
+    _, absent = lexical.coverage("Is a two-day course of antibiotics enough after surgery?", [])
+    assert absent == {}, absent
+    assert "twoday" not in lexical.term_weights("a two-day course") and "two" in lexical.term_weights("a two-day course")
+    _, absent = lexical.coverage("Is a two-day course enough for SARS-CoV-2?", [])
+    assert "sarscov2" in absent and "twoday" not in absent, absent

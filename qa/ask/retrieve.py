@@ -176,20 +176,20 @@ class Retriever:
         answer = extract_answer(hits, found.sentences, question_vector, answer_weights or DEFAULT_WEIGHTS)
         uncertain = top is not None and top.relevance_label == "weak"
         if is_yes_no(question) and hits:
-            answer = self._with_verdict(answer, list(dict.fromkeys(h.pmid for h in hits))[:VERDICT_RECORDS])
+            answer = self._with_verdict(question, answer, list(dict.fromkeys(h.pmid for h in hits))[:VERDICT_RECORDS])
             if uncertain:  # no bottom line from a record that may not be about the question
                 answer = replace(answer, verdict="unclear")
         note = UNCERTAIN if uncertain else None
         return Response(question, found.hits, answer, mode=mode, query=query, filters=filters, note=note)
 
-    def _with_verdict(self, answer: Answer, pmids: list[str]) -> Answer:
+    def _with_verdict(self, question: str, answer: Answer, pmids: list[str]) -> Answer:
         """The answer with the bottom line the answering records' conclusions give (``qa.ask.verdict``)."""
         readings = []
         for pmid in pmids:
             record = self.snapshot.passages.record(pmid)
             quoted = " ".join(s.text for s in answer.sentences if s.pmid == pmid)
             text = conclusion_of(record.sections, quoted) if record is not None else quoted
-            readings.append(self.verdicts.read(text) if text else None)
+            readings.append(self.verdicts.read(text, question) if text else None)
         return replace(answer, verdict=combine(readings), verdict_pmids=tuple(pmids))
 
     def search(

@@ -77,6 +77,16 @@ def terms(text: str, *, drop_stopwords: bool = False) -> list[str]:
     return out
 
 
+def compound_parts(text: str) -> dict[str, list[str]]:
+    """The joined terms of ``text``'s hyphenated words, each with its parts ("two-day" -> twoday: two, day)."""
+    out: dict[str, list[str]] = {}
+    for match in _TOKEN.finditer(_term_text(text)):
+        parts = [p for p in re.split(r"[-/.]", match.group(0).rstrip("+")) if p]
+        if len(parts) > 1 and not all(p.isdigit() for p in parts):
+            out["".join(parts)] = parts
+    return out
+
+
 def document_text(text: str | None) -> str:
     """What is stored in an FTS5 column for ``text`` (terms separated by spaces)."""
     return " ".join(terms(text or ""))
@@ -192,15 +202,24 @@ class LexicalIndex:
         return {p: c / total for p, c in covered.items()}, absent
 
     def term_weights(self, question: str) -> dict[str, float]:
-        """The question's content terms with their idf (FTS5's formula; a term in no record counts as in one)."""
+        """The question's content terms with their idf (FTS5's formula; a term in no record counts as in one).
+
+        A hyphenated word's joined form that no record holds is left out when the collection knows its
+        parts: "cholesterol-lowering" is asked by "cholesterol" and "lowering", and a collection that
+        writes the words apart does not lack the subject. Of the 50 dev natural questions, 17 named a word
+        no record holds; 7 of them through such joins, 4 only through them."""
         if self._n_records is None:
             self._n_records = self.count()
         n_records = self._n_records
+        compounds = compound_parts(question)
         out: dict[str, float] = {}
         for term in dict.fromkeys(terms(question, drop_stopwords=True)):
             if len(term) < 2 and not term.isdigit():
                 continue
-            n = max(1, self._document_frequency(term))
+            n = self._document_frequency(term)
+            if n == 0 and term in compounds and all(self._document_frequency(p) for p in compounds[term]):
+                continue
+            n = max(1, n)
             out[term] = max(1e-6, math.log((n_records - n + 0.5) / (n + 0.5)))
         return out
 
