@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .citation import Citation, citation_to_dict, type_names
 from .errors import QAError
 from .records import pubmed_url, valid_unicode
 
@@ -52,8 +53,17 @@ class Filters:
     year_to: int | None = None
     mesh: tuple[str, ...] = ()  # every term must be a MeSH descriptor of the record (case-insensitive)
     journal: str | None = None  # case-insensitive substring of the journal name
+    types: tuple[str, ...] = ()  # study types, any of them: keys ("rct") or PubMed names, held as PubMed names
 
     def __post_init__(self) -> None:
+        types = (self.types,) if isinstance(self.types, str) else self.types
+        if not all(isinstance(t, str) for t in types):
+            raise QAError("Filters(types=...) takes study types: rct, meta-analysis, ... or PubMed names")
+        keys = [part for t in types for part in valid_unicode(t)[:MAX_QUESTION_CHARS].split(",")]
+        try:
+            object.__setattr__(self, "types", type_names(keys))
+        except ValueError as exc:
+            raise QAError(str(exc)) from None
         if self.journal is not None:
             object.__setattr__(self, "journal", valid_unicode(str(self.journal))[:MAX_QUESTION_CHARS])
         for name in ("year_from", "year_to"):
@@ -72,7 +82,7 @@ class Filters:
             raise QAError(f"year_from {self.year_from} is after year_to {self.year_to}")
 
     def __bool__(self) -> bool:
-        return bool(self.year_from or self.year_to or self.mesh or self.journal)
+        return bool(self.year_from or self.year_to or self.mesh or self.journal or self.types)
 
     def describe(self) -> str:
         parts = []
@@ -81,6 +91,8 @@ class Filters:
         parts += [f"MeSH {m!r}" for m in self.mesh]
         if self.journal:
             parts.append(f"journal ~ {self.journal!r}")
+        if self.types:
+            parts.append("type " + " or ".join(repr(t) for t in self.types))
         return ", ".join(parts) or "none"
 
 
@@ -105,10 +117,16 @@ class Hit:
     relevance: float | None = None  # the relevance model's probability that this record answers the question
     relevance_label: str | None = None  # "strong" (an answer) or "weak" (less related); see qa.ask.relevance
     signals: tuple[float, ...] = field(default=(), repr=False)  # what the relevance was judged on (FEATURES order)
+    citation: Citation = field(default=Citation(), repr=False)  # authors, issue, pages, publication types
 
     @property
     def url(self) -> str:
         return pubmed_url(self.pmid)
+
+    @property
+    def study_type(self) -> str | None:
+        """Short: "RCT", "Meta-analysis", "Review", ... (``qa.citation.STUDY_TYPES``); None if PubMed gives none."""
+        return self.citation.study_type
 
     @property
     def best_sentence(self) -> str | None:
@@ -130,6 +148,9 @@ class Hit:
             "best_sentence": self.best_sentence,
             "relevance": round(self.relevance, 4) if self.relevance is not None else None,
             "relevance_label": self.relevance_label,
+            "study_type": self.study_type,
+            "authors": [a.short for a in self.citation.authors],
+            "citation": citation_to_dict(self.citation, compact=False),
         }
 
 

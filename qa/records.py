@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
 
+from .citation import Author, Citation, citation_to_dict
 from .errors import IngestError
 
 # Limits: what one PubMed record plausibly holds, in one place. Beyond them a record is refused
@@ -25,6 +26,12 @@ MAX_JOURNAL_CHARS = 1_000  # the longest journal titles are about 250 characters
 MAX_DOI_CHARS = 1_000  # DOIs are unbounded by spec; real ones are under 200
 MAX_MESH_TERM_CHARS = 500  # the longest MeSH descriptor is about 100 characters
 MAX_MESH_TERMS = 1_000  # real records have a few dozen
+MAX_AUTHORS = 10_000  # consortium papers list a few thousand; investigators (tens of thousands) are not authors
+MAX_NAME_CHARS = 1_000  # a person's name part, a collective name, a publication type
+MAX_AFFILIATION_CHARS = 5_000  # NEJM's shared affiliation paragraph is about 1,100 characters
+MAX_SHORT_CHARS = 200  # volume, issue, pages, dates, language, PMC ID, ISO abbreviation
+MAX_LIST_ITEMS = 500  # publication types, keywords
+MAX_KEYWORD_CHARS = 500
 
 FIELD_CAPS = {
     "title": MAX_TITLE_CHARS,
@@ -56,6 +63,7 @@ class Record:
     mesh: tuple[str, ...] = ()
     doi: str | None = None
     version: int = 1
+    citation: Citation = Citation()  # authors, issue, pages, study types (``qa.citation``); empty when unknown
 
     SEPARATOR = "\n"
 
@@ -252,8 +260,94 @@ def _record_from_dict(obj: dict, where: str) -> Event:
             mesh=mesh_terms(mesh, where, pmid),
             doi=field_text(obj["doi"], "DOI", where, pmid) if obj.get("doi") else None,
             version=parse_version(obj.get("version"), where),
+            citation=citation_from_dict(obj.get("citation"), where, pmid),
         ),
         where,
+    )
+
+
+def text_field(value: object, cap: int, name: str, where: str, pmid: str) -> str | None:
+    """One field cleaned for storage (None when empty); refused beyond ``cap`` characters."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise IngestError(f"{where}: PMID {pmid}: {name} must be text (got {preview(value)})")
+    text = str(value)
+    if len(text) > cap:
+        raise IngestError(f"{where}: PMID {pmid} has a {name} of {len(text):,} characters (more than {cap:,})")
+    return clean_text(text) or None
+
+
+def text_list(values: object, cap: int, name: str, where: str, pmid: str) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, str) or not isinstance(values, (list, tuple)):
+        raise IngestError(f"{where}: PMID {pmid}: {name} must be a list of strings")
+    if len(values) > MAX_LIST_ITEMS:
+        raise IngestError(f"{where}: PMID {pmid} has {len(values):,} {name} (more than {MAX_LIST_ITEMS:,})")
+    return tuple(dict.fromkeys(t for t in (text_field(v, cap, name, where, pmid) for v in values) if t))
+
+
+def small_number(value: object, top: int, name: str, where: str, pmid: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise IngestError(f"{where}: PMID {pmid}: {name} must be a whole number (got {preview(value)})")
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 4 or not 1 <= int(text) <= top:
+        raise IngestError(f"{where}: PMID {pmid}: {name} must be 1 to {top} (got {preview(value)})")
+    return int(text)
+
+
+def checked_authors(authors: Sequence[Author], where: str, pmid: str) -> tuple[Author, ...]:
+    """Authors with at least a name, affiliations kept for the first and the last only; too many is refused."""
+    if len(authors) > MAX_AUTHORS:
+        raise IngestError(f"{where}: PMID {pmid} has {len(authors):,} authors (more than {MAX_AUTHORS:,})")
+    named = [a for a in authors if a.last or a.collective]
+    return tuple(a if i in (0, len(named) - 1) else Author(a.last, a.fore, a.initials, a.collective)
+                 for i, a in enumerate(named))  # fmt: skip
+
+
+def author_from_dict(obj: object, where: str, pmid: str) -> Author:
+    if not isinstance(obj, dict):
+        raise IngestError(f'{where}: PMID {pmid}: each of "authors" must be an object')
+
+    def name(key: str, cap: int = MAX_NAME_CHARS) -> str | None:
+        return text_field(obj.get(key), cap, f"author {key}", where, pmid)
+
+    return Author(name("last"), name("fore"), name("initials"), name("collective"),
+                  name("affiliation", MAX_AFFILIATION_CHARS))  # fmt: skip
+
+
+def citation_from_dict(obj: object, where: str, pmid: str) -> Citation:
+    """The JSONL / stored shape (``citation_to_dict``), every field checked and capped; {} or None is empty."""
+    if obj is None:
+        return Citation()
+    if not isinstance(obj, dict):
+        raise IngestError(f'{where}: PMID {pmid}: "citation" must be an object')
+    authors = obj.get("authors") or []
+    if not isinstance(authors, list):
+        raise IngestError(f'{where}: PMID {pmid}: "authors" must be a list')
+    if len(authors) > MAX_AUTHORS:
+        raise IngestError(f"{where}: PMID {pmid} has {len(authors):,} authors (more than {MAX_AUTHORS:,})")
+
+    def short(key: str) -> str | None:
+        return text_field(obj.get(key), MAX_SHORT_CHARS, key.replace("_", " "), where, pmid)
+
+    return Citation(
+        authors=checked_authors([author_from_dict(a, where, pmid) for a in authors], where, pmid),
+        journal_iso=short("journal_iso"),
+        volume=short("volume"),
+        issue=short("issue"),
+        pages=short("pages"),
+        pub_date=short("pub_date"),
+        month=small_number(obj.get("month"), 12, "month", where, pmid),
+        day=small_number(obj.get("day"), 31, "day", where, pmid),
+        electronic_date=short("electronic_date"),
+        publication_types=text_list(obj.get("publication_types"), MAX_NAME_CHARS, "publication types", where, pmid),
+        pmcid=short("pmcid"),
+        language=short("language"),
+        keywords=text_list(obj.get("keywords"), MAX_KEYWORD_CHARS, "keywords", where, pmid),
     )
 
 
@@ -279,6 +373,7 @@ def record_to_dict(record: Record) -> dict:
         "year": record.year,
         "mesh": list(record.mesh),
         "doi": record.doi,
+        **({"citation": citation_to_dict(record.citation)} if not record.citation.empty else {}),
     }
 
 
@@ -312,4 +407,12 @@ __all__ = [
     "MAX_DOI_CHARS",
     "MAX_MESH_TERM_CHARS",
     "MAX_MESH_TERMS",
+    "MAX_AUTHORS",
+    "MAX_NAME_CHARS",
+    "MAX_AFFILIATION_CHARS",
+    "MAX_SHORT_CHARS",
+    "text_field",
+    "text_list",
+    "checked_authors",
+    "citation_from_dict",
 ]

@@ -47,6 +47,7 @@ def test_seed_xml_medline_and_web_page_agree(shared: Path, tmp_path: Path) -> No
                 "abstract": page["abstract"],
                 "journal": "Clinical cancer research",
                 "year": int(page["date"][:4]),
+                "citation": {"journal_iso": page["journal_abbrev"], "pub_date": page["date"], "month": 1, "day": 16},
             }
         )
         + "\n"
@@ -58,6 +59,7 @@ def test_seed_xml_medline_and_web_page_agree(shared: Path, tmp_path: Path) -> No
     assert xml.abstract == page["abstract"]
     assert xml.journal == "Clinical cancer research"
     assert xml.year == 2015
+    assert xml.citation.journal_iso == "Clin Cancer Res" and xml.citation.pub_date == "2015 Jan 16"
     assert xml.sections == (Section(None, page["abstract"]),)
     assert xml.url == f"https://pubmed.ncbi.nlm.nih.gov/{SEED_PMID}/"
 

@@ -49,7 +49,7 @@ def test_mcp_tools_answer_with_citations(small_index: Path) -> None:
     tools, search, first, follow, record, missing, too_many = _session(small_index, calls)
 
     by_name = {t.name: t for t in tools.tools}
-    assert set(by_name) == {"search_abstracts", "ask", "get_record"}
+    assert set(by_name) == {"search_abstracts", "ask", "get_record", "cite"}
     assert {"question", "k", "filters"} <= set(by_name["search_abstracts"].input_schema["properties"])
     assert {"question", "previous"} <= set(by_name["ask"].input_schema["properties"])
     assert all(t.output_schema for t in tools.tools) and all(t.description for t in tools.tools)

@@ -101,7 +101,7 @@ def test_health_and_info(api, small_index: Path) -> None:
     assert health["status"] == "ok" and health["records"] == info["records"] == 201
     assert info["serving"] == info["snapshot"] == health["snapshot"]
     assert info["model"] == "all-MiniLM-L6-v2" and info["passages"] > info["records"]
-    assert set(schema["paths"]) == {"/ask", "/search", "/records/{pmid}", "/health", "/info"}
+    assert set(schema["paths"]) == {"/ask", "/search", "/records/{pmid}", "/records/{pmid}/cite", "/health", "/info"}
 
 
 def test_errors_are_json_with_the_right_status(api) -> None:

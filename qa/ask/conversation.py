@@ -26,7 +26,7 @@ together with the previous question; /new starts a fresh topic. Commands:
   /new                 start a new topic
   /k N                 show N passages per answer (now {k})
   /mode M              hybrid, dense or lexical (now {mode})
-  /filter ...          e.g. /filter year>=2010 year<=2015 mesh="Breast Neoplasms" journal=lancet
+  /filter ...          e.g. /filter year>=2010 year<=2015 mesh="Breast Neoplasms" journal=lancet type=rct
   /filter off          remove filters (now: {filters})
   /all                 toggle several passages per abstract (now {all})
   /reload              switch to a newer build of the index
@@ -62,7 +62,8 @@ def sounds_like_follow_up(question: str) -> bool:
 
 
 def parse_filters(text: str, current: Filters | None = None) -> Filters:
-    """Parse ``year>=2010 year<=2015 mesh="Breast Neoplasms" journal=lancet`` (or ``off``) into Filters."""
+    """Parse ``year>=2010 year<=2015 mesh="Breast Neoplasms" journal=lancet type=rct,meta-analysis`` (or
+    ``off``) into Filters."""
     text = text.strip()
     if text in ("off", "none", "clear"):
         return Filters()
@@ -72,9 +73,10 @@ def parse_filters(text: str, current: Filters | None = None) -> Filters:
     except ValueError as exc:
         raise QAError(f"cannot read filter {text!r} ({exc})") from None
     for token in tokens:
-        m = re.fullmatch(r"(year|mesh|journal)\s*(>=|<=|=)\s*(.+)", token, re.IGNORECASE)
+        m = re.fullmatch(r"(year|mesh|journal|type)\s*(>=|<=|=)\s*(.+)", token, re.IGNORECASE)
         if not m:
-            raise QAError(f"cannot read filter {token!r}; use year>=Y, year<=Y, year=Y, mesh=TERM, journal=TEXT or off")
+            raise QAError(f"cannot read filter {token!r}; use year>=Y, year<=Y, year=Y, mesh=TERM, journal=TEXT, "
+                          "type=TYPES or off")  # fmt: skip
         key, op, value = m.group(1).lower(), m.group(2), m.group(3).strip()
         if key == "year":
             if not (value.isascii() and value.isdigit() and len(value) <= 4):
@@ -88,6 +90,8 @@ def parse_filters(text: str, current: Filters | None = None) -> Filters:
             raise QAError(f"{key} takes '=', not {op!r}")
         elif key == "mesh":
             filters = replace(filters, mesh=(*filters.mesh, value))
+        elif key == "type":
+            filters = replace(filters, types=(value,))
         else:
             filters = replace(filters, journal=value)
     return filters

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..embed import Embedder, check_same_model, is_exported
 from ..query import DEFAULT_MODE, MODES, Answer, Filters, Hit, Mode, Response, check_k, check_mode, check_question
+from ..records import Record
 from ..store import IndexStore, Manifest, Snapshot, set_threads
 from ..store.snapshot import PassageScores, StoredSentence
 from .answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer
@@ -181,6 +182,14 @@ class Retriever:
                 answer = replace(answer, verdict="unclear")
         note = UNCERTAIN if uncertain else None
         return Response(question, found.hits, answer, mode=mode, query=query, filters=filters, note=note)
+
+    def cited_records(self, response: Response) -> list[Record]:
+        """The records an answer cites, for its references: those of the answer sentences in order, then the
+        other strong hits; never a weak one (it is not judged to answer the question)."""
+        pmids = [s.pmid for s in response.answer.sentences]
+        pmids += [h.pmid for h in response.hits if h.relevance_label != "weak"]
+        found = (self.snapshot.passages.record(p) for p in dict.fromkeys(pmids))
+        return [r for r in found if r is not None]
 
     def _with_verdict(self, question: str, answer: Answer, pmids: list[str]) -> Answer:
         """The answer with the bottom line the answering records' conclusions give (``qa.ask.verdict``)."""
@@ -408,6 +417,7 @@ class Retriever:
                     highlight=mark,
                     sentences=scored,
                     cosine=passages[cid][1],
+                    citation=chunk.citation,
                 )
             )
         return hits

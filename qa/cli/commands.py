@@ -31,12 +31,15 @@ def _pubmed_source(api_key: str | None, email: str | None, eutils_url: str | Non
     return PubmedSource(eutils_url=eutils_url, api_key=api_key, email=email, allow_partial=allow_partial)
 
 
-def _filters(year_from: int | None, year_to: int | None, mesh: list[str] | None, journal: str | None) -> Any:
+def _filters(
+    year_from: int | None, year_to: int | None, mesh: list[str] | None, journal: str | None, types: str | None = None
+) -> Any:
     from ..query import Filters
 
     if year_from is not None and year_to is not None and year_from > year_to:
         raise QAError(f"--year-from {year_from} is after --year-to {year_to}")
-    return Filters(year_from=year_from, year_to=year_to, mesh=tuple(mesh or ()), journal=journal or None)
+    return Filters(year_from=year_from, year_to=year_to, mesh=tuple(mesh or ()), journal=journal or None,
+                   types=(types,) if types else ())  # fmt: skip
 
 
 # -------------------------------------------------------------------- build
@@ -249,27 +252,41 @@ def ask(
     year_to: opt.YearToOption = None,
     mesh: opt.MeshOption = None,
     journal: opt.JournalOption = None,
+    types: opt.TypeOption = None,
     all_passages: opt.AllPassagesOption = False,
     verify: opt.VerifyOption = False,
+    cite: Annotated[
+        Optional[str],
+        typer.Option("--cite", metavar="FORMAT",
+                     help="Append the references of the cited records (answer first, then the strong hits): "
+                          "text, ris, bibtex, csl-json or nbib."),
+    ] = None,  # fmt: skip
+    style: opt.StyleOption = "vancouver",
     as_json: opt.JsonOption = False,
     verbose: opt.VerboseOption = False,
 ) -> None:
     """Answer one question: a cited answer, then ranked passages with PMID and PubMed link."""
     _prepare(verbose)
     from ..ask.retrieve import Retriever
+    from ..export import check_style, export
     from ..query import check_mode, check_question
     from .present import print_json_line, render_response, stdout
 
     with user_errors():
         check_question(question)
-        filters = _filters(year_from, year_to, mesh, journal)
+        if cite is not None:
+            check_style(style, cite)
+        filters = _filters(year_from, year_to, mesh, journal, types)
         checked_mode = check_mode(mode)
         with Retriever(index, model=model, verify=True if verify else None) as retriever:
             response = retriever.ask(question, k, mode=checked_mode, filters=filters, all_passages=all_passages)
+            references = export(retriever.cited_records(response), cite, style) if cite is not None else None
     if as_json:
-        print_json_line(response.to_dict())
-    else:
-        render_response(stdout(), response)
+        print_json_line({**response.to_dict(), **({"references": references} if cite is not None else {})})
+        return
+    render_response(stdout(), response)
+    if references:
+        sys.stdout.write("\nReferences\n\n" + references)
 
 
 @app.command(cls=PlainHelp)
@@ -282,6 +299,7 @@ def chat(
     year_to: opt.YearToOption = None,
     mesh: opt.MeshOption = None,
     journal: opt.JournalOption = None,
+    types: opt.TypeOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per answer (the `qa ask --json` shape); for scripts.")
     ] = False,
@@ -301,7 +319,7 @@ def chat(
 
     interactive = sys.stdin.isatty() and not as_json
     with user_errors():
-        filters = _filters(year_from, year_to, mesh, journal)
+        filters = _filters(year_from, year_to, mesh, journal, types)
         checked_mode = check_mode(mode)
         if interactive:
             note("Loading index and model...")
@@ -389,6 +407,28 @@ def evaluate_command(
                 )
                 results[m] = metrics.to_dict()
     emit(results, as_json, render_eval)
+
+
+@app.command(cls=PlainHelp)
+def cite(
+    pmids: Annotated[list[str], typer.Argument(metavar="PMID...", help="PMIDs of records in the index.")],
+    index: opt.IndexOption = Path("index"),
+    style: opt.StyleOption = "vancouver",
+    fmt: opt.CiteFormatOption = "text",
+) -> None:
+    """Write references to indexed records: a style (Vancouver, AMA, APA) or a file for reference managers."""
+    from ..export import check_style, export
+    from ..records import normalize_pmid
+    from ..store import read_records
+
+    with user_errors():
+        check_style(style, fmt)
+        normal = [normalize_pmid(p) for p in pmids]
+        bad = [p for p, n in zip(pmids, normal) if n is None]
+        if bad:
+            raise QAError(f"not a PMID: {bad[0][:40]!r}")
+        text = export(read_records(index, [n for n in normal if n]), fmt, style)
+    sys.stdout.write(text)
 
 
 @app.command(cls=PlainHelp)

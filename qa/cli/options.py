@@ -84,6 +84,19 @@ JournalOption = Annotated[
     Optional[str],
     typer.Option("--journal", metavar="TEXT", help="Only records whose journal name contains this text."),
 ]
+TypeOption = Annotated[
+    Optional[str],
+    typer.Option("--type", metavar="TYPES",
+                 help="Only these study types, any of them (comma-separated): rct, meta-analysis, systematic-review, "
+                      "clinical-trial, guideline, observational, comparative, case-report, review, editorial, "
+                      "letter, comment, or a PubMed publication type."),
+]  # fmt: skip
+StyleOption = Annotated[
+    str, typer.Option("--style", metavar="STYLE", help="Reference style: vancouver (NLM), ama or apa.")
+]
+CiteFormatOption = Annotated[
+    str, typer.Option("--format", metavar="FORMAT", help="text (in --style), ris, bibtex, csl-json or nbib.")
+]
 
 # -- qa build only -----------------------------------------------------------
 

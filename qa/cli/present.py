@@ -81,14 +81,19 @@ def _render_hit(console: Console, hit: Hit, *, dim: bool) -> None:
     head = _Shown()
     head.append(f"{hit.rank}. ", style="dim" if dim else "bold")
     head.append(f"PMID {hit.pmid}", style="cyan" if dim else "bold cyan")
-    facts = [f for f in (hit.journal, str(hit.year) if hit.year else None) if f]
+    facts = [f for f in (hit.citation.journal_iso or hit.journal, str(hit.year) if hit.year else None) if f]
     if facts:
         head.append("  " + " · ".join(facts), style="dim")
+    if hit.study_type:
+        head.append(f"  [{hit.study_type}]", style="green" if not dim else "dim")
     relevance = f"  relevance {hit.relevance:.2f}" if hit.relevance is not None else ""
     head.append(f"  score {hit.score:.3f}{relevance}", style="dim")
     console.print(head)
     title = _Shown(hit.title or "(no title in the record)", style="bold" if hit.title and not dim else "dim italic")
     _print_indented(console, title)
+    authors = hit.citation.author_line()
+    if authors:
+        _print_indented(console, _Shown(authors, style="dim"))
     body = _Shown(style="dim" if dim else "")
     body.append(f"[{_section_name(hit.section)}] ", style="magenta")
     if hit.highlight and not dim:

@@ -23,10 +23,15 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
+from ..citation import MONTH_NAMES, Author, Citation, month_number
 from ..errors import IngestError
 from ..records import (
     MAX_ABSTRACT_CHARS,  # re-exported: every field cap lives in records
+    MAX_AFFILIATION_CHARS,
+    MAX_KEYWORD_CHARS,
+    MAX_NAME_CHARS,
     MAX_PMID_DIGITS,
+    MAX_SHORT_CHARS,
     Bad,
     Deletion,
     Event,
@@ -34,6 +39,7 @@ from ..records import (
     Section,
     Skipped,
     checked,
+    checked_authors,
     clean_text,
     field_text,
     mesh_terms,
@@ -42,6 +48,8 @@ from ..records import (
     parse_year,
     preview,
     record_from_dict,
+    text_field,
+    text_list,
 )
 
 # Decompressed input is bounded while it streams, before anything big is built: a 3 MB gzip can hold 3 GB.
@@ -333,8 +341,62 @@ def _xml_article(art: Element, path: Path) -> Event:
         year=year,
         mesh=mesh,
         doi=doi,
+        citation=_xml_citation(art, article, where, pmid),
     )
     return checked(record, where)
+
+
+def _xml_author(el: Element, where: str, pmid: str) -> Author:
+    def name(tag: str) -> str | None:
+        return text_field(_raw(el.find(tag)), MAX_NAME_CHARS, f"author {tag}", where, pmid)
+
+    affiliation = text_field(_raw(el.find("AffiliationInfo/Affiliation")), MAX_AFFILIATION_CHARS, "affiliation",
+                             where, pmid)  # fmt: skip
+    return Author(name("LastName"), name("ForeName"), name("Initials"), name("CollectiveName"), affiliation)
+
+
+def _xml_citation(art: Element, article: Element, where: str, pmid: str) -> Citation:
+    """Authors, issue, pages, dates, publication types, PMC ID, language and keywords of one article."""
+
+    def short(el: Element | None, name: str) -> str | None:
+        return text_field(_raw(el), MAX_SHORT_CHARS, name, where, pmid)
+
+    issue = article.find("Journal/JournalIssue")
+    pub = issue.find("PubDate") if issue is not None else None
+    parts = [short(pub.find(t), "publication date") for t in ("Year", "Month", "Day")] if pub is not None else []
+    month = month_number(parts[1]) if len(parts) > 1 else None
+    if month and parts[1] and parts[1].isdigit():  # "2018 05 17" reads as PubMed writes it: "2018 May 17"
+        parts[1] = MONTH_NAMES[month - 1]
+    pub_date = " ".join(p for p in parts if p) or (short(pub.find("MedlineDate"), "publication date")
+                                                   if pub is not None else None)  # fmt: skip
+    pages = short(article.find("Pagination/MedlinePgn"), "pages")
+    if not pages:
+        pages = next((short(e, "pages") for e in article.findall("ELocationID") if e.get("EIdType") == "pii"), None)
+    electronic = article.find("ArticleDate")
+    e_date = None
+    if electronic is not None:
+        ymd = [short(electronic.find(t), "electronic date") for t in ("Year", "Month", "Day")]
+        e_date = "-".join(p.zfill(2) for p in ymd if p) or None
+    pmcid = next((short(a, "PMC ID") for a in art.findall("PubmedData/ArticleIdList/ArticleId")
+                  if a.get("IdType") == "pmc"), None)  # fmt: skip
+    authors = article.findall("AuthorList/Author")
+    return Citation(
+        authors=checked_authors([_xml_author(a, where, pmid) for a in authors], where, pmid),
+        journal_iso=short(article.find("Journal/ISOAbbreviation"), "ISO abbreviation"),
+        volume=short(issue.find("Volume"), "volume") if issue is not None else None,
+        issue=short(issue.find("Issue"), "issue") if issue is not None else None,
+        pages=pages,
+        pub_date=pub_date,
+        month=month,
+        day=int(parts[2]) if len(parts) > 2 and parts[2] and parts[2].isdigit() and 1 <= int(parts[2]) <= 31 else None,
+        electronic_date=e_date,
+        publication_types=text_list([_raw(t) for t in article.findall("PublicationTypeList/PublicationType")],
+                                    MAX_NAME_CHARS, "publication types", where, pmid),  # fmt: skip
+        pmcid=pmcid,
+        language=short(article.find("Language"), "language"),
+        keywords=text_list([_raw(k) for k in art.findall("MedlineCitation/KeywordList/Keyword")], MAX_KEYWORD_CHARS,
+                           "keywords", where, pmid),  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------- MEDLINE
@@ -423,8 +485,64 @@ def _medline_record(rec: dict, n: int, path: Path) -> Event:
             year=parse_year(rec.get("DP")),
             mesh=mesh_terms([m.partition("/")[0].lstrip("*") for m in rec.get("MH") or []], where, pmid),
             doi=doi,
+            citation=_medline_citation(rec, where, pmid),
         ),
         where,
+    )
+
+
+def _listed(rec: dict, tag: str) -> list[str]:
+    value = rec.get(tag) or []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _medline_authors(rec: dict, where: str, pmid: str) -> tuple[Author, ...]:
+    """FAU ("O'Byrne, Paul M") with AU ("O'Byrne PM") for initials; CN for group names, after the people.
+
+    Biopython keeps AD lines as one list without saying whose they are; the first is the first author's."""
+    full, short, groups = _listed(rec, "FAU"), _listed(rec, "AU"), _listed(rec, "CN")
+    authors = []
+    for i, name in enumerate(full or short):
+        if full:
+            last, _, fore = name.partition(",")
+        else:
+            last, fore = name.rpartition(" ")[0] or name, ""
+        initials = short[i].rpartition(" ")[2] if i < len(short) and " " in short[i] else None
+
+        def part(v: str | None, key: str) -> str | None:
+            return text_field(v, MAX_NAME_CHARS, f"author {key}", where, pmid)
+
+        authors.append(Author(part(last, "last"), part(fore.strip() or None, "fore"), part(initials, "initials")))
+    authors += [Author(collective=text_field(g, MAX_NAME_CHARS, "group name", where, pmid)) for g in groups]
+    affiliations = _listed(rec, "AD")
+    if authors and affiliations:
+        first = authors[0]
+        authors[0] = Author(first.last, first.fore, first.initials, first.collective,
+                            text_field(affiliations[0], MAX_AFFILIATION_CHARS, "affiliation", where, pmid))  # fmt: skip
+    return checked_authors(authors, where, pmid)
+
+
+def _medline_citation(rec: dict, where: str, pmid: str) -> Citation:
+    def short(tag: str, name: str) -> str | None:
+        value = rec.get(tag)
+        return text_field(value if isinstance(value, str) else None, MAX_SHORT_CHARS, name, where, pmid)
+
+    pub_date = short("DP", "publication date")
+    words = (pub_date or "").split()
+    pmc = short("PMC", "PMC ID")
+    return Citation(
+        authors=_medline_authors(rec, where, pmid),
+        journal_iso=short("TA", "ISO abbreviation"),
+        volume=short("VI", "volume"),
+        issue=short("IP", "issue"),
+        pages=short("PG", "pages"),
+        pub_date=pub_date,
+        month=month_number(words[1]) if len(words) > 1 and "-" not in words[1] else None,
+        day=int(words[2]) if len(words) > 2 and words[2].isdigit() and 1 <= int(words[2]) <= 31 else None,
+        publication_types=text_list(_listed(rec, "PT"), MAX_NAME_CHARS, "publication types", where, pmid),
+        pmcid=pmc,
+        language=next(iter(_listed(rec, "LA")), None),
+        keywords=text_list(_listed(rec, "OT"), MAX_KEYWORD_CHARS, "keywords", where, pmid),
     )
 
 

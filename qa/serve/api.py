@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,6 +41,11 @@ SECURITY_HEADERS = [
         b"form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
     ),
 ]
+
+CITE_MEDIA_TYPES = {"text": "text/plain; charset=utf-8", "ris": "application/x-research-info-systems",
+                    "bibtex": "application/x-bibtex", "csl-json": "application/vnd.citationstyles.csl+json",
+                    "nbib": "application/nbib"}  # fmt: skip
+CITE_SUFFIXES = {"text": "txt", "ris": "ris", "bibtex": "bib", "csl-json": "json", "nbib": "nbib"}
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The request cannot be answered as given (say, year_from > year_to)."},
@@ -184,6 +189,21 @@ def _api(service: Service) -> FastAPI:
     )
     def record(pmid: str) -> dict[str, Any]:
         return service.record(pmid)
+
+    @app.get(
+        "/records/{pmid}/cite",
+        response_class=Response,
+        responses={200: {"description": "The reference, as text or as a file for reference managers.",
+                         "content": {t: {} for t in CITE_MEDIA_TYPES.values()}},
+                   400: _ERRORS[400], 404: {"model": ErrorOut, "description": "No such PMID in the index."},
+                   503: _ERRORS[503]},
+        summary="A reference to one stored record: style vancouver|ama|apa, format text|ris|bibtex|csl-json|nbib",
+    )  # fmt: skip
+    def cite(pmid: str, style: str = "vancouver", format: str = "text") -> Response:
+        text = service.cite([pmid], style=style, fmt=format)
+        name = f"pmid-{pmid}.{CITE_SUFFIXES[format]}"
+        disposition = {} if format == "text" else {"Content-Disposition": f'attachment; filename="{name}"'}
+        return Response(text, media_type=CITE_MEDIA_TYPES[format], headers=disposition)
 
     @app.get("/health", response_model=HealthOut, responses={503: _ERRORS[503]}, summary="Ready to answer")
     def health() -> dict[str, Any]:

@@ -7,7 +7,7 @@ belongs to the protocol: nothing else may print there.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -15,13 +15,14 @@ from pydantic import Field
 
 from .. import __version__
 from ..errors import QAError
-from ..query import MAX_QUESTION_CHARS
+from ..query import MAX_PAGE_K, MAX_QUESTION_CHARS
 from .models import AskOut, FiltersIn, K, Question, RecordOut, SearchOut, filters_of
 from .service import Previous, Service
 
 INSTRUCTIONS = (
     "Searches the user's own collection of PubMed abstracts. Use search_abstracts for passages, ask for a short "
-    "extractive answer (every sentence quoted from an abstract and cited by PMID), get_record for a whole abstract. "
+    "extractive answer (every sentence quoted from an abstract and cited by PMID), get_record for a whole abstract, "
+    "cite for references in a style or a reference manager's format. "
     "Cite what you use by PMID with its URL; say so when nothing relevant is found rather than answering from memory."
 )
 
@@ -58,13 +59,24 @@ def build_server(service: Service, *, verbose: bool = False) -> MCPServer:
 
     @server.tool()
     def get_record(pmid: PmidArgument) -> RecordOut:
-        """The stored record of one PMID: title, journal, year, DOI, MeSH terms and the abstract by section."""
+        """The stored record of one PMID: title, journal, year, DOI, MeSH terms, the abstract by section, and its
+        citation (authors, journal abbreviation, volume, issue, pages, publication types) and study type."""
         return RecordOut(**_answered(lambda: service.record(pmid)))
+
+    @server.tool()
+    def cite(
+        pmids: Annotated[list[PmidArgument], Field(min_length=1, max_length=MAX_PAGE_K, description="PubMed IDs.")],
+        style: Literal["vancouver", "ama", "apa"] = "vancouver",
+        format: Literal["text", "ris", "bibtex", "csl-json", "nbib"] = "text",
+    ) -> str:
+        """References to indexed records: numbered text in a style (Vancouver/NLM, AMA, APA), or a file for
+        reference managers (RIS, BibTeX, CSL-JSON, PubMed .nbib)."""
+        return _answered(lambda: service.cite(pmids, style=style, fmt=format))
 
     return server
 
 
-def _answered(call: Any) -> dict[str, Any]:
+def _answered(call: Any) -> Any:
     """The tool's result, or the refusal as a tool error the assistant can read (bad input, unknown PMID)."""
     try:
         return call()

@@ -15,6 +15,7 @@ from ..records import MAX_JOURNAL_CHARS, MAX_MESH_TERM_CHARS
 from .service import MAX_PREVIOUS_PMIDS, Previous
 
 MAX_MESH_FILTERS = 20
+MAX_TYPE_FILTERS = 20
 
 Question = Annotated[
     str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="A question in plain English.")
@@ -38,9 +39,16 @@ class FiltersIn(_Input):
         default_factory=list, max_length=MAX_MESH_FILTERS, description="MeSH descriptors the record must all have."
     )
     journal: Optional[str] = Field(None, max_length=MAX_JOURNAL_CHARS, description="Part of the journal's name.")
+    types: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=MAX_TYPE_FILTERS,
+        description="Study types, any of them: rct, meta-analysis, systematic-review, clinical-trial, guideline, "
+                    "observational, comparative, case-report, review, editorial, letter, comment, or PubMed "
+                    "publication-type names.",
+    )  # fmt: skip
 
     def to_filters(self) -> Filters:
-        return Filters(year_from=self.year_from, year_to=self.year_to, mesh=tuple(self.mesh), journal=self.journal)
+        return Filters(year_from=self.year_from, year_to=self.year_to, mesh=tuple(self.mesh), journal=self.journal,
+                       types=tuple(self.types))  # fmt: skip
 
 
 class PreviousIn(_Input):
@@ -86,6 +94,32 @@ def filters_of(filters: FiltersIn | None) -> Filters | None:
 # -- outputs
 
 
+class AuthorOut(BaseModel):
+    last: Optional[str] = None
+    fore: Optional[str] = None
+    initials: Optional[str] = None
+    collective: Optional[str] = Field(None, description="A group author's name, instead of a person's.")
+    affiliation: Optional[str] = Field(None, description="Kept for the first and the last author only.")
+
+
+class CitationOut(BaseModel):
+    """The reference fields beyond title, journal, year and DOI; absent fields are left out."""
+
+    authors: list[AuthorOut] = Field(default_factory=list, description="In PubMed's order.")
+    journal_iso: Optional[str] = Field(None, description='ISO abbreviation: "N Engl J Med".')
+    volume: Optional[str] = None
+    issue: Optional[str] = None
+    pages: Optional[str] = None
+    pub_date: Optional[str] = Field(None, description='As PubMed gives it: "2018 May 17", "1998 Dec-1999 Jan".')
+    month: Optional[int] = None
+    day: Optional[int] = None
+    electronic_date: Optional[str] = None
+    publication_types: list[str] = Field(default_factory=list, description="PubMed's publication types.")
+    pmcid: Optional[str] = None
+    language: Optional[str] = None
+    keywords: list[str] = Field(default_factory=list)
+
+
 class HitOut(BaseModel):
     rank: int
     pmid: str
@@ -104,6 +138,11 @@ class HitOut(BaseModel):
     relevance_label: Optional[Literal["strong", "weak"]] = Field(
         description='"strong": judged to answer the question; "weak": less related, shown for context only.'
     )
+    study_type: Optional[str] = Field(
+        None, description='Short, from PubMed\'s publication types: "RCT", "Meta-analysis", "Review", ...'
+    )
+    authors: list[str] = Field(default_factory=list, description="\"O'Byrne PM\", ... in PubMed's order.")
+    citation: CitationOut = Field(default_factory=CitationOut)
 
 
 class AnswerSentenceOut(BaseModel):
@@ -159,6 +198,8 @@ class RecordOut(BaseModel):
     mesh: list[str]
     doi: Optional[str]
     url: str
+    citation: CitationOut = Field(default_factory=CitationOut)
+    study_type: Optional[str] = None
 
 
 class HealthOut(BaseModel):
@@ -195,6 +236,8 @@ __all__ = [
     "AskOut",
     "SearchOut",
     "RecordOut",
+    "CitationOut",
+    "AuthorOut",
     "HealthOut",
     "InfoOut",
     "ErrorOut",

@@ -18,9 +18,11 @@ from typing import Any
 
 from ..ask.conversation import Conversation
 from ..ask.retrieve import Retriever
+from ..citation import citation_to_dict
 from ..errors import QAError
+from ..export import DEFAULT_STYLE, check_style, export
 from ..query import DEFAULT_MODE, MAX_PAGE_K, Filters, check_k, check_mode, check_question
-from ..records import normalize_pmid, record_to_dict
+from ..records import Record, normalize_pmid, record_to_dict
 from ..store import IndexStore
 
 log = logging.getLogger("qa.serve")
@@ -125,8 +127,7 @@ class Service:
             hits = retriever.search(question, k, mode=checked_mode, filters=filters)
         return {"question": question, "mode": checked_mode, "hits": [h.to_dict() for h in hits]}
 
-    def record(self, pmid: str) -> dict[str, Any]:
-        """A stored record as the JSONL shape plus its PubMed link."""
+    def _record(self, pmid: str) -> Record:
         normal = normalize_pmid(pmid)
         if normal is None:
             raise NotFound(f"{str(pmid)[:40]!r} is not a PMID")
@@ -134,7 +135,20 @@ class Service:
             record = retriever.snapshot.passages.record(normal)
         if record is None:
             raise NotFound(f"PMID {normal} is not in this index")
-        return {**record_to_dict(record), "url": record.url}
+        return record
+
+    def record(self, pmid: str) -> dict[str, Any]:
+        """A stored record as the JSONL shape plus its PubMed link and study type."""
+        record = self._record(pmid)
+        return {**record_to_dict(record), "url": record.url, "study_type": record.citation.study_type,
+                "citation": citation_to_dict(record.citation, compact=False)}  # fmt: skip
+
+    def cite(self, pmids: Sequence[str], *, style: str = DEFAULT_STYLE, fmt: str = "text") -> str:
+        """References to stored records (``qa.export``): a style's text, RIS, BibTeX, CSL-JSON or .nbib."""
+        check_style(style, fmt)
+        if not pmids or len(pmids) > MAX_PAGE_K:
+            raise QAError(f"cite takes 1 to {MAX_PAGE_K} PMIDs")
+        return export([self._record(p) for p in pmids], fmt, style)
 
     def info(self) -> dict[str, Any]:
         """The ``qa info --json`` object of the snapshot being served."""

@@ -11,7 +11,7 @@
 - ``verify``: ``qa verify`` -- every check of an index, end to end
 """
 
-from .directory import IndexStore, describe
+from .directory import IndexStore, describe, read_records
 from .durable import exclusive_lock, fault_point, fsync_dir, fsync_file
 from .layout import IndexLayout, encoder_dir_name
 from .manifest import FORMAT_VERSION, Manifest, file_facts
@@ -48,4 +48,5 @@ __all__ = [
     "file_facts",
     "encoder_dir_name",
     "describe",
+    "read_records",
 ]

@@ -12,11 +12,13 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..embed.onnx import encoder_checksums, encoder_model_file
 from ..errors import IndexStoreError
+from ..records import Record
 from .durable import exclusive_lock, fault_point, fsync_dir, fsync_file
 from .layout import MANIFEST, PASSAGES, IndexLayout
 from .manifest import Manifest
@@ -184,6 +186,22 @@ class IndexStore:
             "size_bytes": size,
             "format_version": manifest.format_version,
         }
+
+
+def read_records(path: str | Path, pmids: Sequence[str]) -> list[Record]:
+    """The stored records of ``pmids``, in that order, without loading vectors or the model (``qa cite``)."""
+    store = IndexStore(path)
+    store.manifest()  # an index of another format is refused in one line, as everywhere
+    passages = store.open_passages()
+    try:
+        found = {p: passages.record(p) for p in dict.fromkeys(pmids)}
+    finally:
+        passages.close()
+    missing = [p for p, r in found.items() if r is None]
+    if missing:
+        raise IndexStoreError(f"not in the index at {path}: PMID {', '.join(missing[:10])}"
+                              + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))  # fmt: skip
+    return [r for r in found.values() if r is not None]
 
 
 def describe(path: str | Path) -> dict[str, Any]:

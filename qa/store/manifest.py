@@ -14,7 +14,8 @@ from ..embed.registry import BACKENDS, DEFAULT_BACKEND, is_exported
 from ..errors import IndexStoreError
 from .vectors import DEFAULT_NPROBE
 
-FORMAT_VERSION = 4  # 2: FTS5 lexical table; 3: content hashes for incremental builds; 4: sentence vectors
+FORMAT_VERSION = 5  # 2: FTS5 lexical table; 3: content hashes for incremental builds; 4: sentence vectors;
+# 5: citations (authors, issue, pages, publication types)
 
 
 @dataclass

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IndexStoreError
+from ..citation import Citation
+from ..errors import IndexStoreError, IngestError
 from ..query import Filters
-from ..records import Record, Section
+from ..records import Record, Section, citation_from_dict
 from .layout import MANIFEST, PASSAGES, VECTORS
 from .lexical import LexicalIndex
 from .manifest import Manifest, file_facts
@@ -37,7 +38,8 @@ CREATE TABLE records (
     mesh     TEXT NOT NULL,       -- JSON list of MeSH descriptor names
     abstract TEXT NOT NULL,
     sections TEXT NOT NULL,       -- JSON list of [label, start, end] into abstract
-    hash     TEXT NOT NULL        -- content hash: an unchanged record is never re-embedded
+    hash     TEXT NOT NULL,       -- content hash: an unchanged record is never re-embedded
+    citation TEXT NOT NULL        -- JSON object: authors, issue, pages, publication types (qa.citation)
 );
 CREATE TABLE chunks (
     id        INTEGER PRIMARY KEY, -- the vector's id in FAISS
@@ -87,6 +89,7 @@ class StoredChunk:
     journal: str | None
     year: int | None
     doi: str | None
+    citation: Citation = Citation()
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,16 @@ class Consistency:
     sentence_records: int  # records with stored sentences (every record should have them)
 
 
+def stored_citation(text: str, pmid: str) -> Citation:
+    """A record's stored citation, checked as strictly as at ingest: the index is a file like any other."""
+    try:
+        return citation_from_dict(json.loads(text), "passages.sqlite", pmid)
+    except (ValueError, TypeError, RecursionError, IngestError) as exc:
+        raise IndexStoreError(f"passages.sqlite: PMID {pmid}: damaged citation ({str(exc)[:120]})") from None
+
+
 def _record_from_row(row: Sequence[Any]) -> Record:
-    pmid, version, title, journal, year, doi, mesh, abstract, sections = row[:9]
+    pmid, version, title, journal, year, doi, mesh, abstract, sections, citation = row[:10]
     return Record(
         pmid=pmid,
         version=version,
@@ -125,6 +136,7 @@ def _record_from_row(row: Sequence[Any]) -> Record:
         doi=doi,
         mesh=tuple(json.loads(mesh)),
         sections=tuple(Section(label, abstract[s:e]) for label, s, e in json.loads(sections)),
+        citation=stored_citation(citation, pmid),
     )
 
 
@@ -229,12 +241,16 @@ class Passages:
         marks = ",".join("?" * len(ids))
         rows = self._query(
             f"SELECT c.id, c.pmid, c.ordinal, c.section, c.start, c.end, c.sentences, "
-            f"r.title, r.journal, r.year, r.doi, r.abstract FROM chunks c JOIN records r ON r.pmid = c.pmid "
+            f"r.title, r.journal, r.year, r.doi, r.abstract, r.citation "
+            f"FROM chunks c JOIN records r ON r.pmid = c.pmid "
             f"WHERE c.id IN ({marks})",
             [int(i) for i in ids],
         )
         out = {}
-        for cid, pmid, ordinal, section, start, end, sentences, title, journal, year, doi, abstract in rows:
+        citations: dict[str, Citation] = {}
+        for cid, pmid, ordinal, section, start, end, sentences, title, journal, year, doi, abstract, citation in rows:
+            if pmid not in citations:
+                citations[pmid] = stored_citation(citation, pmid)
             out[cid] = StoredChunk(
                 id=cid,
                 pmid=pmid,
@@ -248,6 +264,7 @@ class Passages:
                 journal=journal,
                 year=year,
                 doi=doi,
+                citation=citations[pmid],
             )
         return out
 
@@ -266,6 +283,11 @@ class Passages:
         for term in filters.mesh:
             where.append("EXISTS (SELECT 1 FROM json_each(records.mesh) WHERE qa_fold(json_each.value) = ?)")
             args.append(_casefold(term))
+        if filters.types:  # any of them: "--type rct,meta-analysis" is trials or meta-analyses
+            marks = ",".join("?" * len(filters.types))
+            where.append("EXISTS (SELECT 1 FROM json_each(records.citation, '$.publication_types') "
+                         f"WHERE qa_fold(json_each.value) IN ({marks}))")  # fmt: skip
+            args.extend(_casefold(t) for t in filters.types)
         sql = "SELECT pmid FROM records" + (" WHERE " + " AND ".join(where) if where else "")
         return [row[0] for row in self._query(sql, args)]
 
@@ -305,7 +327,8 @@ class Passages:
 
     def record(self, pmid: str) -> Record | None:
         rows = self._query(
-            "SELECT pmid, version, title, journal, year, doi, mesh, abstract, sections FROM records WHERE pmid=?",
+            "SELECT pmid, version, title, journal, year, doi, mesh, abstract, sections, citation FROM records "
+            "WHERE pmid=?",
             (pmid,),
         )
         return _record_from_row(rows[0]) if rows else None

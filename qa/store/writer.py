@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..citation import citation_to_dict
 from ..embed.chunk import Chunk
 from ..errors import IndexStoreError
 from ..records import Record, record_from_dict, record_to_dict
@@ -204,7 +205,7 @@ class SnapshotWriter:
         self._remove_chunks(record.pmid)
         spans = [[label, s, e] for label, s, e in record.section_spans]
         self.db.execute(
-            "INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 record.pmid,
                 record.version,
@@ -216,6 +217,7 @@ class SnapshotWriter:
                 record.abstract,
                 json.dumps(spans),
                 record_hash(record),
+                json.dumps(citation_to_dict(record.citation)),
             ),
         )
         self.lexical.put(record.pmid, record.title, record.abstract, record.mesh)
