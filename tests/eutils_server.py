@@ -1,7 +1,8 @@
 """A local stand-in for NCBI's E-utilities, on 127.0.0.1, built from the shared PubMed XML.
 
 It answers ``esearch.fcgi`` (Count, RetMax, RetStart, QueryKey, WebEnv, IdList, or an
-``<ERROR>`` body) and ``efetch.fcgi`` (GET or POST ``id=``) in the shapes NCBI uses, logs
+``<ERROR>`` body), ``efetch.fcgi`` (GET or POST ``id=``) and ``elink.fcgi`` (``linkname``
+pubmed_pubmed_citedin or pubmed_pubmed, from ``links``) in the shapes NCBI uses, logs
 every request with its time and parameters, and can be told to fail the next requests:
 ``429`` (with Retry-After), ``500``, ``drop`` (close the connection without an answer) or
 ``truncate`` (send half the body).
@@ -18,7 +19,10 @@ Hostile behaviours, set as attributes of the server:
 * ``omit``: PMIDs efetch leaves out (deleted or never existing records);
 * ``count_shift``: esearch's Count, on the id-list pages, differs by this from the first answer;
 * ``count_extra``: every Count is this much higher than the PMIDs esearch lists;
-* ``redirect_to``: answer every request with a 307 to this base URL (same path and query).
+* ``redirect_to``: answer every request with a 307 to this base URL (same path and query);
+* ``links``: ``(pmid, linkname) -> linked PMIDs`` for elink (none listed: a LinkSet without links, as NCBI
+  answers); ``elink_error``: answer elink with an ``<ERROR>`` instead;
+* ``body_instead``: answer every request with this body, status 200, as text/html (a captive portal).
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ class EUtilsServer:
         self.count_shift = 0
         self.count_extra = 0
         self.redirect_to: str | None = None
+        self.links: dict[tuple[str, str], list[str]] = {}
+        self.elink_error = False
+        self.body_instead: bytes | None = None
         self.stopping = threading.Event()
         handler = self._handler()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -129,8 +136,17 @@ class EUtilsServer:
                 if server.huge is not None:
                     self._huge(server.huge)
                     return
+                if server.body_instead is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(server.body_instead)))
+                    self.end_headers()
+                    self.wfile.write(server.body_instead)
+                    return
                 if endpoint == "esearch.fcgi":
                     body = self._esearch(params)
+                elif endpoint == "elink.fcgi":
+                    body = self._elink(params)
                 elif endpoint == "efetch.fcgi":
                     if server.fail_efetch_after is not None and server.efetch_ok >= server.fail_efetch_after:
                         self.send_response(503)
@@ -201,6 +217,27 @@ class EUtilsServer:
                     f"<eSearchResult><Count>{total}</Count><RetMax>{len(page)}</RetMax>"
                     f"<RetStart>{start}</RetStart><QueryKey>1</QueryKey><WebEnv>{webenv}</WebEnv>"
                     f"<IdList>{id_list}</IdList></eSearchResult>\n"
+                ).encode()
+
+            def _elink(self, p: dict[str, str]) -> bytes:
+                """NCBI's eLinkResult (the shape of a real answer, e.g. Biopython's Tests/Entrez/elink1.xml)."""
+                head = (
+                    '<?xml version="1.0" encoding="UTF-8" ?>\n'
+                    '<!DOCTYPE eLinkResult PUBLIC "-//NLM//DTD elink 20101123//EN" '
+                    '"https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20101123/elink.dtd">\n<eLinkResult>\n'
+                )
+                if server.elink_error:
+                    return (head + "<ERROR>Invalid uid 0 at position=0</ERROR>\n</eLinkResult>\n").encode()
+                pmid, name = p.get("id", ""), p.get("linkname", "")
+                linked = server.links.get((pmid, name), [])
+                db = ""
+                if linked:
+                    ids = "".join(f"\t\t\t<Link>\n\t\t\t\t<Id>{i}</Id>\n\t\t\t</Link>\n" for i in linked)
+                    db = (f"\t\t<LinkSetDb>\n\t\t\t<DbTo>pubmed</DbTo>\n\t\t\t<LinkName>{name}</LinkName>\n"
+                          f"{ids}\t\t</LinkSetDb>\n")  # fmt: skip
+                return (
+                    f"{head}\t<LinkSet>\n\t\t<DbFrom>pubmed</DbFrom>\n\t\t<IdList>\n\t\t\t<Id>{pmid}</Id>\n"
+                    f"\t\t</IdList>\n{db}\t</LinkSet>\n</eLinkResult>\n"
                 ).encode()
 
             def _efetch(self, p: dict[str, str]) -> bytes:

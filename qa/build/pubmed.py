@@ -104,4 +104,63 @@ def update_from_pubmed(
 
 
 
-__all__ = ["PubmedSource", "Fetched", "fetch_for_index", "update_from_pubmed"]
+@dataclass(frozen=True)
+class Related:
+    """An article linked to a PMID by PubMed (citing it, or similar to it), and whether the index has it."""
+
+    pmid: str
+    title: str | None
+    journal: str | None
+    year: int | None
+    study_type: str | None
+    indexed: bool
+    note: str | None = None  # why PubMed gave no record to show ("no abstract", "not returned")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pmid": self.pmid, "title": self.title, "journal": self.journal, "year": self.year,
+                "study_type": self.study_type, "indexed": self.indexed, "note": self.note}  # fmt: skip
+
+
+def linked_pmids(source: PubmedSource, pmid: str, kind: str, limit: int | None = None) -> list[str]:
+    """PMIDs PubMed links to ``pmid`` ("cited-by" or "similar"), in PubMed's order, at most ``limit``."""
+    with source.client() as client:
+        linked = client.links(pmid, kind)
+    return linked[:limit] if limit is not None else linked
+
+
+def related_articles(
+    source: PubmedSource, pmid: str, kind: str, *, limit: int = 20, index: str | Path | None = None
+) -> list[Related]:
+    """The articles citing ``pmid`` or similar to it, with title, journal and year (efetch), marked when indexed."""
+    from ..ingest.eutils import BATCH_SIZE
+    from ..ingest.files import read_xml_bytes
+    from ..records import Record, Skipped
+
+    indexed: set[str] = set()
+    if index is not None and IndexStore(index).exists():
+        passages = IndexStore(index).open_passages()
+        try:
+            indexed = passages.pmids()
+        finally:
+            passages.close()
+    with source.client() as client:
+        linked = client.links(pmid, kind)[:limit]
+        found: dict[str, Record | Skipped] = {}
+        for start in range(0, len(linked), BATCH_SIZE):
+            batch = client.fetch_batch(linked[start : start + BATCH_SIZE])
+            for event in read_xml_bytes(batch.body, "efetch answer"):
+                if isinstance(event, (Record, Skipped)) and event.pmid:
+                    found[event.pmid] = event
+    out = []
+    for p in linked:
+        event = found.get(p)
+        if isinstance(event, Record):
+            out.append(Related(p, event.title, event.journal, event.year, event.citation.study_type, p in indexed))
+        else:
+            note = event.reason if isinstance(event, Skipped) else "not returned by efetch"
+            out.append(Related(p, None, None, None, None, p in indexed, note))
+    return out
+
+
+__all__ = ["PubmedSource", "Fetched", "Related", "fetch_for_index", "update_from_pubmed", "linked_pmids",
+           "related_articles"]  # fmt: skip

@@ -52,6 +52,8 @@ def build(
     sample: opt.SampleOption = False,
     pubmed: opt.PubmedOption = None,
     pmids: opt.PmidsOption = None,
+    cited_by: opt.CitedByOption = None,
+    similar: opt.SimilarOption = None,
     max_records: opt.MaxOption = None,
     api_key: opt.ApiKeyOption = None,
     email: opt.EmailOption = None,
@@ -97,21 +99,28 @@ def build(
 
             files.append(str(sample_path()))
         remembered, warnings = None, []
-        if pubmed is not None or pmids is not None:
+        asked = [name for name, v in (("--pubmed", pubmed), ("--pmids", pmids), ("--cited-by", cited_by),
+                                      ("--similar", similar)) if v is not None]  # fmt: skip
+        if len(asked) > 1:
+            raise QAError(f"use one of {', '.join(asked)}, not several")
+        if asked:
+            from ..build.pubmed import linked_pmids
             from ..ingest.fetch import read_pmid_file
 
-            fetched = fetch_for_index(
-                index,
-                _pubmed_source(api_key, email, eutils_url, allow_partial),
-                query=pubmed,
-                pmids=read_pmid_file(pmids) if pmids is not None else None,
-                limit=max_records,
-                progress=progress,
-            )
+            source = _pubmed_source(api_key, email, eutils_url, allow_partial)
+            ids = read_pmid_file(pmids) if pmids is not None else None
+            if cited_by is not None or similar is not None:
+                kind, of = ("cited-by", cited_by) if cited_by is not None else ("similar", similar)
+                ids = linked_pmids(source, of or "", kind, max_records)
+                if not ids:
+                    raise QAError(f"PubMed lists no {'citing' if kind == 'cited-by' else 'similar'} articles "
+                                  f"for PMID {of}; nothing to index")  # fmt: skip
+            fetched = fetch_for_index(index, source, query=pubmed, pmids=ids, limit=max_records, progress=progress)
             files.append(str(fetched.path))
             remembered, warnings = fetched.pubmed, list(fetched.warnings)
         if not files:
-            raise QAError("give files to index, or --sample, --pubmed QUERY or --pmids FILE")
+            raise QAError("give files to index, or --sample, --pubmed QUERY, --pmids FILE, --cited-by PMID "
+                          "or --similar PMID")  # fmt: skip
         options = BuildOptions(
             full=full, skip_bad=skip_bad, model=model, backend=backend, index_type=index_type,
             chunk_tokens=chunk_tokens, overlap_sentences=overlap, device=device, batch_size=batch_size,
@@ -200,6 +209,37 @@ def fetch(
                 progress=lambda done, total: progress("fetch", done, total),
             )  # fmt: skip
     emit(report, as_json, render_fetch)
+
+
+@app.command(cls=PlainHelp)
+def related(
+    pmid: Annotated[str, typer.Argument(metavar="PMID", help="The article to follow the literature from.")],
+    cited_by: Annotated[
+        bool, typer.Option("--cited-by", help="Articles citing it (the default; PubMed's 'Cited by').")
+    ] = False,
+    similar: Annotated[bool, typer.Option("--similar", help="PubMed's similar articles, most similar first.")] = False,
+    max_records: Annotated[
+        int, typer.Option("--max", min=1, max=10_000, metavar="N", help="List at most this many.")
+    ] = 20,
+    index: opt.IndexOption = Path("index"),
+    api_key: opt.ApiKeyOption = None,
+    email: opt.EmailOption = None,
+    eutils_url: opt.EutilsOption = None,
+    as_json: opt.JsonOption = False,
+) -> None:
+    """List the articles citing a PMID, or similar to it (E-utilities elink), marking those already indexed.
+
+    Add them to an index with qa build --cited-by PMID (or --similar PMID).
+    """
+    from ..build.pubmed import related_articles
+    from .present import emit, render_related
+
+    with user_errors():
+        if cited_by and similar:
+            raise QAError("use --cited-by or --similar, not both")
+        source = _pubmed_source(api_key, email, eutils_url, False)
+        found = related_articles(source, pmid, "similar" if similar else "cited-by", limit=max_records, index=index)
+    emit([r.to_dict() for r in found], as_json, render_related)
 
 
 @app.command(cls=PlainHelp)

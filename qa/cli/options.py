@@ -29,6 +29,16 @@ PmidsOption = Annotated[
     typer.Option("--pmids", metavar="FILE", show_default=False,
                  help="Fetch exactly these PMIDs: one per line, or the CSV the PubMed website exports."),
 ]  # fmt: skip
+CitedByOption = Annotated[
+    Optional[str],
+    typer.Option("--cited-by", metavar="PMID", show_default=False,
+                 help="Fetch the articles PubMed lists as citing this PMID (elink) and index them."),
+]  # fmt: skip
+SimilarOption = Annotated[
+    Optional[str],
+    typer.Option("--similar", metavar="PMID", show_default=False,
+                 help="Fetch PubMed's similar articles of this PMID (elink), most similar first, and index them."),
+]  # fmt: skip
 MaxOption = Annotated[
     Optional[int],
     typer.Option(

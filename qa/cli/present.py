@@ -245,6 +245,24 @@ def render_report(console: Console, report: BuildReport) -> None:
     _warnings(console, report.warnings)
 
 
+def render_related(console: Console, related: list[dict[str, Any]]) -> None:
+    """``qa related``: one line per article, those already indexed marked."""
+    if not related:
+        console.print(_Shown("PubMed lists no such articles.", style="yellow"))
+        return
+    for i, r in enumerate(related, start=1):
+        line = _Shown(f"{i}. ", style="bold")
+        line.append(f"PMID {r['pmid']}", style="bold cyan")
+        facts = [f for f in (r["journal"], str(r["year"]) if r["year"] else None, r["study_type"]) if f]
+        if facts:
+            line.append("  " + " · ".join(facts), style="dim")
+        if r["indexed"]:
+            line.append("  [indexed]", style="green")
+        console.print(line, soft_wrap=True)
+        title = r["title"] or f"({r['note'] or 'no title'})"
+        _print_indented(console, _Shown(title, style="" if r["title"] else "dim"))
+
+
 def render_info(console: Console, info: dict[str, Any]) -> None:
     width = max(len(k) for k in info) + 2
     for key, value in info.items():

@@ -1,6 +1,7 @@
 """E-utilities: the client that asks NCBI's E-utilities for a search's PMIDs and their records.
 
-``esearch`` (with the history server) gives the query's PMIDs; ``efetch`` returns
+``esearch`` (with the history server) gives the query's PMIDs; ``elink`` the articles citing a PMID
+or similar to it; ``efetch`` returns
 their PubMed XML in batches of at most 200, each parsed (defusedxml's ``fromstring``)
 and checked to hold the PMIDs asked for before it counts as done; the file parser
 (``files``) reads the saved records only when they are built. NCBI's limits are honoured: at most 3 requests
@@ -53,6 +54,8 @@ MAX_BODY_BYTES = 256 * 1024 * 1024  # an answer larger than this is refused whil
 MAX_REDIRECTS = 5
 ERROR_BODY_BYTES = 4096  # read at most this much of an error answer (for its first line)
 TOOL = "pubmed-qa"
+MAX_LINKS = 100_000  # linked PMIDs read from one elink answer (the most-cited papers have tens of thousands)
+LINK_NAMES = {"cited-by": "pubmed_pubmed_citedin", "similar": "pubmed_pubmed"}  # what PubMed's pages list
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ class EUtils:
                     raise FetchError(
                         self._scrub(
                             f"cannot reach {self.base_url} ({_first_line(str(exc)) or 'connection failed'}); "
-                            "no network? build from files: qa build FILE"
+                            "this needs the internet (no network?); offline, build from files: qa build FILE"
                         )
                     ) from None
                 last_problem = str(exc) or type(exc).__name__
@@ -316,6 +319,18 @@ class EUtils:
             warnings=(problem,) if problem else (),
         )  # fmt: skip
 
+    def links(self, pmid: str, kind: str) -> list[str]:
+        """PMIDs linked to ``pmid`` (``elink``): "cited-by" (pubmed_pubmed_citedin: the articles PubMed Central
+        knows to cite it) or "similar" (pubmed_pubmed: PubMed's similar articles, most similar first)."""
+        normal = normalize_pmid(pmid)
+        if normal is None:
+            raise FetchError(f"not a PMID: {str(pmid)[:40]!r}")
+        if kind not in LINK_NAMES:
+            raise FetchError(f"unknown link {kind!r}; choose one of {', '.join(LINK_NAMES)}")
+        params = {"dbfrom": "pubmed", "db": "pubmed", "id": normal, "linkname": LINK_NAMES[kind], "retmode": "xml"}
+        body = self.request("elink.fcgi", params, check=_xml_check)
+        return _linked(fromstring(body), normal, LINK_NAMES[kind])
+
     def fetch_batch(self, pmids: list[str]) -> Batch:
         """PubMed XML of up to 200 PMIDs; retried until the body parses completely, then checked against ``pmids``."""
         parsed: list[Element] = []
@@ -329,6 +344,29 @@ class EUtils:
         missing = [p for p in pmids if (normalize_pmid(p) or p) not in got]
         error = root.findtext("ERROR")
         return Batch(body=body, missing=missing, error=_first_line(error) if error is not None else None)
+
+
+def _linked(root: Element, pmid: str, linkname: str) -> list[str]:
+    """The PMIDs an elink answer links ``pmid`` to by ``linkname``, in PubMed's order, ``pmid`` itself left out."""
+    if root.tag != "eLinkResult":
+        raise FetchError(f"elink answered <{_first_line(root.tag)[:60]}>, not an eLinkResult (is the E-utilities URL "
+                         "right?)")  # fmt: skip
+    error = root.findtext("ERROR") or root.findtext("LinkSet/ERROR")
+    if error:
+        raise FetchError(f"PubMed elink failed: {_first_line(error)}")
+    out: list[str] = []
+    for group in root.findall("LinkSet/LinkSetDb"):
+        if (group.findtext("LinkName") or "").strip() != linkname:
+            continue
+        for link in group.findall("Link/Id"):
+            linked = normalize_pmid(link.text or "")
+            if linked is None:
+                raise FetchError(f"elink answered a link that is not a PMID: {_first_line(link.text or '')[:40]!r}")
+            if linked != pmid:
+                out.append(linked)
+            if len(out) > MAX_LINKS:
+                raise FetchError(f"elink answered more than {MAX_LINKS:,} links for PMID {pmid}; not a PubMed answer")
+    return list(dict.fromkeys(out))
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int]:
@@ -457,6 +495,7 @@ __all__ = [
     "MAX_RETRY_AFTER",
     "REQUEST_DEADLINE",
     "BATCH_SIZE",
+    "LINK_NAMES",
     "Batch",
     "EUtils",
     "Search",

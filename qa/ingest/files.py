@@ -105,6 +105,11 @@ def read_source(path: str | Path, fmt: str | None = None, *, skip_bad: bool = Fa
         yield Bad(str(exc))
 
 
+def read_xml_bytes(body: bytes, where: str) -> Iterator[Event]:
+    """The records of PubMed XML already in memory (an efetch answer), read as strictly as a file."""
+    yield from _read_xml(io.BufferedReader(io.BytesIO(body)), Path(where))  # type: ignore[arg-type]
+
+
 def probe_source(path: str | Path) -> None:
     """Sniff a file and parse its first record, so that a wrong file fails before any slow work starts."""
     events = read_source(path)
@@ -573,6 +578,7 @@ def _jsonl_record(line: bytes | None, where: str) -> Event:
 
 __all__ = [
     "read_source",
+    "read_xml_bytes",
     "probe_source",
     "expand_sources",
     "sniff_format",
