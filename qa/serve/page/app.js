@@ -73,6 +73,12 @@
         p.append(cite);
       });
       turn.append(p);
+      const cited = citedPmids(data);
+      const exporter = el("button", "export-cited", "Export cited (RIS)");
+      exporter.type = "button";
+      exporter.setAttribute("aria-label", "Export the " + cited.length + " cited records as RIS, for reference managers");
+      exporter.addEventListener("click", function () { exportCited(cited, exporter); });
+      turn.append(exporter);
     }
     if (data.note) turn.append(el("p", "note", data.note));
     if (data.query && data.query !== data.question) turn.append(el("p", "note", "Searched as a follow-up: " + data.query));
@@ -96,8 +102,13 @@
       li.append(pubmedLink(hit.pmid, hit.url, hit.title || "PMID " + hit.pmid));
       li.firstChild.classList.add("title");
       const relevance = hit.relevance === null || hit.relevance === undefined ? null : "relevance " + hit.relevance.toFixed(2);
-      const meta = [hit.journal, hit.year, hit.section, "PMID " + hit.pmid, relevance].filter(Boolean).join(" · ");
+      const journal = (hit.citation && hit.citation.journal_iso) || hit.journal;
+      const meta = [journal, hit.year, hit.study_type, hit.section, "PMID " + hit.pmid, relevance].filter(Boolean).join(" · ");
       li.append(el("div", "meta", meta));
+      const authors = hit.authors || [];
+      if (authors.length) {
+        li.append(el("div", "authors", authors.slice(0, 3).join(", ") + (authors.length > 3 ? ", et al." : "")));
+      }
       const text = el("p", "text");
       const best = hit.best_sentence;
       const at = best && hit.relevance_label !== "weak" ? hit.text.indexOf(best) : -1;
@@ -107,9 +118,62 @@
         text.textContent = hit.text;
       }
       li.append(text);
+      const copy = el("button", "copy-citation", "Copy citation");
+      copy.type = "button";
+      copy.setAttribute("aria-label", "Copy the citation of PMID " + hit.pmid);
+      copy.addEventListener("click", function () { copyCitation(hit.pmid, copy); });
+      li.append(copy);
       list.append(li);
     });
     return list;
+  }
+
+  async function citation(pmid, format) {
+    const reply = await fetch("/records/" + encodeURIComponent(pmid) + "/cite?style=vancouver&format=" + format);
+    const text = await reply.text();
+    if (!reply.ok) {
+      let message = "the server answered " + reply.status;
+      try { message = JSON.parse(text).message || message; } catch (e) { /* not JSON */ }
+      throw new Error(message);
+    }
+    return text;
+  }
+
+  async function copyCitation(pmid, button) {
+    try {
+      const text = (await citation(pmid, "text")).replace(/^1\. /, "").trim();
+      await navigator.clipboard.writeText(text);
+      button.dataset.copied = text;
+      status.textContent = "Copied the citation of PMID " + pmid + ".";
+    } catch (error) {
+      status.textContent = "Could not copy the citation: " + error.message;
+    }
+  }
+
+  // The records an answer cites, for its export: those of its sentences, then the other strong hits (never a weak one).
+  function citedPmids(data) {
+    const pmids = data.answer.sentences.map(function (s) { return s.pmid; });
+    data.hits.forEach(function (hit) { if (hit.relevance_label !== "weak") pmids.push(hit.pmid); });
+    return pmids.filter(function (p, i) { return pmids.indexOf(p) === i; });
+  }
+
+  async function exportCited(pmids, button) {
+    try {
+      const files = [];
+      for (const pmid of pmids) files.push(await citation(pmid, "ris"));
+      const blob = new Blob([files.join("")], { type: "application/x-research-info-systems" });
+      const link = el("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = "cited.ris";
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
+      status.textContent = "Exported " + pmids.length + " cited record" + (pmids.length === 1 ? "" : "s") + " as RIS.";
+      button.dataset.exported = String(pmids.length);
+    } catch (error) {
+      status.textContent = "Could not export: " + error.message;
+    }
   }
 
   async function ask(event) {
