@@ -38,8 +38,9 @@ def build_server(service: Service, *, verbose: bool = False) -> MCPServer:
     def search_abstracts(question: Question, k: K = 5, filters: Optional[FiltersIn] = None) -> SearchOut:
         """Find the passages of the indexed PubMed abstracts that best match a question (hybrid BM25 + embeddings).
 
-        Each hit has its PMID, title, journal, year, section, text, the sentence closest to the question and its
-        PubMed URL. Filters: year_from, year_to, mesh (all must match), journal (part of the name).
+        Each hit has its PMID, title, authors, journal, year, study type, section, text, the sentence closest to
+        the question, its PubMed URL and citation. Filters: year_from, year_to, mesh (all must match), journal
+        (part of the name), types (study types, any of them: rct, meta-analysis, systematic-review, review, ...).
         """
         return SearchOut(**_answered(lambda: service.search(question, k=k, filters=filters_of(filters))))
 
