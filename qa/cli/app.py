@@ -105,4 +105,11 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-__all__ = ["app", "PlainHelp", "user_errors", "error_line"]
+def prepare(verbose: bool) -> None:
+    """Quiet third-party logging and loading bars before a command that loads a model (unless --verbose)."""
+    from ..embed import quiet_third_party
+
+    quiet_third_party(verbose)
+
+
+__all__ = ["app", "PlainHelp", "user_errors", "error_line", "prepare"]

@@ -16,19 +16,7 @@ import typer
 
 from ..errors import QAError
 from . import options as opt
-from .app import PlainHelp, app, user_errors
-
-
-def _prepare(verbose: bool) -> None:
-    from ..embed import quiet_third_party
-
-    quiet_third_party(verbose)
-
-
-def _pubmed_source(api_key: str | None, email: str | None, eutils_url: str | None, allow_partial: bool) -> Any:
-    from ..build.pubmed import PubmedSource
-
-    return PubmedSource(eutils_url=eutils_url, api_key=api_key, email=email, allow_partial=allow_partial)
+from .app import PlainHelp, app, prepare, user_errors
 
 
 def _filters(
@@ -84,7 +72,7 @@ def build(
     index untouched. --engine ray embeds on Ray workers, one shard per file (kept for reruns),
     and makes the same index from them.
     """
-    _prepare(verbose)
+    prepare(verbose)
     from ..build import BuildOptions, build_index, fetch_for_index
     from .present import emit, note, progress_bars, render_report
 
@@ -106,8 +94,9 @@ def build(
         if asked:
             from ..build.pubmed import linked_pmids
             from ..ingest.fetch import read_pmid_file
+            from .literature import pubmed_source
 
-            source = _pubmed_source(api_key, email, eutils_url, allow_partial)
+            source = pubmed_source(api_key, email, eutils_url, allow_partial)
             ids = read_pmid_file(pmids) if pmids is not None else None
             if cited_by is not None or similar is not None:
                 kind, of = ("cited-by", cited_by) if cited_by is not None else ("similar", similar)
@@ -165,101 +154,13 @@ def from_shards(
     Shards are read in the order their files were given; every shard's checksums are checked first.
     IVF index types are trained on a sample first, then filled batch by batch without holding every vector.
     """
-    _prepare(verbose)
+    prepare(verbose)
     from ..build import BuildOptions, index_from_shards
     from .present import emit, progress_bars, render_report
 
     with user_errors(), progress_bars() as progress:
         options = BuildOptions(full=full, index_type=index_type)
         report = index_from_shards(shards, index, options, progress=progress)
-    emit(report, as_json, render_report)
-
-
-@app.command(cls=PlainHelp)
-def fetch(
-    query: Annotated[
-        Optional[str],
-        typer.Argument(metavar="QUERY", show_default=False, help="A PubMed search, as typed on the PubMed website."),
-    ] = None,
-    output: Annotated[
-        Path, typer.Option("-o", "--output", metavar="FILE", help="Where to save the records (.xml or .xml.gz).")
-    ] = Path("pubmed.xml.gz"),
-    pmids: opt.PmidsOption = None,
-    max_records: opt.MaxOption = None,
-    api_key: opt.ApiKeyOption = None,
-    email: opt.EmailOption = None,
-    eutils_url: opt.EutilsOption = None,
-    allow_partial: opt.AllowPartialOption = False,
-    as_json: opt.JsonOption = False,
-) -> None:
-    """Save the PubMed XML of a search (or of a PMID list) to a file, without indexing it.
-
-    An interrupted fetch continues from its last complete batch when run again.
-    """
-    from ..ingest.fetch import fetch_records, read_pmid_file
-    from .present import emit, progress_bars, render_fetch
-
-    with user_errors():
-        if (query is None) == (pmids is None):
-            raise QAError("give a PubMed QUERY or --pmids FILE (one of them)")
-        ids = read_pmid_file(pmids) if pmids is not None else None
-        with progress_bars() as progress, _pubmed_source(api_key, email, eutils_url, allow_partial).client() as c:
-            report = fetch_records(
-                c, output, query=query, pmids=ids, limit=max_records, allow_partial=allow_partial,
-                progress=lambda done, total: progress("fetch", done, total),
-            )  # fmt: skip
-    emit(report, as_json, render_fetch)
-
-
-@app.command(cls=PlainHelp)
-def related(
-    pmid: Annotated[str, typer.Argument(metavar="PMID", help="The article to follow the literature from.")],
-    cited_by: Annotated[
-        bool, typer.Option("--cited-by", help="Articles citing it (the default; PubMed's 'Cited by').")
-    ] = False,
-    similar: Annotated[bool, typer.Option("--similar", help="PubMed's similar articles, most similar first.")] = False,
-    max_records: Annotated[
-        int, typer.Option("--max", min=1, max=10_000, metavar="N", help="List at most this many.")
-    ] = 20,
-    index: opt.IndexOption = Path("index"),
-    api_key: opt.ApiKeyOption = None,
-    email: opt.EmailOption = None,
-    eutils_url: opt.EutilsOption = None,
-    as_json: opt.JsonOption = False,
-) -> None:
-    """List the articles citing a PMID, or similar to it (E-utilities elink), marking those already indexed.
-
-    Add them to an index with qa build --cited-by PMID (or --similar PMID).
-    """
-    from ..build.pubmed import related_articles
-    from .present import emit, render_related
-
-    with user_errors():
-        if cited_by and similar:
-            raise QAError("use --cited-by or --similar, not both")
-        source = _pubmed_source(api_key, email, eutils_url, False)
-        found = related_articles(source, pmid, "similar" if similar else "cited-by", limit=max_records, index=index)
-    emit([r.to_dict() for r in found], as_json, render_related)
-
-
-@app.command(cls=PlainHelp)
-def update(
-    index: opt.IndexOption = Path("index"),
-    api_key: opt.ApiKeyOption = None,
-    email: opt.EmailOption = None,
-    eutils_url: opt.EutilsOption = None,
-    allow_partial: opt.AllowPartialOption = False,
-    as_json: opt.JsonOption = False,
-    verbose: opt.VerboseOption = False,
-) -> None:
-    """Re-run the PubMed search an index was built from and add the records not indexed yet."""
-    _prepare(verbose)
-    from ..build.pubmed import update_from_pubmed
-    from .present import emit, progress_bars, render_report
-
-    with user_errors(), progress_bars() as progress:
-        source = _pubmed_source(api_key, email, eutils_url, allow_partial)
-        report = update_from_pubmed(index, source, progress=progress)
     emit(report, as_json, render_report)
 
 
@@ -306,7 +207,7 @@ def ask(
     verbose: opt.VerboseOption = False,
 ) -> None:
     """Answer one question: a cited answer, then ranked passages with PMID and PubMed link."""
-    _prepare(verbose)
+    prepare(verbose)
     from ..ask.retrieve import Retriever
     from ..export import check_style, export
     from ..query import check_mode, check_question
@@ -350,7 +251,7 @@ def chat(
     When standard input is not a terminal, questions are read one per line
     (commands such as /new and /filter work there too).
     """
-    _prepare(verbose)
+    prepare(verbose)
     from ..ask.conversation import Conversation
     from ..ask.retrieve import Retriever
     from ..query import check_mode
@@ -426,7 +327,7 @@ def evaluate_command(
     verbose: opt.VerboseOption = False,
 ) -> None:
     """Measure retrieval on judged questions: Recall@1/5/10, MRR@10, nDCG@10, one hit per PMID."""
-    _prepare(verbose)
+    prepare(verbose)
     from ..ask.evaluate import evaluate, load_qrels, load_queries
     from ..ask.retrieve import Retriever
     from ..query import MODES, check_mode
@@ -447,28 +348,6 @@ def evaluate_command(
                 )
                 results[m] = metrics.to_dict()
     emit(results, as_json, render_eval)
-
-
-@app.command(cls=PlainHelp)
-def cite(
-    pmids: Annotated[list[str], typer.Argument(metavar="PMID...", help="PMIDs of records in the index.")],
-    index: opt.IndexOption = Path("index"),
-    style: opt.StyleOption = "vancouver",
-    fmt: opt.CiteFormatOption = "text",
-) -> None:
-    """Write references to indexed records: a style (Vancouver, AMA, APA) or a file for reference managers."""
-    from ..export import check_style, export
-    from ..records import normalize_pmid
-    from ..store import read_records
-
-    with user_errors():
-        check_style(style, fmt)
-        normal = [normalize_pmid(p) for p in pmids]
-        bad = [p for p, n in zip(pmids, normal) if n is None]
-        if bad:
-            raise QAError(f"not a PMID: {bad[0][:40]!r}")
-        text = export(read_records(index, [n for n in normal if n]), fmt, style)
-    sys.stdout.write(text)
 
 
 @app.command(cls=PlainHelp)
@@ -518,7 +397,7 @@ def serve(
     verbose: opt.VerboseOption = False,
 ) -> None:
     """Serve the index over HTTP: a JSON API (/ask, /search, /records/PMID, /info, /health) and a chat page at /."""
-    _prepare(verbose)
+    prepare(verbose)
     from .present import note
 
     with user_errors():
@@ -553,7 +432,7 @@ def mcp(
     Tools: search_abstracts, ask and get_record. Start it from the assistant's MCP configuration
     (see the README), not by hand: it talks JSON-RPC on standard input and output.
     """
-    _prepare(verbose)
+    prepare(verbose)
     with user_errors():
         _serve_extra("qa mcp")
         from ..serve.mcp_server import build_server
@@ -566,6 +445,9 @@ def mcp(
         pass
     finally:
         service.close()
+
+
+from . import literature  # noqa: E402, F401 -- registers fetch, related, update and cite
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ from ...errors import ShardError
 from ...records import Deletion, Record, record_from_dict
 from ...store import fault_point, fsync_dir, fsync_file
 
-SHARD_FORMAT = 1
+SHARD_FORMAT = 2  # 2: records carry their citation (authors, issue, pages, publication types)
 SHARD_MANIFEST = "shard.json"
 EVENTS = "events.jsonl"
 PASSAGE_LIST = "passages.jsonl"  # (an index's passages are SQLite: store.layout.PASSAGES)
