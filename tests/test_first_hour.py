@@ -93,7 +93,8 @@ def test_failed_build_in_an_existing_folder_keeps_the_folder(tmp_path: Path, emb
 
 def test_no_network_fails_fast_and_points_to_files() -> None:
     refused = EUtils("http://127.0.0.1:9/", backoff=0.0, sleep=lambda s: None)
-    with refused, pytest.raises(FetchError, match=r"this needs the internet \(no network\?\); offline, build from files: qa build FILE"):
+    offline_hint = r"this needs the internet \(no network\?\); offline, build from files: qa build FILE"
+    with refused, pytest.raises(FetchError, match=offline_hint):
         refused.search("asthma")
     assert refused.requests == 1  # not retried
 
