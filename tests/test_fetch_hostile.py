@@ -247,3 +247,50 @@ def test_a_huge_body_is_refused_while_it_streams(server: EUtilsServer, declared:
     assert len(server.log) == 1  # not retried
     time.sleep(0.2)
     assert server.sent < 50_000_000  # the client stopped reading long before the end
+
+
+# ------------------------------------------------------------ answers checked for what they are
+
+PORTAL = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body><p>Accept the terms of use<br></body></html>"
+
+
+@pytest.mark.parametrize("body", [PORTAL, b'<?xml version="1.0"?>\n<html><body>Proxy error</body></html>',
+                                  b'{"error": "service unavailable"}'])  # fmt: skip
+def test_a_page_that_is_not_eutils_xml_is_an_error_never_an_empty_search(
+    server: EUtilsServer, tmp_path: Path, body: bytes
+) -> None:
+    server.body_instead = body  # status 200, as a captive portal or a proxy answers
+    out = tmp_path / "out.xml"
+    with client_for(server) as client, pytest.raises(FetchError) as info:
+        fetch_records(client, out, query="all")
+    text = message(info)
+    assert "not E-utilities XML" in text and ("HTML page" in text or "JSON" in text), text
+    assert len(server.log) == 1 and not out.exists()  # refused at once: retrying a portal only makes you wait
+    with client_for(server) as client, pytest.raises(FetchError, match="not E-utilities XML"):
+        client.fetch_batch(list(server.articles)[:3])
+
+
+def test_an_answer_of_another_kind_is_an_error(server: EUtilsServer) -> None:
+    server.body_instead = b"<eLinkResult><LinkSet><DbFrom>pubmed</DbFrom></LinkSet></eLinkResult>"
+    with client_for(server) as client, pytest.raises(FetchError) as info:
+        client.search("all")
+    assert "esearch answered <eLinkResult>, not an eSearchResult" in message(info)
+
+
+def test_tool_and_email_go_with_every_request_of_the_fault_suite(server: EUtilsServer, tmp_path: Path) -> None:
+    """Retries, a 307 to a POST, redirected GETs (whose Location holds the request) and elink: NCBI asks for
+    ``tool`` and ``email`` on every one."""
+    server.failures.extend(["429", "truncate", "500", "drop"])
+    pmids = list(server.articles)
+    server.links[(pmids[0], "pubmed_pubmed_citedin")] = pmids[1:3]
+    with client_for(server) as client:
+        fetch_records(client, tmp_path / "a.xml", query="all", limit=250)
+        client.links(pmids[0], "cited-by")
+    server.redirect_to = server.url.replace("/entrez/eutils/", "/moved/eutils/")
+    with client_for(server) as client:
+        client.search("all", limit=10)
+        client.fetch_batch(pmids[:60])
+    assert len(server.log) >= 12
+    missing = [(endpoint, params) for _, endpoint, params in server.log
+               if params.get("tool") != "pubmed-qa" or params.get("email") != EMAIL]  # fmt: skip
+    assert not missing, missing

@@ -179,6 +179,25 @@ def test_build_from_a_search_answers_and_update_adds_only_new(
     assert sorted(fetched) == sorted(list(server.articles)[60:63])
     again = json.loads(runner.invoke(app, ["update", "--index", str(index), "--json"]).stdout)
     assert again["noop"] and again["records_indexed"] == 43
+    server.body_instead = b"<html><body><h1>Welcome to the hotel Wi-Fi</h1></body></html>"  # status 200
+    portal = runner.invoke(app, ["update", "--index", str(index)])
+    assert portal.exit_code == 1 and "HTML page, not E-utilities XML" in portal.output, portal.output
+    assert "up to date" not in portal.output and IndexStore(index).manifest().records == 43
+
+
+def test_a_failed_first_pubmed_build_leaves_no_folder(server: EUtilsServer, tmp_path: Path) -> None:
+    """Neither a refused answer before the fetch nor a failure after it leaves .lock, fetch/ or models/ behind."""
+    index = tmp_path / "new-index"
+    server.body_instead = b"<!DOCTYPE html><html><body>Proxy error</body></html>"
+    result = runner.invoke(app, ["build", "--pubmed", "all", "--index", str(index), "--eutils-url", server.url])
+    assert result.exit_code == 1 and "HTML page" in result.output and not index.exists()
+    server.body_instead = None
+    server.fail_efetch_after = 1  # the search and a first batch work, then efetch fails for good
+    result = runner.invoke(app, ["build", "--pubmed", "all", "--max", "400", "--index", str(index),
+                                 "--eutils-url", server.url])  # fmt: skip
+    assert result.exit_code == 1 and not index.exists(), result.output
+    fetched = runner.invoke(app, ["fetch", "all", "-o", str(tmp_path / "x.xml"), "--eutils-url", server.url])
+    assert fetched.exit_code == 1 and not (tmp_path / "x.xml").exists()
 
 
 def test_fetch_cli_with_pmids_file(server: EUtilsServer, tmp_path: Path) -> None:

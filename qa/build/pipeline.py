@@ -129,6 +129,22 @@ def update_index(
 
 
 @contextlib.contextmanager
+def first_build(index: str | Path) -> Iterator[None]:
+    """Around everything a build does (fetching from PubMed included): when the index folder did not exist
+    before and no snapshot was published, a failure or Ctrl-C leaves no folder behind (no ``.lock``,
+    ``fetch/`` or ``models/``)."""
+    store = IndexStore(index)
+    new_folder = not store.path.exists()
+    finished = False
+    try:
+        yield
+        finished = True
+    finally:
+        if not finished and new_folder and store.path.is_dir() and not store.exists():
+            shutil.rmtree(store.path, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def _locked(store: IndexStore) -> Iterator[None]:
     """The index's build lock for the duration; a failed first build leaves no folder behind."""
     new_folder = not store.path.exists()

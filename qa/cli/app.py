@@ -6,7 +6,7 @@ import contextlib
 import re
 import sys
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
@@ -105,6 +105,14 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+def usage_error(message: str) -> NoReturn:
+    """A usage error raised from inside a command: one ``Error:`` line naming its --help, exit status 2."""
+    from typer._click import exceptions as click_errors
+    from typer._click.globals import get_current_context
+
+    raise click_errors.UsageError(message, ctx=get_current_context(silent=True))
+
+
 def prepare(verbose: bool) -> None:
     """Quiet third-party logging and loading bars before a command that loads a model (unless --verbose)."""
     from ..embed import quiet_third_party
@@ -112,4 +120,4 @@ def prepare(verbose: bool) -> None:
     quiet_third_party(verbose)
 
 
-__all__ = ["app", "PlainHelp", "user_errors", "error_line", "prepare"]
+__all__ = ["app", "PlainHelp", "user_errors", "error_line", "prepare", "usage_error"]

@@ -16,7 +16,7 @@ import typer
 
 from ..errors import QAError
 from . import options as opt
-from .app import PlainHelp, app, prepare, user_errors
+from .app import PlainHelp, app, prepare, usage_error, user_errors
 
 
 def _filters(
@@ -74,9 +74,10 @@ def build(
     """
     prepare(verbose)
     from ..build import BuildOptions, build_index, fetch_for_index
+    from ..build.pipeline import first_build
     from .present import emit, note, progress_bars, render_report
 
-    with user_errors(), progress_bars() as progress:
+    with user_errors(), progress_bars() as progress, first_build(index):
         if engine not in ("local", "ray"):
             raise QAError(f"unknown engine {engine!r}; choose local or ray")
         if engine == "local" and (address is not None or shards is not None):
@@ -108,8 +109,8 @@ def build(
             files.append(str(fetched.path))
             remembered, warnings = fetched.pubmed, list(fetched.warnings)
         if not files:
-            raise QAError("give files to index, or --sample, --pubmed QUERY, --pmids FILE, --cited-by PMID "
-                          "or --similar PMID")  # fmt: skip
+            usage_error("give files to index, or --sample, --pubmed QUERY, --pmids FILE, --cited-by PMID "
+                        "or --similar PMID")  # fmt: skip
         options = BuildOptions(
             full=full, skip_bad=skip_bad, model=model, backend=backend, index_type=index_type,
             chunk_tokens=chunk_tokens, overlap_sentences=overlap, device=device, batch_size=batch_size,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -225,7 +226,8 @@ class EUtils:
                             "(the API key and email go only to the E-utilities URL): check --eutils-url"
                         )
                     if response.status_code not in (307, 308) or method != "POST":
-                        method, params = "GET", None  # the Location holds the whole request
+                        method, params = "GET", None  # the Location holds the whole request ...
+                        target = target.copy_merge_params(self._identity(target))  # ... and NCBI's tool and email
                     # (a 307/308 to a POST: the same POST, body and all, to the new address)
                     url = str(target)
                     continue
@@ -254,6 +256,11 @@ class EUtils:
             if time.monotonic() > deadline_at:
                 raise self._too_slow(endpoint)
         return b"".join(chunks)
+
+    def _identity(self, url: httpx.URL) -> dict[str, str]:
+        """``tool`` and ``email``, which NCBI asks for on every request, where ``url`` lacks them."""
+        wanted = {"tool": TOOL, **({"email": self.email} if self.email else {})}
+        return {k: v for k, v in wanted.items() if k not in url.params}
 
     def _too_slow(self, endpoint: str) -> FetchError:
         return FetchError(
@@ -421,7 +428,29 @@ def _first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0][:200]
 
 
+_HTML = re.compile(  # an HTML page, after an optional XML declaration and comments
+    rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>])", re.IGNORECASE | re.DOTALL
+)
+
+
+def not_eutils(body: bytes, what: str) -> FetchError | None:
+    """The error for an answer that is plainly not E-utilities XML -- an HTML page (a proxy's error page, a
+    login page, a captive portal) or JSON -- which is never read as an empty search."""
+    head = body[:4096]
+    if _HTML.match(head):
+        return FetchError(f"{what} answered an HTML page, not E-utilities XML (a proxy, a login page or a captive "
+                          "portal?); check the network, or --eutils-url")  # fmt: skip
+    if head.lstrip()[:1] in (b"{", b"["):
+        return FetchError(f"{what} answered JSON, not E-utilities XML; check --eutils-url")
+    return None
+
+
 def _xml_check(body: bytes) -> None:
+    problem = not_eutils(body, "E-utilities")
+    if problem is not None:
+        raise problem
+    if not body.strip():
+        raise _Retry("an empty answer")
     try:
         fromstring(body)
     except (ParseError, DefusedXmlException):
@@ -430,6 +459,9 @@ def _xml_check(body: bytes) -> None:
 
 def _esearch_xml(body: bytes) -> Element:
     root = fromstring(body)
+    if root.tag != "eSearchResult":
+        raise FetchError(f"esearch answered <{_first_line(root.tag)[:60]}>, not an eSearchResult (is the "
+                         "E-utilities URL right?)")  # fmt: skip
     error = root.findtext("ERROR")
     if error:
         raise FetchError(f"PubMed search failed: {_first_line(error)}")
@@ -445,6 +477,9 @@ def _count(root: Element) -> int:
 
 def _complete_pubmed_xml(body: bytes) -> Element:
     """A truncated or garbled batch is retried, never indexed; an <ERROR> answer is returned for the caller to judge."""
+    problem = not_eutils(body, "efetch")
+    if problem is not None:
+        raise problem
     try:
         root = fromstring(body)
     except (ParseError, DefusedXmlException):
