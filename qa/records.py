@@ -6,11 +6,12 @@ them. Kept apart from the parsers so that nothing downstream imports a parser.
 
 from __future__ import annotations
 
+import json
 import re
 import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 from .citation import Author, Citation, citation_to_dict
 from .errors import IngestError
@@ -199,6 +200,29 @@ def checked(record: Record, where: str) -> Record:
     return record
 
 
+MAX_JSON_DEPTH = 32  # the deepest real shape (a JSONL record's citation authors) is 4
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` for files from disk: nesting deeper than ``max_depth`` and NaN/Infinity are refused
+    (ValueError) before they build anything -- a 100,000-deep array would end in RecursionError."""
+    depth = deepest = 0
+    for bracket in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > deepest:
+            deepest = depth
+            if deepest > max_depth:
+                raise ValueError(f"JSON nested deeper than {max_depth} levels")
+    return json.loads(text, parse_constant=_no_constant)
+
+
 _SHORT = reprlib.Repr()
 
 
@@ -385,6 +409,8 @@ __all__ = [
     "Bad",
     "Event",
     "normalize_pmid",
+    "load_json",
+    "MAX_JSON_DEPTH",
     "parse_version",
     "pubmed_url",
     "clean_text",

@@ -220,3 +220,31 @@ def test_index_outside_paths_in_the_manifest_are_refused(seed_index: Path, tmp_p
         one_line_error(run("ask", IL6_QUESTION, "--index", str(seed_index)), "outside")
         assert set(tmp_path.rglob("*.onnx")) == own  # nothing exported anywhere else
     assert os.path.isdir(seed_index)
+
+
+# ------------------------------------------------------------ JSON from disk, bounded
+
+
+def test_json_from_disk_is_bounded_in_depth_and_refuses_nan() -> None:
+    from qa.records import MAX_JSON_DEPTH, load_json
+
+    assert load_json('{"a": [1, {"b": "[[[[ not brackets ]]]]"}]}') == {"a": [1, {"b": "[[[[ not brackets ]]]]"}]}
+    with pytest.raises(ValueError, match=f"deeper than {MAX_JSON_DEPTH}"):
+        load_json("[" * 100_000 + "]" * 100_000)
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        with pytest.raises(ValueError, match="not a JSON number"):
+            load_json(f'{{"year": {constant}}}')
+
+
+def test_a_deeply_nested_manifest_or_jsonl_line_is_one_line(seed_index: Path, tmp_path: Path) -> None:
+    from qa.store import IndexStore
+
+    live = IndexStore(seed_index).current_dir()
+    (live / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    result = runner.invoke(app, ["info", "--index", str(seed_index)])
+    assert result.exit_code == 1 and "unreadable manifest (JSON nested deeper than" in result.output
+    assert "Traceback" not in result.output and "RecursionError" not in result.output
+    lines = tmp_path / "nan.jsonl"
+    lines.write_text('{"pmid": "1", "abstract": "A finding.", "year": NaN}\n')
+    result = runner.invoke(app, ["build", str(lines), "--index", str(tmp_path / "i")])
+    assert result.exit_code == 1 and "NaN is not a JSON number" in result.output

@@ -24,7 +24,7 @@ from xml.etree.ElementTree import Element, tostring
 from defusedxml.ElementTree import iterparse
 
 from ..errors import FetchError, QAError
-from ..records import normalize_pmid
+from ..records import load_json, normalize_pmid
 from .eutils import BATCH_SIZE, Batch, EUtils, missing_message, pmid_list
 
 
@@ -174,7 +174,7 @@ def batch_folder(output: Path) -> Path:
 def _read_note(path: Path) -> Batch | None:
     """What an incomplete batch lacks, as saved beside it (None: no usable note, fetch it again)."""
     try:
-        note = json.loads(path.read_text())
+        note = load_json(path.read_text())
         missing = [str(p) for p in note["missing"]]
         error = note.get("error")
     except (OSError, ValueError, KeyError, TypeError):
@@ -185,7 +185,7 @@ def _read_note(path: Path) -> Batch | None:
 def _load_state(work: Path, query: str | None, pmids: list[str] | None, limit: int | None) -> dict | None:
     """The saved state of an interrupted fetch of the same request, if any."""
     try:
-        state = json.loads((work / "state.json").read_text())
+        state = load_json((work / "state.json").read_text())
     except (OSError, ValueError):
         return None
     same = state.get("query") == query and state.get("pmids_given") == pmids and state.get("limit") == limit

@@ -42,6 +42,7 @@ from ..records import (
     checked_authors,
     clean_text,
     field_text,
+    load_json,
     mesh_terms,
     normalize_pmid,
     parse_version,
@@ -566,11 +567,11 @@ def _jsonl_record(line: bytes | None, where: str) -> Event:
     if sum(line.count(c) for c in (b",", b":", b"[", b"{")) > MAX_JSON_SEPARATORS:
         raise IngestError(f"{where}: more than {MAX_JSON_SEPARATORS:,} JSON values in one line; not a PubMed record")
     try:
-        obj = json.loads(_decode(line, where))
+        obj = load_json(_decode(line, where))
     except json.JSONDecodeError as exc:
         raise IngestError(f"{where}: invalid JSON ({exc.msg})") from None
-    except (ValueError, RecursionError) as exc:  # a number of more than 4,300 digits, nesting too deep
-        raise IngestError(f"{where}: unusable JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
+    except (ValueError, RecursionError) as exc:  # NaN, a number of more than 4,300 digits, nesting too deep
+        raise IngestError(f"{where}: unusable JSON ({str(exc)[:80]})") from None
     if not isinstance(obj, dict):
         raise IngestError(f"{where}: expected a JSON object per line")
     return record_from_dict(obj, where)

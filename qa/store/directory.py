@@ -51,6 +51,7 @@ class IndexStore:
             raise IndexStoreError(f"{pointer}: is a symbolic link, not the index's own pointer; refused")
         if not pointer.is_file():
             return None
+        raw = b""
         try:
             with open(pointer, "rb") as fh:
                 raw = fh.read(MAX_POINTER_BYTES + 1)

@@ -12,6 +12,7 @@ from ..checksums import file_facts
 from ..embed.onnx import MODEL_FILE
 from ..embed.registry import BACKENDS, DEFAULT_BACKEND, is_exported
 from ..errors import IndexStoreError
+from ..records import load_json
 from .vectors import DEFAULT_NPROBE
 
 FORMAT_VERSION = 5  # 2: FTS5 lexical table; 3: content hashes for incremental builds; 4: sentence vectors;
@@ -46,9 +47,10 @@ class Manifest:
     @classmethod
     def from_file(cls, path: Path) -> Manifest:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = load_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise IndexStoreError(f"{path}: unreadable manifest ({exc})") from None
+            problem = str(exc)[:120]
+            raise IndexStoreError(f"{path}: unreadable manifest ({problem}); rebuild with qa build --full") from None
         if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
             found = data.get("format_version") if isinstance(data, dict) else None
             raise IndexStoreError(

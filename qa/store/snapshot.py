@@ -21,7 +21,7 @@ import numpy as np
 from ..citation import Citation
 from ..errors import IndexStoreError, IngestError
 from ..query import Filters
-from ..records import Record, Section, citation_from_dict
+from ..records import Record, Section, citation_from_dict, load_json
 from .layout import MANIFEST, PASSAGES, VECTORS
 from .lexical import LexicalIndex
 from .manifest import Manifest, file_facts
@@ -120,7 +120,7 @@ class Consistency:
 def stored_citation(text: str, pmid: str) -> Citation:
     """A record's stored citation, checked as strictly as at ingest: the index is a file like any other."""
     try:
-        return citation_from_dict(json.loads(text), "passages.sqlite", pmid)
+        return citation_from_dict(load_json(text), "passages.sqlite", pmid)
     except (ValueError, TypeError, RecursionError, IngestError) as exc:
         raise IndexStoreError(f"passages.sqlite: PMID {pmid}: damaged citation ({str(exc)[:120]})") from None
 

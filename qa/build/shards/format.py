@@ -37,7 +37,7 @@ from ...checksums import file_facts, file_sha256
 from ...embed import Chunk, is_exported
 from ...embed.onnx import encoder_checksums, encoder_dir_name
 from ...errors import ShardError
-from ...records import Deletion, Record, record_from_dict
+from ...records import Deletion, Record, load_json, record_from_dict
 from ...store import fault_point, fsync_dir, fsync_file
 
 SHARD_FORMAT = 2  # 2: records carry their citation (authors, issue, pages, publication types)
@@ -121,7 +121,7 @@ class ShardManifest:
         where = f"shard {path.parent.name}"
         redo = "delete the shard folder to make it again"
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = load_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             raise ShardError(f"{where}: unreadable {SHARD_MANIFEST}; {redo}") from None
         if not isinstance(data, dict) or data.get("format") != SHARD_FORMAT:
@@ -336,9 +336,10 @@ class Shard:
         with open(self.dir / name, encoding="utf-8") as fh:
             for n, line in enumerate(fh, 1):
                 try:
-                    yield n, json.loads(line)
-                except ValueError:
-                    raise ShardError(f"shard {self.name}: {name} line {n} is not JSON") from None
+                    yield n, load_json(line)
+                except ValueError as exc:
+                    problem = str(exc)[:80]
+                    raise ShardError(f"shard {self.name}: {name} line {n} is not usable JSON ({problem})") from None
 
 
 # ------------------------------------------------------------------ the set
@@ -370,7 +371,7 @@ class ShardSet:
         if not listing.is_file():
             raise ShardError(f"{directory}: no {SHARD_SET} (no complete build of these shards); run the build again")
         try:
-            data = json.loads(listing.read_text(encoding="utf-8"))
+            data = load_json(listing.read_text(encoding="utf-8"))
             entries = [SetEntry(str(e["name"]), str(e["source"])) for e in data["shards"]]
             encoder_files = {str(k): str(v) for k, v in (data.get("encoder_files") or {}).items()}
         except (OSError, ValueError, TypeError, KeyError):
