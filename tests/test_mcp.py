@@ -3,6 +3,7 @@ over stdio, lists its tools and calls each one on a real index."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -81,3 +82,72 @@ def test_qa_mcp_refuses_a_missing_index_in_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
+
+
+def _start(index: Path):  # type: ignore[no-untyped-def]
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "mcp", "--index", str(index)], cwd=str(REPO),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    client = {"name": "t", "version": "1"}
+    hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+             "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": client}}  # fmt: skip
+    proc.stdin.write((json.dumps(hello) + "\n").encode())
+    proc.stdin.flush()
+    assert json.loads(proc.stdout.readline())["id"] == 1
+    proc.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+    return proc
+
+
+def _call(request_id: int, arguments: dict) -> str:
+    params = {"name": "ask", "arguments": arguments}
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
+
+
+def test_every_request_gets_a_reply_whatever_it_holds(small_index: Path) -> None:
+    """Lines the SDK would leave unanswered (the client then waits forever) are answered with JSON-RPC errors."""
+    lines = [
+        _call(2, {"question": "IL-6 inhibitors", "k": 1}).replace("IL-6", "\\ud800 IL-6"),
+        '{"jsonrpc": "1.0", "id": 3, "method": "tools/list"}',
+        '{"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": "x"}',
+        '[{"jsonrpc": "2.0", "id": 5, "method": "tools/list"}]',
+        '{"jsonrpc": "2.0", "id": 6, "method": "prompts/get", "params": {"name": "x"}}',
+        _call(7, {"question": "x", "k": "5"}),
+        _call(8, {"question": "x", "k": True}),
+        _call(9, {"question": "x", "kk": 1}),
+        "not json at all",
+        '{"jsonrpc": "2.0", "id": 11, "method": "tools/list", "pad": "' + "x" * 2_000_000 + '"}',
+        '{"jsonrpc": "2.0", "id": 12, "method": "tools/list"}',
+    ]
+    proc = _start(small_index)
+    try:
+        for line in lines:
+            proc.stdin.write(line.encode() + b"\n")
+        proc.stdin.flush()
+        replies = [json.loads(proc.stdout.readline()) for _ in lines]
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+        stderr = proc.stderr.read().decode()
+    by_id = {r["id"]: r for r in replies if r["id"] is not None}
+    assert sorted(by_id) == [2, 3, 4, 6, 7, 8, 9, 12] and sum(r["id"] is None for r in replies) == 3
+    assert "result" in by_id[2] and not by_id[2]["result"].get("isError")  # the surrogate became U+FFFD
+    assert by_id[3]["error"]["code"] == -32600 and by_id[4]["error"]["code"] == -32602
+    assert "no prompts" in by_id[6]["error"]["message"]
+    assert all("k must be an integer" in by_id[i]["error"]["message"] for i in (7, 8))
+    assert "unknown argument 'kk'" in by_id[9]["error"]["message"]
+    messages = " ".join(r["error"]["message"] for r in replies if r["id"] is None)
+    assert "batches are not supported" in messages and "not JSON" in messages and "over 1,048,576 bytes" in messages
+    assert "tools" in by_id[12]["result"]  # and the server is still answering
+    assert "Traceback" not in stderr and proc.returncode == 0, stderr
+
+
+def test_the_server_ends_quietly_when_its_client_goes_away(small_index: Path) -> None:
+    proc = _start(small_index)
+    proc.stdin.write((_call(2, {"question": "IL-6"}) + "\n").encode())
+    proc.stdin.flush()
+    proc.stdout.close()  # the client stops reading mid-call ...
+    proc.stdin.close()  # ... and goes away
+    proc.wait(timeout=60)
+    stderr = proc.stderr.read().decode()
+    assert proc.returncode in (0, 1) and "Traceback" not in stderr and len(stderr.strip().splitlines()) <= 1, stderr

@@ -1,11 +1,14 @@
 """The browser chat page end to end, in headless Chromium (Debian's chromium and chromium-driver,
 installed by ``.ci/install-browser``): a question typed and sent with Enter is answered with PMID
-25589616 cited and linked, a follow-up keeps the topic, and the page saves a screenshot for the README."""
+25589616 cited and linked, a follow-up keeps the topic, and the page saves a screenshot: into the test's
+temporary folder, or where ``QA_SCREENSHOT`` says (the README's picture is made so, by the command in
+*Development*; the test run itself never writes into the repository)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +17,8 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from .conftest import IL6_QUESTION, REPO, SEED_PMID  # noqa: E402
+from .conftest import IL6_QUESTION, SEED_PMID  # noqa: E402
 
-SCREENSHOT = REPO / "bench" / "results" / "chat-page.png"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
@@ -52,7 +54,7 @@ def _ask(driver, text: str) -> object:
     return driver.find_elements(By.CSS_SELECTOR, "article.turn")[-1]
 
 
-def test_chat_page_answers_with_a_linked_citation(browser, api) -> None:
+def test_chat_page_answers_with_a_linked_citation(browser, api, tmp_path) -> None:
     browser.get(api.url + "/")
     for control in browser.find_elements(By.CSS_SELECTOR, "input, select, textarea"):
         labels = browser.find_elements(By.CSS_SELECTOR, f"label[for='{control.get_attribute('id')}']")
@@ -73,8 +75,9 @@ def test_chat_page_answers_with_a_linked_citation(browser, api) -> None:
     assert "Less related" in turn.find_element(By.CSS_SELECTOR, "p.less-related").text
     weak = turn.find_elements(By.CSS_SELECTOR, "ol.passages.weak > li")
     assert weak and all(f"PMID {SEED_PMID}" not in li.text for li in weak)
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOT))
+    screenshot = Path(os.environ.get("QA_SCREENSHOT") or tmp_path / "chat-page.png")
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(screenshot)) and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     follow = _ask(browser, "and in which cancers did they fail?")
     assert "Searched as a follow-up" in follow.text and f"[{SEED_PMID}]" in follow.text
@@ -136,3 +139,27 @@ def test_copy_citation_and_export_cited_from_the_keyboard(browser, cite_api, tmp
     entries = rispy.loads(saved.read_text(encoding="utf-8"))
     assert [e["accession_number"] for e in entries] == ["29768149"]  # the cited record; the weak seed is not exported
     assert entries[0]["journal_name"] == "The New England journal of medicine" and entries[0]["volume"] == "378"
+
+
+def test_the_page_keeps_its_conversation_and_fits_a_narrow_screen(browser, api) -> None:
+    browser.set_window_size(400, 800)
+    try:
+        browser.get(api.url + "/")
+        browser.find_element(By.ID, "clear").send_keys(Keys.ENTER)
+        _ask(browser, IL6_QUESTION)
+        share = browser.execute_script(
+            "return document.getElementById('ask').getBoundingClientRect().height / window.innerHeight")
+        assert share < 0.4, share  # the question box, not half the screen
+        assert not browser.find_element(By.ID, "options").get_attribute("open")  # filters folded away on a phone
+        browser.refresh()
+        WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "article.turn[data-restored]"))
+        turns = browser.find_elements(By.CSS_SELECTOR, "article.turn")
+        assert len(turns) == 1 and IL6_QUESTION in turns[0].text
+        assert turns[0].find_elements(By.CSS_SELECTOR, f"p.answer a[data-pmid='{SEED_PMID}']")
+        follow = _ask(browser, "and in which cancers did they fail?")  # the topic came back with the page
+        assert "Searched as a follow-up" in follow.text
+        browser.find_element(By.ID, "clear").send_keys(Keys.ENTER)
+        browser.refresh()
+        assert not browser.find_elements(By.CSS_SELECTOR, "article.turn")
+    finally:
+        browser.set_window_size(1100, 1300)

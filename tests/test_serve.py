@@ -126,7 +126,22 @@ def test_errors_are_json_with_the_right_status(api) -> None:
         # Without a Content-Length (chunked), the body is counted as it arrives.
         assert "bytes" in _error(client.post("/ask", content=iter([big[:40_000], big[40_000:]]), headers=_JSON), 413)
         refused = client.get("/health", headers={"Host": "attacker.example"})
+        hosts = {h: client.get("/health", headers={"Host": h}).status_code
+                 for h in ("127.0.0.1:80@evil.com", "localhost.:8000", "[::1]:8000", "LOCALHOST", "127.0.0.1:8000/x",
+                           "127.0.0.1:99999", "evil.com:80#127.0.0.1", "127.0.0.1, evil.com", "")}  # fmt: skip
     assert "127.0.0.1" in _error(refused, 400)  # DNS rebinding: a page on another name cannot reach the API
+    assert hosts == {"127.0.0.1:80@evil.com": 400, "localhost.:8000": 200, "[::1]:8000": 200, "LOCALHOST": 200,
+                     "127.0.0.1:8000/x": 400, "127.0.0.1:99999": 400, "evil.com:80#127.0.0.1": 400,
+                     "127.0.0.1, evil.com": 400, "": 400}  # fmt: skip
+
+
+def test_head_and_favicon_answer(api) -> None:
+    with api.client() as client:
+        head = client.head("/")
+        icon = client.get("/favicon.ico")
+    assert head.status_code == 200 and head.headers["content-type"].startswith("text/html") and head.content == b""
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+    assert icon.content.startswith(b"<svg")
 
 
 _JSON = {"Content-Type": "application/json"}
@@ -168,6 +183,16 @@ def test_a_rebuild_is_served_without_a_restart(
             time.sleep(0.2)
         assert client.get("/health").json()["records"] == before["records"] + 3
         assert client.get(f"/records/{added[0].pmid}").json()["pmid"] == added[0].pmid
+        serving = client.get("/health").json()["snapshot"]
+        (index / "CURRENT").write_bytes(b"snap-\x00garbled")  # the index damaged while it serves
+        time.sleep(1.2)
+        health, info = client.get("/health"), client.get("/info")
+        asked = client.post("/ask", json={"question": IL6_QUESTION, "k": 1})
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
+    assert "corrupt pointer" in health.json()["reload_error"] and health.json()["snapshot"] == serving
+    assert info.status_code == 200 and info.json()["serving"] == serving
+    assert "corrupt pointer" in info.json()["reload_error"]
+    assert asked.status_code == 200 and asked.json()["hits"][0]["pmid"] == SEED_PMID  # the old snapshot still answers
 
 
 def _qa(*args: str) -> list[str]:
@@ -208,3 +233,69 @@ def test_qa_serve_refuses_a_taken_port_and_a_missing_index(small_index: Path, tm
         assert result.returncode == 1
         assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "--port" in busy.stderr
+
+
+def _reply(sock) -> bytes:  # type: ignore[no-untyped-def]
+    """Everything the server sends on a raw socket until it closes it (at most 5 s)."""
+    sock.settimeout(5)
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
+
+
+def test_idle_and_slow_sockets_do_not_stop_a_normal_client(small_index: Path) -> None:
+    """200 idle sockets and 20 that send one header byte every 0.3 s: /health and /ask still answer within a
+    second each; the idle ones are answered 408 and closed once their header time (2 s here) is up."""
+    import socket
+
+    with live_server(small_index, header_timeout=2.0) as live, live.client(timeout=10) as client:
+        host, port = live.url.split("//")[1].rstrip("/").split(":")
+        idle = [socket.create_connection((host, int(port))) for _ in range(200)]
+        dripping = [socket.create_connection((host, int(port))) for _ in range(20)]
+        try:
+            for s in dripping:
+                s.sendall(b"G")
+            timings = []
+            for path in ("/health", "/ask"):
+                t0 = time.monotonic()
+                reply = client.get(path) if path == "/health" else client.post("/ask", json={"question": IL6_QUESTION})
+                timings.append(time.monotonic() - t0)
+                assert reply.status_code == 200, reply.text
+                for s in dripping:
+                    s.sendall(b"E")
+            assert max(timings) < 1.0, timings
+            time.sleep(2.5)
+            answer = _reply(idle[0])  # read until the server closes the connection
+            assert answer.startswith(b"HTTP/1.1 408") and b'"status": 408' in answer, answer
+            assert _reply(dripping[0]).startswith(b"HTTP/1.1 408")  # one byte at a time is not a request
+        finally:
+            for s in idle + dripping:
+                s.close()
+
+
+def test_requests_over_the_cap_and_slow_bodies_get_json_errors(small_index: Path) -> None:
+    import socket
+
+    with live_server(small_index, max_in_flight=2, body_timeout=1.5) as live, live.client(timeout=10) as client:
+        host, port = live.url.split("//")[1].rstrip("/").split(":")
+        slow = []
+        for _ in range(2):  # two requests whose bodies never come: both in flight
+            s = socket.create_connection((host, int(port)))
+            s.sendall(b"POST /ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 100\r\n\r\n{")  # fmt: skip
+            slow.append(s)
+        deadline = time.monotonic() + 10
+        while live.service and time.monotonic() < deadline:  # until both are in flight
+            busy = client.get("/health")
+            if busy.status_code == 503:
+                break
+            time.sleep(0.1)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert busy.json()["status"] == 503 and "answering 2 requests already" in busy.json()["message"]
+        answer = _reply(slow[0])
+        assert b" 408 " in answer.split(b"\r\n")[0] and b"did not arrive within 1.5 s" in answer, answer
+        time.sleep(0.3)
+        assert client.get("/health").status_code == 200  # the slots are free again
+        for s in slow:
+            s.close()

@@ -15,6 +15,20 @@ from .. import __version__
 from ..errors import QAError
 
 
+def whole_summary(command: Any) -> str:
+    """The whole first paragraph of a command's help, for ``qa --help``: click cuts it at 45 columns with
+    "..." whatever the terminal's width, which left every summary unfinished."""
+    text = command.short_help or (command.help or "").strip().split("\n\n")[0]
+    return " ".join(text.split())
+
+
+class PlainGroup(TyperGroup):
+    """A group of subcommands (``qa index``) whose summary in ``qa --help`` is whole."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return whole_summary(self)
+
+
 class OneLineErrors(TyperGroup):
     """Usage errors as one ``Error:`` line (naming the command's --help), not click's boxed block."""
 
@@ -45,6 +59,9 @@ class PlainHelp(TyperCommand):
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         return [re.sub(r"^\{(.+?)\}", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return whole_summary(self)
 
     def get_help(self, ctx: Any) -> str:
         for param in self.params:
@@ -120,4 +137,4 @@ def prepare(verbose: bool) -> None:
     quiet_third_party(verbose)
 
 
-__all__ = ["app", "PlainHelp", "user_errors", "error_line", "prepare", "usage_error"]
+__all__ = ["app", "PlainHelp", "PlainGroup", "user_errors", "error_line", "prepare", "usage_error"]

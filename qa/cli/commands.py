@@ -16,7 +16,7 @@ import typer
 
 from ..errors import QAError
 from . import options as opt
-from .app import PlainHelp, app, prepare, usage_error, user_errors
+from .app import PlainGroup, PlainHelp, app, prepare, usage_error, user_errors
 
 
 def _filters(
@@ -129,6 +129,7 @@ def build(
 
 index_app = typer.Typer(
     name="index",
+    cls=PlainGroup,
     help="Make an index from the shards of a distributed build (qa build --engine ray).",
     no_args_is_help=True,
     add_completion=False,
@@ -430,20 +431,21 @@ def mcp(
 ) -> None:
     """Serve the index to an AI assistant as Model Context Protocol tools, over stdio.
 
-    Tools: search_abstracts, ask and get_record. Start it from the assistant's MCP configuration
+    Tools: search_abstracts, ask, get_record and cite. Start it from the assistant's MCP configuration
     (see the README), not by hand: it talks JSON-RPC on standard input and output.
     """
     prepare(verbose)
     with user_errors():
         _serve_extra("qa mcp")
+        from ..serve import mcp_stdio
         from ..serve.mcp_server import build_server
         from ..serve.service import Service
 
         service = Service(index, model=model)
     try:
-        build_server(service, verbose=verbose).run("stdio")
-    except KeyboardInterrupt:
-        pass
+        mcp_stdio.run(build_server(service, verbose=verbose))
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass  # Ctrl-C, or the client went away: a quiet end
     finally:
         service.close()
 

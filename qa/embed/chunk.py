@@ -178,26 +178,39 @@ class Chunker:
         return units
 
     def _cut(self, abstract: str, start: int, end: int, room: int) -> list[tuple[int, int, int]]:
-        """Cut one overlong sentence between words into pieces of at most ``room`` tokens."""
+        """Cut one overlong sentence into pieces of at most ``room`` tokens, only where the text has white space
+        (never inside "1.17-2.67" or "CD4+"), and at the last clause break (after ";", "," or ":") of a piece
+        when one falls in its second half, so that "95% CI, 0.57 to 0.73" stays whole where it can."""
         enc = self.tokenizer.encode(abstract[start:end], add_special_tokens=False)
-        words: list[list[int]] = []  # [start, end, tokens] per word, offsets relative to the sentence
-        last = None
-        for wid, (s, e) in zip(enc.word_ids, enc.offsets):
-            if wid is not None and wid == last:
-                words[-1][1] = e
-                words[-1][2] += 1
+        spans: list[list[int]] = []  # [start, end, tokens] per white-space-delimited token, sentence-relative
+        for s, e in enc.offsets:
+            if spans and not abstract[start + spans[-1][1] : start + s].strip() and spans[-1][1] == s:
+                spans[-1][1] = e  # joined to the token before: no white space between them
+                spans[-1][2] += 1
             else:
-                words.append([s, e, 1])
-            last = wid
+                spans.append([s, e, 1])
         pieces: list[tuple[int, int, int]] = []
-        for s, e, n in words:
-            if n > room:  # one "word" longer than a chunk (a sequence, a URL): cut between its tokens
-                pieces.extend(self._cut_tokens(abstract, start + s, start + e, max(1, room // 2)))
-            elif pieces and pieces[-1][2] + n <= room:
-                ps, _, pn = pieces[-1]
-                pieces[-1] = (ps, start + e, pn + n)
-            else:
-                pieces.append((start + s, start + e, n))
+        group: list[list[int]] = []  # the piece being filled
+
+        def close(upto: int) -> None:
+            pieces.append((start + group[0][0], start + group[upto - 1][1], sum(t[2] for t in group[:upto])))
+            del group[:upto]
+
+        for token in spans:
+            if token[2] > room:  # one token longer than a chunk (a sequence, a URL): cut between its subwords
+                if group:
+                    close(len(group))
+                pieces.extend(self._cut_tokens(abstract, start + token[0], start + token[1], max(1, room // 2)))
+                continue
+            if group and sum(t[2] for t in group) + token[2] > room:
+                breaks = [i + 1 for i, t in enumerate(group) if abstract[start + t[1] - 1] in ";,:"]
+                late = [b for b in breaks if b >= len(group) // 2 and b < len(group)]
+                close(late[-1] if late else len(group))
+                if group and sum(t[2] for t in group) + token[2] > room:
+                    close(len(group))
+            group.append(token)
+        if group:
+            close(len(group))
         return pieces
 
     def _cut_tokens(self, abstract: str, start: int, end: int, size: int) -> list[tuple[int, int, int]]:

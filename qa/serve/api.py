@@ -8,8 +8,10 @@ they are read and, on a loopback address, requests whose Host is not loopback (D
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
+import re
 import socket
 from pathlib import Path
 from typing import Any, cast
@@ -23,11 +25,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..errors import IndexStoreError, ModelError, QAError
 from .models import AskIn, AskOut, ErrorOut, HealthOut, InfoOut, RecordOut, SearchIn, SearchOut, filters_of
+from .protocol import HEADER_TIMEOUT
 from .service import NotFound, Service
 
 log = logging.getLogger("qa.serve")
 
 MAX_BODY_BYTES = 64 * 1024  # a question, filters and a follow-up context fit in a few KB
+MAX_IN_FLIGHT = 64  # requests answered at once; more get a JSON 503 with Retry-After (2 cores answer ~20/s)
+BODY_TIMEOUT = 30.0  # seconds for a request's body, once its headers are in
 PAGE = Path(__file__).parent / "page"
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -45,6 +50,8 @@ SECURITY_HEADERS = [
 CITE_MEDIA_TYPES = {"text": "text/plain; charset=utf-8", "ris": "application/x-research-info-systems",
                     "bibtex": "application/x-bibtex", "csl-json": "application/vnd.citationstyles.csl+json",
                     "nbib": "application/nbib"}  # fmt: skip
+FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
+           b'fill="#0b5cad"/><text x="8" y="12" font-size="10" text-anchor="middle" fill="#fff">Q</text></svg>')
 CITE_SUFFIXES = {"text": "txt", "ris": "ris", "bibtex": "bib", "csl-json": "json", "nbib": "nbib"}
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -64,11 +71,14 @@ def _too_large() -> JSONResponse:
 
 
 class _Guard:
-    """Host check, body-size limit and security headers, before FastAPI sees the request."""
+    """Host check, requests in flight, body size and time, and security headers, before FastAPI sees a request."""
 
-    def __init__(self, app: ASGIApp, *, loopback_only: bool) -> None:
+    def __init__(self, app: ASGIApp, *, loopback_only: bool, max_in_flight: int = MAX_IN_FLIGHT,
+                 body_timeout: float = BODY_TIMEOUT) -> None:  # fmt: skip
         self.app = app
         self.loopback_only = loopback_only
+        self.max_in_flight, self.body_timeout = max_in_flight, body_timeout
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,17 +86,34 @@ class _Guard:
             return
         headers = dict(scope["headers"])
         refusal = self._refusal(headers)
+        if refusal is None and self.in_flight >= self.max_in_flight:
+            refusal = _error(503, f"the server is answering {self.max_in_flight} requests already; try again shortly")
+            refusal.headers["Retry-After"] = "1"
         if refusal is not None:
             await refusal(scope, receive, send)
             return
+        self.in_flight += 1
+        try:
+            await self._guarded(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         received, refused = 0, False
 
         async def limited() -> Message:
-            """Counts a body that comes without Content-Length (chunked); past the limit the app sees a hang-up."""
+            """Counts a body that comes without Content-Length (chunked), and times it: past the size or the
+            time limit, the client gets the JSON error and the app sees a hang-up."""
             nonlocal received, refused
             if refused:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout)
+            except asyncio.TimeoutError:
+                refused = True
+                await _error(408, f"the request's body did not arrive within {self.body_timeout:g} s")(
+                    scope, receive, send)  # fmt: skip
+                return {"type": "http.disconnect"}
             received += len(message.get("body", b""))
             if received > MAX_BODY_BYTES:
                 refused = True
@@ -105,14 +132,26 @@ class _Guard:
 
     def _refusal(self, headers: dict[bytes, bytes]) -> JSONResponse | None:
         if self.loopback_only:
-            host = headers.get(b"host", b"").decode("latin-1")
-            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if name.lower() not in LOOPBACK_HOSTS:
+            name = host_name(headers.get(b"host", b"").decode("latin-1"))
+            if name is None or name not in LOOPBACK_HOSTS:
                 return _error(400, "this server answers only requests addressed to 127.0.0.1 or localhost")
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return _too_large()
         return None
+
+
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?")
+
+
+def host_name(header: str) -> str | None:
+    """The host of a ``Host`` header (RFC 9110: host [":" port]), lower-cased and without one trailing dot;
+    None for anything else -- userinfo ("127.0.0.1:80@evil.com"), a path, spaces, two hosts, a bad port."""
+    match = _HOST.fullmatch(header.strip())
+    if match is None or (match.group(2) is not None and int(match.group(2)) > 65535):
+        return None
+    name = match.group(1).lower()
+    return name[:-1] if name.endswith(".") and not name.endswith("..") else name
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -129,9 +168,10 @@ def _validation_message(exc: RequestValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid')}{more}"[:500]
 
 
-def create_app(service: Service, *, loopback_only: bool = True) -> ASGIApp:
+def create_app(service: Service, *, loopback_only: bool = True, max_in_flight: int = MAX_IN_FLIGHT,
+               body_timeout: float = BODY_TIMEOUT) -> ASGIApp:  # fmt: skip
     """The ASGI app: the JSON API, its OpenAPI document and the chat page at ``/``."""
-    return _Guard(_api(service), loopback_only=loopback_only)
+    return _Guard(_api(service), loopback_only=loopback_only, max_in_flight=max_in_flight, body_timeout=body_timeout)
 
 
 def openapi_document() -> dict[str, Any]:
@@ -213,9 +253,13 @@ def _api(service: Service) -> FastAPI:
     def info() -> dict[str, Any]:
         return service.info()
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse((PAGE / "index.html").read_text(encoding="utf-8"))
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
@@ -250,15 +294,26 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def server_config(app: ASGIApp, *, verbose: bool = False, header_timeout: float = HEADER_TIMEOUT) -> Any:
+    """uvicorn's settings for ``qa serve`` (and the tests' live server): the bounded protocol
+    (``serve.protocol``), a 5 s keep-alive, no Server header. Requests in flight are capped by the guard,
+    with the API's JSON 503, so uvicorn's own plain-text concurrency limit is off."""
+    import uvicorn
+
+    from .protocol import bounded_protocol
+
+    return uvicorn.Config(
+        app, log_level="info" if verbose else "warning", access_log=verbose, timeout_keep_alive=5,
+        server_header=False, http=bounded_protocol(header_timeout),
+    )  # fmt: skip
+
+
 def run_server(app: ASGIApp, sock: socket.socket, *, verbose: bool = False) -> None:
     """Serve until Ctrl-C (uvicorn shuts down gracefully: requests in flight are finished)."""
     import uvicorn
 
-    config = uvicorn.Config(
-        app, log_level="info" if verbose else "warning", access_log=verbose, timeout_keep_alive=5,
-        limit_concurrency=200, server_header=False,
-    )  # fmt: skip
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(server_config(app, verbose=verbose)).run(sockets=[sock])
 
 
-__all__ = ["create_app", "openapi_document", "is_loopback", "listening_socket", "run_server", "MAX_BODY_BYTES"]
+__all__ = ["create_app", "openapi_document", "is_loopback", "listening_socket", "run_server", "server_config",
+           "host_name", "MAX_BODY_BYTES", "MAX_IN_FLIGHT", "BODY_TIMEOUT"]  # fmt: skip

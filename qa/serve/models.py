@@ -203,9 +203,12 @@ class RecordOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(
+        description='"degraded": a newer build of the index could not be loaded; the snapshot named still answers.'
+    )
     snapshot: str
     records: int
+    reload_error: Optional[str] = Field(None, description="Why the newer build could not be loaded, if so.")
 
 
 class InfoOut(BaseModel):

@@ -151,16 +151,25 @@ class Service:
         return export([self._record(p) for p in pmids], fmt, style)
 
     def info(self) -> dict[str, Any]:
-        """The ``qa info --json`` object of the snapshot being served."""
+        """The ``qa info --json`` object of the index, plus the snapshot being served; when the index on disk
+        cannot be read (damaged while serving), the facts of the snapshot still answering, with the error."""
         with self.retriever() as retriever:
-            facts = self.store.describe()
+            try:
+                facts = self.store.describe()
+            except QAError as exc:
+                manifest = retriever.manifest
+                facts = {"index": str(self.store.path), "snapshot": retriever.snapshot.dir.name,
+                         "model": manifest.model, "records": manifest.records, "passages": manifest.chunks}  # fmt: skip
+                self.reload_error = self.reload_error or str(exc)
             facts["serving"] = retriever.snapshot.dir.name
         facts["reload_error"] = self.reload_error
         return facts
 
     def health(self) -> dict[str, Any]:
+        """Ready to answer: "ok", or "degraded" when a newer build could not be loaded (the old one answers)."""
         with self.retriever() as retriever:
-            return {"status": "ok", "snapshot": retriever.snapshot.dir.name, "records": retriever.manifest.records}
+            return {"status": "degraded" if self.reload_error else "ok", "snapshot": retriever.snapshot.dir.name,
+                    "records": retriever.manifest.records, "reload_error": self.reload_error}  # fmt: skip
 
 
 def _pmids(values: Sequence[str]) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from ..embed.onnx import ENCODER_FILES, EXPORT_PREFIX, MODEL_FILE, SETTINGS_FILE, TOKENIZER_FILE, encoder_dir_name
 from ..errors import IndexStoreError
 
+_SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 PASSAGES = "passages.sqlite"
@@ -55,7 +56,9 @@ class IndexLayout:
 
     @staticmethod
     def is_snapshot_name(name: str) -> bool:
-        return name.startswith(SNAPSHOT_PREFIX) and "/" not in name and "\\" not in name and name not in (".", "..")
+        """A name ``new_snapshot`` could have made (letters, digits, "-", "_", "."): never a path, a NUL byte
+        or a control character, whatever ``CURRENT`` holds."""
+        return name.startswith(SNAPSHOT_PREFIX) and _SNAPSHOT_NAME.fullmatch(name) is not None
 
     def new_snapshot(self) -> Path:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")

@@ -11,7 +11,49 @@
   const log = document.getElementById("log");
   const status = document.getElementById("status");
   const about = document.getElementById("about");
+  const clear = document.getElementById("clear");
+  const options = document.getElementById("options");
   let context = null; // the last answer's `context`: sent as `previous` so a follow-up keeps the thread
+
+  // The conversation survives a reload: kept in this browser's storage (never sent anywhere), at most
+  // MAX_SAVED turns, and drawn again the way it was first drawn.
+  const STORE = "pubmed-qa-conversation";
+  const MAX_SAVED = 30;
+  let saved = { context: null, turns: [] };
+
+  function save() {
+    try {
+      saved.context = context;
+      saved.turns = saved.turns.slice(-MAX_SAVED);
+      window.localStorage.setItem(STORE, JSON.stringify(saved));
+    } catch (e) { /* storage full or disabled: the page still works, it just forgets */ }
+  }
+
+  function restore() {
+    try {
+      const text = window.localStorage.getItem(STORE);
+      if (!text) return;
+      const data = JSON.parse(text);
+      if (!data || !Array.isArray(data.turns)) return;
+      data.turns.forEach(function (t) {
+        if (t && t.divider) {
+          log.append(el("p", "divider", "New topic"));
+        } else if (t && typeof t.question === "string" && t.data && Array.isArray(t.data.hits)) {
+          const turn = el("article", "turn");
+          turn.append(el("p", "you", t.question));
+          drawAnswer(turn, t.data);
+          turn.dataset.done = "true";
+          turn.dataset.restored = "true";
+          log.append(turn);
+        }
+      });
+      saved = { context: data.context || null, turns: data.turns.slice(-MAX_SAVED) };
+      context = saved.context;
+      if (saved.turns.length) status.textContent = "Your earlier questions, kept in this browser.";
+    } catch (e) {
+      saved = { context: null, turns: [] };
+    }
+  }
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -199,6 +241,8 @@
       if (!reply.ok) throw new Error(data.message || "the server answered " + reply.status);
       drawAnswer(turn, data);
       context = data.context;
+      saved.turns.push({ question: body.question, data: data });
+      save();
       question.value = "";
       status.textContent = data.hits.length ? "Answered from " + data.hits.length + " passages." : "Nothing relevant found.";
       turn.dataset.done = "true";
@@ -220,8 +264,19 @@
       form.requestSubmit();
     }
   });
+  clear.addEventListener("click", function () {
+    context = null;
+    saved = { context: null, turns: [] };
+    save();
+    log.replaceChildren();
+    status.textContent = "Conversation cleared from this page and this browser.";
+    question.focus();
+  });
+  if (window.matchMedia && window.matchMedia("(min-width: 600px)").matches) options.open = true;
   newTopic.addEventListener("click", function () {
     context = null;
+    saved.turns.push({ divider: true });
+    save();
     log.append(el("p", "divider", "New topic"));
     status.textContent = "New topic: the next question starts fresh.";
     question.focus();
@@ -234,5 +289,6 @@
         " passages. Every answer is quoted from them and cited by PMID.";
     })
     .catch(function () {});
+  restore();
   question.focus();
 })();
