@@ -309,3 +309,23 @@ def test_stray_medline_continuation_line_is_our_error(tmp_path: Path) -> None:
     path = tmp_path / "stray.nbib"
     path.write_text("PMID- 1\nAB  - An abstract.\n\n      stray continuation\n")
     ingest_error(path, "malformed MEDLINE")
+
+
+def test_millions_of_empty_elements_are_refused_in_a_moment(tmp_path: Path) -> None:
+    """A 3 MB gzip of 750 million ``<x/>`` kept a build busy for over 20 minutes: each empty element is its own
+    tiny "record", so no per-record bound saw it. Top-level elements that are not records are now counted."""
+    import time
+
+    bomb = tmp_path / "empty-elements.xml.gz"
+    member = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = member.compress(b"<x/>" * (BLOCK // 4)) + member.flush()
+    with open(bomb, "wb") as fh:
+        fh.write(gzip.compress(b'<?xml version="1.0"?>\n<PubmedArticleSet>'))
+        for _ in range(3 * 2**30 // BLOCK):
+            fh.write(block)
+        fh.write(gzip.compress(b"</PubmedArticleSet>"))
+    assert bomb.stat().st_size < 4 * 2**20
+    started = time.monotonic()
+    lines, peak = parse_in_child(bomb)
+    assert lines[0].startswith("REFUSED") and "more than 10,000 top-level elements that are not" in lines[0]
+    assert time.monotonic() - started < 60 and peak < PEAK_LIMIT_MB

@@ -58,6 +58,8 @@ MAX_RECORD_BYTES = 16 * 2**20  # one XML record or MEDLINE record (real ones: a 
 MAX_JSONL_LINE_BYTES = 64 * 2**20  # one JSONL line; above 16 MB so an over-long abstract is reported by its size
 MAX_JSON_SEPARATORS = 200_000  # commas, colons and brackets in one JSONL line: bounds the objects json builds
 MAX_XML_ELEMENTS = 250_000  # elements of one XML record (the longest investigator lists have tens of thousands)
+MAX_OTHER_ELEMENTS = 10_000  # top-level elements of a PubMed XML file that are not records (real files: none)
+_RECORD_TAGS = frozenset({"PubmedArticle", "PubmedBookArticle", "DeleteCitation", "DeleteDocument"})
 _SKIP_CHUNK = 2**20  # an over-long JSONL line is skipped this many bytes at a time
 
 
@@ -243,6 +245,7 @@ def _read_xml(raw: IO[bytes], path: Path, skip_bad: bool = False) -> Iterator[Ev
     root: Element | None = None
     depth = elements = 0
     number = 1  # of the record being read, for messages
+    strangers = 0  # top-level elements that are not records: a bomb of millions of <x/> is not a PubMed file
     seen_root = False
     try:
         for event, el in iterparse(
@@ -268,6 +271,11 @@ def _read_xml(raw: IO[bytes], path: Path, skip_bad: bool = False) -> Iterator[Ev
             depth -= 1
             if depth != 1 and not (depth == 0 and el.tag == "PubmedArticle"):
                 continue
+            if el.tag not in _RECORD_TAGS:
+                strangers += 1
+                if strangers > MAX_OTHER_ELEMENTS:
+                    raise IngestError(f"{path}: more than {MAX_OTHER_ELEMENTS:,} top-level elements that are not "
+                                      f"PubMed records (<{preview(el.tag)[:40]}>, ...); not a PubMed file")  # fmt: skip
             if el.tag == "PubmedArticle":
                 yield _tolerant(lambda el=el: _xml_article(el, path), skip_bad)
             elif el.tag == "PubmedBookArticle":
