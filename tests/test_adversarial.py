@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -248,3 +249,59 @@ def test_a_deeply_nested_manifest_or_jsonl_line_is_one_line(seed_index: Path, tm
     lines.write_text('{"pmid": "1", "abstract": "A finding.", "year": NaN}\n')
     result = runner.invoke(app, ["build", str(lines), "--index", str(tmp_path / "i")])
     assert result.exit_code == 1 and "NaN is not a JSON number" in result.output
+
+
+@pytest.mark.parametrize("damage", ["nan", "inf", "zero", "x1000"])
+def test_vectors_that_are_not_unit_are_never_indexed_and_verify_finds_them(
+    seed_index: Path, tmp_path: Path, damage: str
+) -> None:
+    """Tampered vectors with the checksums rewritten: `qa verify` fails, and they cannot be added to an index."""
+    from qa.checksums import file_facts
+    from qa.store.vectors import VectorIndex
+
+    store = IndexStore(seed_index)
+    live = store.current_dir()
+    vectors = VectorIndex.read(live / "vectors.faiss")
+    ids = vectors.ids()
+    x = vectors.vectors(ids)
+    x[0] = {"nan": np.nan, "inf": np.inf, "zero": 0.0, "x1000": x[0] * 1000}[damage]
+    with pytest.raises(IndexStoreError, match="refused to index"):
+        VectorIndex.empty(x.shape[1]).add(ids, x)
+    tampered = VectorIndex.empty(x.shape[1])
+    tampered._index.add_with_ids(x.astype(np.float32), ids)  # behind the check, as a tampered file would be
+    tampered.write(live / "vectors.faiss")
+    manifest = json.loads((live / "manifest.json").read_text())
+    manifest["files"]["vectors.faiss"] = file_facts(live / "vectors.faiss")  # checksums rewritten to match
+    (live / "manifest.json").write_text(json.dumps(manifest))
+    report = verify_index(seed_index)
+    assert not report.ok and any("not unit length" in p or "NaN or infinity" in p for p in report.problems), report
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "tokenizer.json"])
+def test_an_encoder_file_replaced_by_a_link_to_an_identical_copy_is_refused(
+    seed_index: Path, tmp_path: Path, name: str
+) -> None:
+    """The checksums would match (the copy is identical), but a link inside the index is never followed."""
+    store = IndexStore(seed_index)
+    folder = store.layout.encoder_dir_from(store.manifest().encoder)
+    outside = tmp_path / name
+    shutil.copy2(folder / name, outside)
+    (folder / name).unlink()
+    (folder / name).symlink_to(outside)
+    result = runner.invoke(app, ["ask", IL6_QUESTION, "--index", str(seed_index)])
+    assert result.exit_code == 1 and f"{name} is not a regular file inside the index" in result.output
+    report = verify_index(seed_index)
+    assert not report.ok
+
+
+def test_an_encoder_folder_holding_a_link_is_never_copied(tmp_path: Path) -> None:
+    from qa.embed.onnx import install_encoder
+    from qa.errors import ModelError
+
+    source = tmp_path / "models" / "enc"
+    source.mkdir(parents=True)
+    (source / "model.onnx").write_bytes(b"x")
+    (source / "tokenizer.json").symlink_to("/etc/passwd")
+    with pytest.raises(ModelError, match="tokenizer.json is not a regular file"):
+        install_encoder(source, tmp_path / "index" / "models" / "enc")
+    assert not (tmp_path / "index").exists()

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checksums import file_sha256
+from ..checksums import file_sha256, not_regular
 from ..errors import ModelError
 from .base import BackendOptions, EncoderBackend, silenced
 from .models import DEFAULT_MODEL, canonical_model_name, quiet_third_party
@@ -67,6 +67,10 @@ def encoder_checksums(encoder_dir: Path) -> dict[str, str]:
 def install_encoder(source: Path, target: Path) -> bool:
     """Copy the encoder folder ``source`` to ``target`` (atomically) unless one is there; True when the
     encoder at ``target`` is then the same as ``source``, file for file."""
+    odd = not_regular(source)
+    if odd:
+        raise ModelError(f"{source}: {', '.join(odd[:5])} is not a regular file (a symbolic link, a folder, a "
+                         "device?); an encoder folder holds only its own files: refused")  # fmt: skip
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         work = target.parent / f"{EXPORT_PREFIX}{uuid.uuid4().hex[:8]}"

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..embed.onnx import encoder_checksums, encoder_model_file
+from ..checksums import not_regular
+from ..embed.onnx import ENCODER_FILES, encoder_checksums, encoder_model_file
 from ..errors import IndexStoreError
 from ..records import Record
 from .durable import exclusive_lock, fault_point, fsync_dir, fsync_file
@@ -104,6 +105,12 @@ class IndexStore:
         if not manifest.encoder:
             raise IndexStoreError(f"{self.path}: the manifest names no encoder; rebuild with qa build --full")
         folder = self.layout.encoder_dir_from(manifest.encoder)
+        odd = not_regular(folder, ENCODER_FILES) if folder.is_dir() and not folder.is_symlink() else []
+        if odd:
+            raise IndexStoreError(
+                f"the index's encoder {manifest.encoder}: {', '.join(odd)} is not a regular file inside the index "
+                "(a symbolic link?); refused: rebuild with qa build --full"
+            )
         if not encoder_model_file(folder).is_file() or folder.is_symlink():
             raise IndexStoreError(
                 f"the index's encoder {manifest.encoder} is missing; rebuild the index with qa build --full"

@@ -44,6 +44,25 @@ def resolve_index_type(requested: str, n_vectors: int, current: str | None = Non
     return kind
 
 
+UNIT_TOLERANCE = 1e-3  # |norm - 1| of a vector as the encoder gives it (float32 rounding is ~1e-7)
+_STORED_TOLERANCE = {"flat": 1e-3, "ivf-sq8": 0.05, "ivf-pq": 0.35}  # what each kind's codes give back
+
+
+def unit_vectors_problem(vectors: np.ndarray, tolerance: float = UNIT_TOLERANCE) -> str | None:
+    """Why these cannot be passage vectors (NaN, infinity, zero, not unit length), or None. Every score is a
+    cosine by inner product, so a vector x1000 or NaN would rank or refuse questions silently."""
+    if not len(vectors):
+        return None
+    x = np.asarray(vectors, dtype=np.float64)
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        return f"{int(bad.sum()):,} vectors hold NaN or infinity"
+    off = np.abs(np.linalg.norm(x, axis=1) - 1.0) > tolerance
+    if off.any():
+        return f"{int(off.sum()):,} vectors are not unit length (norm {float(np.linalg.norm(x[off][0])):.3g}, ...)"
+    return None
+
+
 def set_threads(n: int) -> None:
     """FAISS's OpenMP threads, process-wide: one question runs ~4x faster on one thread than on two (measured)."""
     import faiss
@@ -143,6 +162,11 @@ class VectorIndex:
     # -- changing ----------------------------------------------------------
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add unit vectors; anything else is refused (``unit_vectors_problem``), wherever it came from. Vectors
+        reused from an IVF index come back from its codes, a little off unit length, hence the kind's tolerance."""
+        problem = unit_vectors_problem(vectors, max(0.05, _STORED_TOLERANCE.get(self.kind, 0.35)))
+        if problem is not None:
+            raise IndexStoreError(f"refused to index {problem}; the encoder's output or a shard is damaged")
         if len(ids):
             self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
 
@@ -153,6 +177,16 @@ class VectorIndex:
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of ``ids`` (to reuse, or to score exactly)."""
         return self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+
+    def stored_problem(self, batch: int = 65_536) -> str | None:
+        """``unit_vectors_problem`` over every stored vector, within what this kind's codes give back."""
+        ids = self.ids()
+        tolerance = _STORED_TOLERANCE.get(self.kind, 0.35)
+        for start in range(0, len(ids), batch):
+            problem = unit_vectors_problem(self.vectors(ids[start : start + batch]), tolerance)
+            if problem is not None:
+                return problem
+        return None
 
     def converted(self, kind: str) -> VectorIndex:
         """This index as ``kind``, keeping every id (IVF: trained on a sample of the vectors)."""

@@ -100,6 +100,7 @@ def _check_contents(report: VerifyReport, directory: Path, manifest: Manifest) -
         facts = snapshot.passages.consistency()
         ids = set(snapshot.vectors.ids().tolist())
         dimension = snapshot.vectors.dimension
+        vector_problem = snapshot.vectors.stored_problem()
     finally:
         snapshot.close()
     rows = facts.chunk_ids
@@ -128,6 +129,11 @@ def _check_contents(report: VerifyReport, directory: Path, manifest: Manifest) -
         (facts.records, len(rows)) == (manifest.records, manifest.chunks),
         "counts match the manifest",
         f"manifest says {manifest.records} records / {manifest.chunks} passages, found {facts.records} / {len(rows)}",
+    )
+    report.check(
+        vector_problem is None,
+        "every vector is finite and unit length",
+        f"{vector_problem}: the vectors were tampered with or damaged; rebuild with qa build --full",
     )
     report.check(
         dimension == manifest.dimension,
