@@ -288,3 +288,18 @@ def test_from_shards_needs_a_complete_build(tmp_path: Path) -> None:
     (tmp_path / "shards").mkdir()
     result = runner.invoke(app, ["index", "from-shards", str(tmp_path / "shards"), "--index", str(tmp_path / "i")])
     assert result.exit_code == 1 and f"no {SHARD_SET}" in result.stderr and "\n" not in result.stderr.strip()
+
+
+def test_an_unreachable_address_fails_in_one_line_and_leaves_nothing(tmp_path: Path, shared: Path) -> None:
+    import time
+
+    from qa.cli import app
+
+    index = tmp_path / "index"
+    for address in ("127.0.0.1:1", "ray://127.0.0.1:1", "no-port"):
+        started = time.monotonic()
+        result = CliRunner().invoke(app, ["build", str(shared / "seed" / "25589616.xml"), "--engine", "ray",
+                                          "--address", address, "--index", str(index)])  # fmt: skip
+        assert result.exit_code == 1 and time.monotonic() - started < 30, result.output
+        assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+        assert not index.exists()  # no shards/models export, no lock, no folder

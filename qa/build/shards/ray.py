@@ -80,6 +80,7 @@ def build_with_ray(
     ray_options = ray_options or RayOptions()
     say = log or (lambda line: None)
     ray = _import_ray()
+    _check_reachable(ray_options.address)  # before anything is made: a bad address leaves nothing behind
     files = check_sources(sources, skip_bad=options.skip_bad)  # a wrong file fails now, not on a worker later
     store = IndexStore(index)
     settings = build_settings(index, options)
@@ -217,6 +218,30 @@ def _run(
             ray.kill(actor)
         if started_here:
             ray.shutdown()
+
+
+REACH_SECONDS = 10.0  # to open a TCP connection to a cluster's address
+
+
+def _check_reachable(address: str | None) -> None:
+    """A cluster address ("host:port", "ray://host:port") must accept a connection within ``REACH_SECONDS``:
+    ``ray.init`` on a closed port retries for minutes and prints a page of warnings (measured: 200 s)."""
+    import socket
+
+    if address is None or address == "auto":
+        return
+    where = address.removeprefix("ray://")
+    host, _, port = where.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise QAError(f"--address {address!r}: expected HOST:PORT (the head's GCS port, 6379 by default), "
+                      "ray://HOST:PORT or auto")  # fmt: skip
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise QAError(f"cannot reach the Ray cluster at {address} ({reason}); is `ray start --head` running "
+                      "there?") from None  # fmt: skip
 
 
 def _start(ray: Any, ray_options: RayOptions) -> None:
