@@ -303,3 +303,24 @@ def test_an_unreachable_address_fails_in_one_line_and_leaves_nothing(tmp_path: P
         assert result.exit_code == 1 and time.monotonic() - started < 30, result.output
         assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
         assert not index.exists()  # no shards/models export, no lock, no folder
+
+
+def test_a_shard_is_made_only_of_the_bytes_its_name_binds(tmp_path: Path, shared: Path) -> None:
+    """A source edited after the build hashed it (and reverted later) must not leave a shard of the edited
+    bytes under the original's name: the worker copies the file while hashing it and refuses a mismatch."""
+    import hashlib
+
+    from qa.build.shards.worker import _copy_as_named
+    from qa.errors import ShardError
+
+    source = tmp_path / "records.xml"
+    shutil.copy2(shared / "seed" / "25589616.xml", source)
+    named = hashlib.sha256(source.read_bytes()).hexdigest()
+    work = tmp_path / "work"
+    work.mkdir()
+    copy = _copy_as_named(source, work / ".source", named)
+    assert copy.read_bytes() == source.read_bytes() and copy.name == "records.xml"
+    source.write_text(source.read_text().replace("Interleukin-6", "EDITED"))  # edited mid-build
+    with pytest.raises(ShardError, match="records.xml changed while the build was reading it"):
+        _copy_as_named(source, work / ".other", named)
+    assert not (work / ".other" / "records.xml").exists()

@@ -8,7 +8,9 @@ at a time like a local build, so every passage vector equals the local build's.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import IO
 
 from ...embed import Chunk, Chunker, ChunkSettings, Embedder, quiet_third_party
 from ...embed.onnx import encoder_checksums
-from ...errors import QAError, ShardError
+from ...errors import IngestError, QAError, ShardError
 from ...ingest import read_source
 from ...records import Record, record_to_dict
 from ...store import record_hash
@@ -130,8 +132,12 @@ def _fill(
         name=job.name, source=source.name, source_sha256=job.source_sha256, source_bytes=source.stat().st_size,
         settings=spec.settings.to_dict(), dimension=embedder.dimension, max_seq_length=embedder.max_seq_length,
     )  # fmt: skip
-    with open(writer.path(EVENTS), "w", encoding="utf-8") as events:
-        records = _read(source, spec.skip_bad, events, manifest)
+    copy = _copy_as_named(source, writer.path(SOURCE_COPY), job.source_sha256)
+    try:
+        with open(writer.path(EVENTS), "w", encoding="utf-8") as events:
+            records = _read(copy, spec.skip_bad, events, manifest, shown_as=source)
+    finally:
+        shutil.rmtree(copy.parent, ignore_errors=True)
     t1 = time.perf_counter()
     chunks = [chunker.chunk(r) for r in records]
     t2 = time.perf_counter()
@@ -145,8 +151,33 @@ def _fill(
     return manifest
 
 
-def _read(source: Path, skip_bad: bool, events: IO[str], manifest: ShardManifest) -> list[Record]:
-    """Copy the file's records and deletions to ``events``; return the records it leaves standing, by PMID."""
+SOURCE_COPY = ".source"  # the bytes this shard is made of, in its work folder until they are parsed
+
+
+def _copy_as_named(source: Path, copy: Path, expected_sha256: str) -> Path:
+    """Copy ``source`` while hashing it, and refuse the copy unless it has the hash the shard is named after.
+
+    The shard's name binds the source's SHA-256 taken when the build started; parsing the file itself later
+    would read whatever it holds by then, so a file edited during a build (and reverted after) once left a
+    shard of the edited bytes under the name of the original ones."""
+    digest = hashlib.sha256()
+    copy.mkdir()
+    copy = copy / source.name  # the file's own name: its format is sniffed by content, ties broken by name
+    with open(source, "rb") as src, open(copy, "wb") as out:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+            out.write(block)
+    if digest.hexdigest() != expected_sha256:
+        copy.unlink(missing_ok=True)
+        raise ShardError(f"{source.name} changed while the build was reading it; run the build again")
+    return copy
+
+
+def _read(
+    source: Path, skip_bad: bool, events: IO[str], manifest: ShardManifest, shown_as: Path | None = None
+) -> list[Record]:
+    """Copy the file's records and deletions to ``events``; return the records it leaves standing, by PMID.
+    Messages name ``shown_as`` (the user's file) rather than the copy being read."""
     standing: dict[str, Record | None] = {}  # the file's last word on each PMID: a record, or None (deleted)
 
     def on_record(record: Record) -> None:
@@ -157,9 +188,16 @@ def _read(source: Path, skip_bad: bool, events: IO[str], manifest: ShardManifest
         standing.update(dict.fromkeys(pmids))
         events.write(json.dumps({"deleted": list(pmids)}) + "\n")
 
+    def named(message: str) -> str:
+        return message.replace(str(source), str(shown_as)) if shown_as is not None else message
+
     tally = Tally()
-    tally.read(read_source(source, skip_bad=skip_bad), on_record, on_deletion)
-    manifest.records_read, manifest.skipped, manifest.bad = tally.records_read, dict(tally.skipped), tally.bad
+    try:
+        tally.read(read_source(source, skip_bad=skip_bad), on_record, on_deletion)
+    except IngestError as exc:
+        raise IngestError(named(str(exc))) from None
+    manifest.records_read, manifest.skipped = tally.records_read, dict(tally.skipped)
+    manifest.bad = [named(b) for b in tally.bad]
     return [r for _, r in sorted(standing.items()) if r is not None]  # PMID order, as a local build embeds
 
 
