@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import sys
@@ -23,7 +24,7 @@ from qa.ask.evaluate import evaluate
 from qa.build import index_from_shards
 from qa.build.shards.format import SHARD_MANIFEST, SHARD_SET, Shard
 from qa.cli import app
-from qa.errors import ShardError
+from qa.errors import QAError, ShardError
 from qa.records import Record, record_to_dict
 from qa.store import IndexStore, VectorIndex
 from qa.store.layout import MANIFEST, PASSAGES, VECTORS
@@ -324,3 +325,84 @@ def test_a_shard_is_made_only_of_the_bytes_its_name_binds(tmp_path: Path, shared
     with pytest.raises(ShardError, match="records.xml changed while the build was reading it"):
         _copy_as_named(source, work / ".other", named)
     assert not (work / ".other" / "records.xml").exists()
+
+
+def _retamper(victim: Path, name: str, data: bytes) -> None:
+    """Write ``data`` as the shard's ``name`` and rewrite its checksum in shard.json: the tamper a checksum misses."""
+    from qa.checksums import file_facts
+
+    (victim / name).write_bytes(data)
+    manifest = json.loads((victim / "shard.json").read_text())
+    manifest["files"][name] = file_facts(victim / name)
+    (victim / "shard.json").write_text(json.dumps(manifest))
+
+
+def _first_passage_edit(change):  # type: ignore[no-untyped-def]
+    def edit(victim: Path) -> None:
+        lines = (victim / "passages.jsonl").read_text().splitlines()
+        entry = json.loads(lines[0])
+        change(entry["chunks"][0], entry)
+        lines[0] = json.dumps(entry)
+        _retamper(victim, "passages.jsonl", ("\n".join(lines) + "\n").encode())
+
+    return edit
+
+
+def _manifest_edit(key: str, value: object):  # type: ignore[no-untyped-def]
+    def edit(victim: Path) -> None:
+        manifest = json.loads((victim / "shard.json").read_text())
+        manifest[key] = value
+        (victim / "shard.json").write_text(json.dumps(manifest))
+
+    return edit
+
+
+def _npy_header(victim: Path) -> None:
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (" + b"9" * 5000 + b", 384), }"
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+    _retamper(victim, "vectors.npy", data)
+
+
+def _special(kind: str):  # type: ignore[no-untyped-def]
+    def edit(victim: Path) -> None:
+        (victim / "vectors.npy").unlink()
+        if kind == "fifo":
+            os.mkfifo(victim / "vectors.npy")
+        else:
+            (victim / "vectors.npy").symlink_to("/dev/zero")
+
+    return edit
+
+
+TAMPERS = {
+    "start-as-string": _first_passage_edit(lambda c, e: c.update(start=str(c["start"]))),
+    "start-as-float": _first_passage_edit(lambda c, e: c.update(start=float(c["start"]))),
+    "negative-start": _first_passage_edit(lambda c, e: c.update(start=-5)),
+    "missing-embed-text": _first_passage_edit(lambda c, e: c.pop("embed_text")),
+    "sentences-not-pairs": _first_passage_edit(lambda c, e: c.update(sentences=[[1, 2, 3]])),
+    "section-as-object": _first_passage_edit(lambda c, e: c.update(section={"a": 1})),
+    "n-tokens-as-string": _first_passage_edit(lambda c, e: c.update(n_tokens="12")),
+    "chunk-as-number": _first_passage_edit(lambda c, e: e.update(chunks=[7] + e["chunks"][1:])),
+    "events-invalid-utf8": lambda v: _retamper(v, "events.jsonl", (v / "events.jsonl").read_bytes() + b"\xff\xfe\n"),
+    "skipped-as-list": _manifest_edit("skipped", ["x"]),
+    "count-as-string": _manifest_edit("passages", "12"),
+    "npy-huge-header": _npy_header,
+    "vectors-link-to-dev-zero": _special("link"),
+    "vectors-fifo": _special("fifo"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("tamper", list(TAMPERS))
+def test_a_tampered_shard_is_refused_in_one_line(ray_built, tmp_path: Path, tamper: str) -> None:
+    """Shards are untrusted input: each tamper, checksums rewritten where a checksum would catch it, gives one
+    line naming the shard, never a traceback, a hang or a silently indexed shard."""
+    _, shards, _, _ = ray_built
+    work = tmp_path / "shards"
+    shutil.copytree(shards, work)
+    victim = next(p for p in sorted(work.iterdir()) if p.name.startswith("part-1"))
+    TAMPERS[tamper](victim)
+    with pytest.raises(QAError) as info:
+        index_from_shards(work, tmp_path / "index")
+    message = str(info.value)
+    assert "\n" not in message and "part-1-" in message, message
+    assert not (tmp_path / "index").exists()

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,7 +38,7 @@ from ...checksums import file_facts, file_sha256
 from ...embed import Chunk, is_exported
 from ...embed.onnx import encoder_checksums, encoder_dir_name
 from ...errors import ShardError
-from ...records import Deletion, Record, load_json, record_from_dict
+from ...records import MAX_LABEL_CHARS, Deletion, Record, load_json, normalize_pmid, record_from_dict
 from ...store import fault_point, fsync_dir, fsync_file
 
 SHARD_FORMAT = 2  # 2: records carry their citation (authors, issue, pages, publication types)
@@ -47,6 +48,7 @@ PASSAGE_LIST = "passages.jsonl"  # (an index's passages are SQLite: store.layout
 PASSAGE_VECTORS = "vectors.npy"
 SENTENCE_VECTORS = "sentences.npy"
 DATA_FILES = (EVENTS, PASSAGE_LIST, PASSAGE_VECTORS, SENTENCE_VECTORS)
+MAX_NPY_HEADER = 1_000  # bytes of a .npy header: a real one is ~128
 SHARD_SET = "shards.json"
 MODELS = "models"
 TMP_PREFIX = ".tmp-"
@@ -131,14 +133,25 @@ class ShardManifest:
             manifest = cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
         except TypeError:
             raise ShardError(f"{where}: incomplete {SHARD_MANIFEST}; {redo}") from None
-        counts = (manifest.dimension, manifest.records_read, manifest.records, manifest.passages, manifest.sentences)
+        counts = (manifest.dimension, manifest.records_read, manifest.records, manifest.passages, manifest.sentences,
+                  manifest.source_bytes, manifest.max_seq_length)  # fmt: skip
+        files = manifest.files
         if (
             not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts)
-            or not isinstance(manifest.files, dict)
-            or set(manifest.files) != set(DATA_FILES)
+            or not all(isinstance(v, str) for v in (manifest.name, manifest.source, manifest.source_sha256))
+            or not isinstance(files, dict)
+            or set(files) != set(DATA_FILES)
+            or not all(isinstance(f, dict) and isinstance(f.get("bytes"), int) and isinstance(f.get("sha256"), str)
+                       for f in files.values())
             or not isinstance(manifest.settings, dict)
-        ):
-            raise ShardError(f"{where}: invalid {SHARD_MANIFEST}; {redo}")
+            or not isinstance(manifest.skipped, dict)
+            or not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                       for k, v in manifest.skipped.items())
+            or not isinstance(manifest.bad, list)
+            or not all(isinstance(b, str) for b in manifest.bad)
+            or not isinstance(manifest.seconds, dict)
+        ):  # fmt: skip
+            raise ShardError(f"{where}: invalid {SHARD_MANIFEST} (a field of the wrong type or range); {redo}")
         return manifest
 
 
@@ -192,6 +205,38 @@ def chunk_to_dict(chunk: Chunk) -> dict[str, Any]:
             "n_tokens": chunk.n_tokens}  # fmt: skip
 
 
+MAX_CHUNK_TOKENS = 10_000  # far above any model's window
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _chunk_problem(c: Any, ordinal: int, abstract_chars: int) -> str | None:
+    """Why a stored passage cannot be one of its record's passages (type, range or order), or None."""
+    if not isinstance(c, dict) or set(c) != {"ordinal", "section", "start", "end", "embed_text", "sentences",
+                                             "n_tokens"}:  # fmt: skip
+        return "not a passage object"
+    if not _whole(c["ordinal"]) or c["ordinal"] != ordinal:
+        return f"ordinal {str(c['ordinal'])[:20]!r}, expected {ordinal}"
+    if c["section"] is not None and (not isinstance(c["section"], str) or len(c["section"]) > MAX_LABEL_CHARS):
+        return "section is not a label"
+    start, end = c["start"], c["end"]
+    if not (_whole(start) and _whole(end) and 0 <= start < end <= abstract_chars):
+        return f"offsets {str(start)[:20]}-{str(end)[:20]} outside its abstract of {abstract_chars} characters"
+    if not isinstance(c["embed_text"], str):
+        return "embed_text is not text"
+    sentences = c["sentences"]
+    if not isinstance(sentences, list) or not all(
+        isinstance(p, list) and len(p) == 2 and _whole(p[0]) and _whole(p[1]) and start <= p[0] < p[1] <= end
+        for p in sentences
+    ):
+        return "sentences are not offset pairs inside the passage"
+    if not _whole(c["n_tokens"]) or not 0 < c["n_tokens"] <= MAX_CHUNK_TOKENS:
+        return f"n_tokens {str(c['n_tokens'])[:20]!r}"
+    return None
+
+
 def is_complete(folder: Path) -> bool:
     return folder.is_dir() and not folder.is_symlink() and (folder / SHARD_MANIFEST).is_file()
 
@@ -232,13 +277,16 @@ class ShardEntry:
         out = []
         abstract = record.abstract
         for c in self.chunks:
-            start, end, embed_text = c["start"], c["end"], c["embed_text"]
-            text = abstract[start:end]
-            if not embed_text.endswith(text) or c["ordinal"] != len(out):
-                raise ShardError(f"shard {self.shard.name}: passages of PMID {self.pmid} do not match its record")
+            problem = _chunk_problem(c, len(out), len(abstract))
+            if problem is None and not c["embed_text"].endswith(abstract[c["start"] : c["end"]]):
+                problem = "its text is not the record's at its offsets"
+            if problem is not None:
+                raise ShardError(f"shard {self.shard.name}: {PASSAGE_LIST}: passage {len(out)} of PMID {self.pmid}: "
+                                 f"{problem}; delete the shard folder to make it again")  # fmt: skip
+            start, end = c["start"], c["end"]
             out.append(Chunk(pmid=self.pmid, ordinal=c["ordinal"], section=c["section"], start=start, end=end,
-                             text=text, embed_text=embed_text, sentences=tuple((s, e) for s, e in c["sentences"]),
-                             n_tokens=c["n_tokens"]))  # fmt: skip
+                             text=abstract[start:end], embed_text=c["embed_text"],
+                             sentences=tuple((a, b) for a, b in c["sentences"]), n_tokens=c["n_tokens"]))  # fmt: skip
         return out
 
     def vectors(self) -> np.ndarray:
@@ -266,6 +314,16 @@ class Shard:
         """Size and SHA-256 of every file against the manifest: a damaged shard is refused, never indexed."""
         for name in DATA_FILES:
             path = self.dir / name
+            expected = self.manifest.files.get(name) or {}
+            try:
+                st = path.lstat()  # never followed: a link to /dev/zero or a FIFO would be read forever
+            except OSError:
+                st = None
+            if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != expected.get("bytes"):
+                raise ShardError(
+                    f"shard {self.name}: {name} is missing, not a regular file, or not the size its {SHARD_MANIFEST} "
+                    "gives; delete the shard folder to make it again"
+                )
             try:
                 facts = file_facts(path)
             except OSError:
@@ -277,8 +335,19 @@ class Shard:
                 )
 
     def _array(self, name: str, dtype: Any, rows: int) -> np.ndarray:
+        path = self.dir / name
+        try:  # the header first, within a bound: one claiming a huge shape once ended in tokenize.TokenError
+            with open(path, "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, fortran, found = read(fh, max_header_size=MAX_NPY_HEADER)
+        except Exception as exc:  # numpy raises ValueError, SyntaxError, TokenError... one line is what a user needs
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ShardError(f"shard {self.name}: unreadable {name} header ({first[:100]})") from None
+        if found != dtype or tuple(shape) != (rows, self.manifest.dimension) or fortran:
+            raise ShardError(f"shard {self.name}: {name} holds {found} {tuple(shape)}, not {rows} vectors")
         try:
-            array = np.load(self.dir / name, mmap_mode="r", allow_pickle=False)
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise ShardError(f"shard {self.name}: unreadable {name} ({str(exc)[:80]})") from None
         if array.dtype != dtype or array.shape != (rows, self.manifest.dimension):
@@ -306,7 +375,10 @@ class Shard:
                     raise ShardError(f"shard {self.name}: {EVENTS} line {n} holds a record without an abstract")
                 yield record
             elif isinstance(obj, dict) and isinstance(obj.get("deleted"), list):
-                yield Deletion(tuple(str(p) for p in obj["deleted"]))
+                pmids = [normalize_pmid(p) if isinstance(p, str) else None for p in obj["deleted"]]
+                if None in pmids:
+                    raise ShardError(f"shard {self.name}: {EVENTS} line {n} deletes something that is not a PMID")
+                yield Deletion(tuple(p for p in pmids if p))
             else:
                 raise ShardError(f"shard {self.name}: {EVENTS} line {n} is neither a record nor a deletion")
 
@@ -317,7 +389,8 @@ class Shard:
         for n, obj in self._lines(PASSAGE_LIST):
             try:
                 pmid, digest, chunks, sentences = obj["pmid"], obj["hash"], obj["chunks"], obj["sentences"]
-                ok = isinstance(pmid, str) and isinstance(chunks, list) and isinstance(sentences, int) and pmid > last
+                ok = (isinstance(pmid, str) and normalize_pmid(pmid) == pmid and isinstance(chunks, list)
+                      and isinstance(digest, str) and _whole(sentences) and sentences >= 0 and pmid > last)  # fmt: skip
             except (TypeError, KeyError):
                 ok = False
             if not ok:
@@ -333,11 +406,11 @@ class Shard:
             )
 
     def _lines(self, name: str) -> Iterator[tuple[int, Any]]:
-        with open(self.dir / name, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
+        with open(self.dir / name, "rb") as fh:
+            for n, raw in enumerate(fh, 1):
                 try:
-                    yield n, load_json(line)
-                except ValueError as exc:
+                    yield n, load_json(raw.decode("utf-8"))
+                except ValueError as exc:  # UnicodeDecodeError too: invalid UTF-8
                     problem = str(exc)[:80]
                     raise ShardError(f"shard {self.name}: {name} line {n} is not usable JSON ({problem})") from None
 
