@@ -65,9 +65,10 @@ def test_elink_faults_are_retried_or_refused_in_one_line(server: EUtilsServer) -
 def test_an_answer_that_is_not_elink_is_an_error_not_an_empty_list(server: EUtilsServer) -> None:
     """A proxy's page or another E-utility's answer where an eLinkResult should be: refused, never "no links"."""
     pmid = next(iter(server.articles))
-    for body, message in ((b"<html><body><h1>Sign in to the network</h1></body></html>", "elink answered <html>"),
+    for body, message in ((b"<html><body><h1>Sign in to the network</h1></body></html>", "an HTML page"),
                           (b"<eSearchResult><Count>0</Count></eSearchResult>", "elink answered <eSearchResult>"),
-                          (b"<html><body>Proxy error<br></body></html>", "incomplete")):  # fmt: skip
+                          (b"<html><body>Proxy error<br></body></html>", "an HTML page"),
+                          (b"<notes>nothing to do with PubMed</notes>", "elink answered <notes>")):  # fmt: skip
         server.body_instead = body
         with client(server, max_retries=1) as c, pytest.raises(FetchError, match=message):
             c.links(pmid, "cited-by")
