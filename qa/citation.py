@@ -144,6 +144,12 @@ def month_number(text: str | None) -> int | None:
     return int(t) if t.isdigit() and 1 <= int(t) <= 12 else None
 
 
+def day_number(text: str | None) -> int | None:
+    """ "17" or "07" -> the day of the month; anything else None."""
+    t = (text or "").strip()
+    return int(t) if t.isdigit() and 1 <= int(t) <= 31 else None
+
+
 __all__ = [
     "Author",
     "Citation",
@@ -152,5 +158,6 @@ __all__ = [
     "type_names",
     "citation_to_dict",
     "month_number",
+    "day_number",
     "MONTH_NAMES",
 ]

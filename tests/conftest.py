@@ -67,6 +67,14 @@ def pubmedqa_records(shared: Path) -> list[Record]:
 
 
 @pytest.fixture(scope="session")
+def articles(shared: Path) -> dict[str, bytes]:
+    """PMID -> raw <PubmedArticle> XML of the shared corpus: what the local E-utilities server answers with."""
+    from .eutils_server import load_articles
+
+    return load_articles(shared / "pubmedqa" / "pubmed-1000.xml.gz")
+
+
+@pytest.fixture(scope="session")
 def queries(shared: Path) -> dict[str, tuple[str, str]]:
     """query id -> (question, relevant PMID), from the BEIR files."""
     texts = {}

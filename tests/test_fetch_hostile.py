@@ -17,15 +17,10 @@ from qa.ingest import fetch_records, read_source
 from qa.ingest.eutils import DEFAULT_MAX_RECORDS, MAX_RETRY_AFTER, EUtils
 from qa.records import Record
 
-from .eutils_server import EUtilsServer, load_articles
+from .eutils_server import EUtilsServer
 
 API_KEY = "k3y-SECRET-0123456789abcdef"
 EMAIL = "someone@example.org"
-
-
-@pytest.fixture(scope="module")
-def articles(shared: Path) -> dict[str, bytes]:
-    return load_articles(shared / "pubmedqa" / "pubmed-1000.xml.gz")
 
 
 @pytest.fixture()

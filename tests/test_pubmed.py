@@ -16,14 +16,9 @@ from qa.ingest import EUtils, fetch_records, read_pmid_file, read_source
 from qa.records import Record
 from qa.store import IndexStore
 
-from .eutils_server import EUtilsServer, load_articles
+from .eutils_server import EUtilsServer
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def articles(shared: Path) -> dict[str, bytes]:
-    return load_articles(shared / "pubmedqa" / "pubmed-1000.xml.gz")
 
 
 @pytest.fixture()

@@ -13,15 +13,10 @@ from qa.errors import FetchError
 from qa.ingest import EUtils
 from qa.store import IndexStore
 
-from .eutils_server import EUtilsServer, load_articles
+from .eutils_server import EUtilsServer
 
 runner = CliRunner()
 CITED_IN, SIMILAR = "pubmed_pubmed_citedin", "pubmed_pubmed"
-
-
-@pytest.fixture(scope="module")
-def articles(shared: Path) -> dict[str, bytes]:
-    return load_articles(shared / "pubmedqa" / "pubmed-1000.xml.gz")
 
 
 @pytest.fixture()

@@ -86,11 +86,7 @@ def update_from_pubmed(
         found = client.search(
             manifest.pubmed["query"], limit=manifest.pubmed.get("max"), allow_partial=source.allow_partial
         )
-    passages = store.open_passages()
-    try:
-        indexed = passages.pmids()
-    finally:
-        passages.close()
+    indexed = _indexed_pmids(store)
     new = [p for p in found.pmids if p not in indexed]
     if not new:
         report = BuildReport(index=str(store.path), sources=[], unchanged=len(found.pmids))
@@ -102,6 +98,15 @@ def update_from_pubmed(
     report.warnings = list(found.warnings) + report.warnings
     return report
 
+
+
+def _indexed_pmids(store: IndexStore) -> set[str]:
+    """Every PMID of the live snapshot, read from SQLite alone (no vectors, no model)."""
+    passages = store.open_passages()
+    try:
+        return passages.pmids()
+    finally:
+        passages.close()
 
 
 @dataclass(frozen=True)
@@ -136,13 +141,7 @@ def related_articles(
     from ..ingest.files import read_xml_bytes
     from ..records import Record, Skipped
 
-    indexed: set[str] = set()
-    if index is not None and IndexStore(index).exists():
-        passages = IndexStore(index).open_passages()
-        try:
-            indexed = passages.pmids()
-        finally:
-            passages.close()
+    indexed = _indexed_pmids(IndexStore(index)) if index is not None and IndexStore(index).exists() else set()
     with source.client() as client:
         linked = client.links(pmid, kind)[:limit]
         found: dict[str, Record | Skipped] = {}

@@ -23,7 +23,7 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
-from ..citation import MONTH_NAMES, Author, Citation, month_number
+from ..citation import MONTH_NAMES, Author, Citation, day_number, month_number
 from ..errors import IngestError
 from ..records import (
     MAX_ABSTRACT_CHARS,  # re-exported: every field cap lives in records
@@ -402,7 +402,7 @@ def _xml_citation(art: Element, article: Element, where: str, pmid: str) -> Cita
         pages=pages,
         pub_date=pub_date,
         month=month,
-        day=int(parts[2]) if len(parts) > 2 and parts[2] and parts[2].isdigit() and 1 <= int(parts[2]) <= 31 else None,
+        day=day_number(parts[2]) if len(parts) > 2 else None,
         electronic_date=e_date,
         publication_types=text_list([_raw(t) for t in article.findall("PublicationTypeList/PublicationType")],
                                     MAX_NAME_CHARS, "publication types", where, pmid),  # fmt: skip
@@ -515,6 +515,10 @@ def _medline_authors(rec: dict, where: str, pmid: str) -> tuple[Author, ...]:
 
     Biopython keeps AD lines as one list without saying whose they are; the first is the first author's."""
     full, short, groups = _listed(rec, "FAU"), _listed(rec, "AU"), _listed(rec, "CN")
+
+    def part(v: str | None, key: str) -> str | None:
+        return text_field(v, MAX_NAME_CHARS, f"author {key}", where, pmid)
+
     authors = []
     for i, name in enumerate(full or short):
         if full:
@@ -522,10 +526,6 @@ def _medline_authors(rec: dict, where: str, pmid: str) -> tuple[Author, ...]:
         else:
             last, fore = name.rpartition(" ")[0] or name, ""
         initials = short[i].rpartition(" ")[2] if i < len(short) and " " in short[i] else None
-
-        def part(v: str | None, key: str) -> str | None:
-            return text_field(v, MAX_NAME_CHARS, f"author {key}", where, pmid)
-
         authors.append(Author(part(last, "last"), part(fore.strip() or None, "fore"), part(initials, "initials")))
     authors += [Author(collective=text_field(g, MAX_NAME_CHARS, "group name", where, pmid)) for g in groups]
     affiliations = _listed(rec, "AD")
@@ -552,7 +552,7 @@ def _medline_citation(rec: dict, where: str, pmid: str) -> Citation:
         pages=short("PG", "pages"),
         pub_date=pub_date,
         month=month_number(words[1]) if len(words) > 1 and "-" not in words[1] else None,
-        day=int(words[2]) if len(words) > 2 and words[2].isdigit() and 1 <= int(words[2]) <= 31 else None,
+        day=day_number(words[2]) if len(words) > 2 else None,
         publication_types=text_list(_listed(rec, "PT"), MAX_NAME_CHARS, "publication types", where, pmid),
         pmcid=pmc,
         language=next(iter(_listed(rec, "LA")), None),
