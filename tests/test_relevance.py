@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from qa import Retriever
 from qa.ask.relevance import FEATURES, RelevanceModel
-from qa.ask.retrieve import NOTHING_RELEVANT, UNCERTAIN
+from qa.ask.retrieve import NOTHING_RELEVANT
 from qa.cli import app
 from qa.embed import Embedder
 from qa.errors import QAError
@@ -81,7 +81,8 @@ def test_near_misses_are_never_a_plain_answer(retriever: Retriever, question: st
     """Refused, or answered with "Uncertain" first, the closest record weak, and no bottom line."""
     response = retriever.ask(question, k=5)
     if response.hits:
-        assert response.note == UNCERTAIN and response.hits[0].relevance_label == "weak"
+        assert response.note is not None and response.note.startswith("Uncertain: ")
+        assert response.hits[0].relevance_label == "weak"
         assert response.answer.verdict == "unclear"
         assert all(h.relevance_label == "weak" for h in response.hits)
     else:
@@ -121,3 +122,37 @@ def test_a_hyphenated_word_is_not_absent_when_the_collection_has_its_parts(retri
     assert "twoday" not in weights and "two" in weights
     _, absent = lexical.coverage("Is a two-day course enough for SARS-CoV-2?", [])
     assert "sarscov2" in absent and "twoday" not in absent, absent
+
+
+def test_a_word_is_held_when_a_record_word_starts_with_its_stem(pubmedqa_records) -> None:  # type: ignore[no-untyped-def]
+    """ "tonsils" is in a collection that says "tonsillectomy" (the rule the out-of-scope set was checked by);
+    a drug that starts no word of it stays absent. Real records, in an FTS5 table of their own."""
+    import sqlite3
+
+    from qa.store.lexical import LexicalIndex
+
+    db = sqlite3.connect(":memory:")
+    LexicalIndex.create(db)
+    lexical = LexicalIndex(db)
+    chosen = [r for r in pubmedqa_records if "tonsillectomy" in r.abstract.lower()][:3]
+    chosen += [r for r in pubmedqa_records if "tonsil" not in r.abstract.lower()][:20]
+    for r in chosen:
+        lexical.put(r.pmid, r.title, r.abstract, r.mesh)
+    assert chosen and "tonsils" not in r.abstract.lower()
+    question = "Do you need antibiotics after having your tonsils out, or hydroxyurea?"
+    covered, absent = lexical.coverage(question, [chosen[0].pmid])
+    assert list(absent) == ["hydroxyurea"] and covered[chosen[0].pmid] > 0, (absent, covered)
+    first, last = chosen[0].pmid, chosen[-1].pmid
+    assert lexical.coverage("tonsils", [first, last])[0] == {first: 1.0, last: 0.0}
+    assert lexical.absent_words(question) == ["hydroxyurea"]
+
+
+def test_a_refusal_and_a_warning_name_what_the_collection_never_mentions(retriever: Retriever) -> None:
+    refused = retriever.ask("Is tecovirimat effective for mpox?", k=5)
+    assert refused.hits == [] and "No record mentions tecovirimat or mpox. Closest: PMID " in (refused.note or "")
+    weak = retriever.ask("Does hydroxyurea lower the rate of acute chest syndrome in sickle cell disease?", k=5)
+    if weak.hits:  # the record on acute chest syndrome is not in the small index; refused or warned, it is named
+        assert (weak.note or "").startswith("Uncertain: no record mentions hydroxyurea, so the closest record")
+    else:
+        assert "No record mentions hydroxyurea" in (weak.note or "")
+    assert retriever.ask(IL6_QUESTION, k=5).note is None  # a strong answer carries no warning

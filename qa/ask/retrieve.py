@@ -28,9 +28,7 @@ from .verdict import VerdictModel, combine, conclusion_of, is_yes_no
 EXACT_FILTER_LIMIT = 20_000  # filtered searches over at most this many passages are scored exactly
 SEARCH_DEPTH = 50  # records each side contributes before fusion (at least 4 x k)
 NOTHING_RELEVANT = "Nothing in this collection answers that; try other words, or index more records."
-UNCERTAIN = (
-    "Uncertain: the closest record may not answer this question (weak relevance); read it before relying on it."
-)
+UNCERTAIN = "Uncertain: the closest record may not answer this question (weak relevance); read it before relying on it."
 VERDICT_RECORDS = 3  # a verdict reads the conclusions of at most this many answering records
 MODEL_FLOOR = "model"  # ``Retriever.ask(relevance_floor=...)``: the relevance model's own answer floor
 
@@ -170,7 +168,9 @@ class Retriever:
         floor = self.relevance.answer_floor if relevance_floor == MODEL_FLOOR else relevance_floor
         top = found.hits[0] if found.hits else None
         if top is not None and isinstance(floor, float) and (top.relevance or 0.0) < floor:
-            return Response(question, [], mode=mode, query=query, filters=filters, note=_nothing_relevant(top))
+            missing = self.snapshot.lexical.absent_words(question)
+            return Response(question, [], mode=mode, query=query, filters=filters,
+                            note=_nothing_relevant(top, missing))  # fmt: skip
         question_vector = found.query_vector if query is None else self.embedder.encode([question])[0]
         answering = {h.pmid for h in found.hits if h.rank == 1 or h.relevance_label == "strong"}
         hits = [h for h in found.hits if h.pmid in answering]
@@ -180,7 +180,7 @@ class Retriever:
             answer = self._with_verdict(question, answer, list(dict.fromkeys(h.pmid for h in hits))[:VERDICT_RECORDS])
             if uncertain:  # no bottom line from a record that may not be about the question
                 answer = replace(answer, verdict="unclear")
-        note = UNCERTAIN if uncertain else None
+        note = _uncertain(self.snapshot.lexical.absent_words(question)) if uncertain else None
         return Response(question, found.hits, answer, mode=mode, query=query, filters=filters, note=note)
 
     def cited_records(self, response: Response) -> list[Record]:
@@ -441,14 +441,30 @@ class _Found:
     sentences: dict[str, list[StoredSentence]]
 
 
-def _nothing_relevant(closest: Hit) -> str:
-    """The refusal, with what came closest in one line, so that a reader can judge it."""
+def _listed(missing: Sequence[str]) -> str:
+    """ "hydroxyurea", "A or B", "A, B or C": at most four of the words the collection never holds."""
+    names = list(missing[:4])
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _uncertain(missing: Sequence[str]) -> str:
+    """The warning over a weak answer, naming what the collection lacks when the question names it."""
+    if not missing:
+        return UNCERTAIN
+    return (f"Uncertain: no record mentions {_listed(missing)}, so the closest record may not answer this "
+            "question; read it before relying on it.")  # fmt: skip
+
+
+def _nothing_relevant(closest: Hit, missing: Sequence[str] = ()) -> str:
+    """The refusal, with what the collection lacks and what came closest in one line, so that a reader can
+    judge it."""
     about = closest.title or closest.best_sentence or closest.text
     about = " ".join(about.split())
     about = about if len(about) <= 90 else about[:87].rstrip() + "..."
     year = f", {closest.year}" if closest.year else ""
     score = f"relevance {closest.relevance or 0:.2f}"
-    return f'{NOTHING_RELEVANT} Closest: PMID {closest.pmid}{year}, about "{about}" ({score}).'
+    lacks = f" No record mentions {_listed(missing)}." if missing else ""
+    return f'{NOTHING_RELEVANT}{lacks} Closest: PMID {closest.pmid}{year}, about "{about}" ({score}).'
 
 
 def _best_per_record(passages: PassageScores) -> dict[str, float]:

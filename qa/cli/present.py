@@ -112,7 +112,7 @@ VERDICT_LINES = {
     "yes": "Yes, in this collection:",
     "no": "No, in this collection:",
     "mixed": "Mixed: the records that answer disagree, or are uncertain:",
-    "unclear": "Not answered here: the records do not state a clear yes or no.",
+    "unclear": "No clear yes or no: read the findings below before relying on them.",
 }
 
 

@@ -188,14 +188,15 @@ class LexicalIndex:
         absent: dict[str, float] = {}
         wanted = json.dumps([int(p) for p in pmids])
         for term, weight in weights.items():
-            if self._document_frequency(term) == 0:
+            pattern = f'"{term}"' if self._document_frequency(term) else f'"{term}"*'
+            if pattern.endswith("*") and self._document_frequency(pattern) == 0:
                 absent[term] = weight / total
                 continue
             if not pmids:
                 continue
             rows = self._query(
                 "SELECT rowid FROM lexical WHERE lexical MATCH ? AND rowid IN (SELECT value FROM json_each(?))",
-                (f'"{term}"', wanted),
+                (pattern, wanted),
             )
             for (rowid,) in rows:
                 covered[str(rowid)] += weight
@@ -223,21 +224,24 @@ class LexicalIndex:
             out[term] = max(1e-6, math.log((n_records - n + 0.5) / (n + 0.5)))
         return out
 
-    def absent_names(self, question: str) -> list[str]:
-        """Capitalised words inside the question (names: "Ebola", "Kawasaki") that no record contains."""
-        names = re.findall(r"(?<=[\w,;:)] )([A-Z][\w'\-]*)", question)
-        out = []
-        for name in names:
-            words = [t for t in terms(name) if len(t) > 2]  # "Huntington's" is about "huntington", not "s"
-            if words and all(self._document_frequency(t) == 0 for t in words):
-                out.append(name)
+    def absent_words(self, question: str) -> list[str]:
+        """The question's words, as written, that no record holds (by ``coverage``'s rule), in order: what a
+        reader is told the collection never mentions ("no record mentions hydroxyurea")."""
+        absent = set(self.coverage(question, [])[1])
+        out: list[str] = []
+        for word in question.split():
+            word = word.strip("\"'()[]{},.;:?!")
+            if word and word not in out and set(terms(word, drop_stopwords=True)) & absent:
+                out.append(word)
         return out
 
     def _document_frequency(self, term: str) -> int:
+        """Records holding ``term`` (a bare term, or an FTS5 pattern such as a quoted prefix ``"tonsil"*``)."""
         # A snapshot never changes, so counts can be kept for the life of this reader.
         n = self._df_cache.get(term)
         if n is None:
-            (n,) = self._query("SELECT count(*) FROM lexical WHERE lexical MATCH ?", (f'"{term}"',))[0]
+            pattern = term if term.startswith('"') else f'"{term}"'
+            (n,) = self._query("SELECT count(*) FROM lexical WHERE lexical MATCH ?", (pattern,))[0]
             if len(self._df_cache) < 100_000:
                 self._df_cache[term] = n
         return n
