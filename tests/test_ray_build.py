@@ -306,6 +306,45 @@ def test_an_unreachable_address_fails_in_one_line_and_leaves_nothing(tmp_path: P
         assert not index.exists()  # no shards/models export, no lock, no folder
 
 
+def test_a_killed_build_leaves_no_process_behind(tmp_path: Path, sources: list[Path], local_index: Path) -> None:
+    """SIGKILL `qa build --engine ray` while its workers embed: within 15 s nothing that the build or its local
+    Ray started still runs. (Before the guard, its dashboard and runtime-env agents lingered about 60 s.)"""
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    index = tmp_path / "index"
+    shutil.copytree(local_index / "models", index / "models")  # no encoder export: the build reaches Ray at once
+    command = [sys.executable, "-m", "qa.cli", "build", *map(str, sources), "--engine", "ray", "--workers", "1",
+               "--index", str(index)]  # fmt: skip
+    build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    try:
+        seen = []
+        for line in build.stdout:  # type: ignore[union-attr]
+            seen.append(line)
+            if line.startswith("making "):
+                break
+        assert seen and seen[-1].startswith("making "), "".join(seen)
+        time.sleep(1)
+        started = psutil.Process(build.pid).children(recursive=True)
+        assert any("raylet" in " ".join(p.cmdline()) for p in started), [p.cmdline()[:2] for p in started]
+        os.kill(build.pid, signal.SIGKILL)
+        build.wait(10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            alive = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+            if not alive:
+                break
+            time.sleep(0.5)
+        assert not alive, [(p.pid, p.name()) for p in alive]
+    finally:
+        if build.poll() is None:
+            build.kill()
+
+
 def test_a_shard_is_made_only_of_the_bytes_its_name_binds(tmp_path: Path, shared: Path) -> None:
     """A source edited after the build hashed it (and reverted later) must not leave a shard of the edited
     bytes under the original's name: the worker copies the file while hashing it and refuses a mismatch."""

@@ -41,6 +41,7 @@ from .format import (
     shard_name,
     write_set,
 )
+from .guard import Guard
 from .worker import ShardJob, ShardResult, ShardWorker, WorkerSpec
 
 RAY_EXTRA = "pip install 'pubmed-qa[ray]'"
@@ -187,8 +188,7 @@ def _run(
     from ray.util import ActorPool
 
     started_here = not ray.is_initialized()
-    if started_here:
-        _start(ray, ray_options)
+    guard = _start_guarded(ray, ray_options) if started_here else None
     actors: list[Any] = []
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -214,10 +214,14 @@ def _run(
     except ray.exceptions.RayError as exc:
         raise QAError(f"a Ray worker failed and its retries ran out: {_cause_line(exc)}") from None
     finally:
-        for actor in actors:
-            ray.kill(actor)
-        if started_here:
-            ray.shutdown()
+        try:
+            for actor in actors:
+                ray.kill(actor)
+            if started_here:
+                ray.shutdown()
+        finally:
+            if guard is not None:
+                guard.close()
 
 
 REACH_SECONDS = 10.0  # to open a TCP connection to a cluster's address
@@ -242,6 +246,18 @@ def _check_reachable(address: str | None) -> None:
         reason = exc.strerror or type(exc).__name__
         raise QAError(f"cannot reach the Ray cluster at {address} ({reason}); is `ray start --head` running "
                       "there?") from None  # fmt: skip
+
+
+def _start_guarded(ray: Any, ray_options: RayOptions) -> Guard | None:
+    """Start or reach Ray; a local one gets a ``Guard``, so that its processes go with a killed build."""
+    guard = Guard() if ray_options.address is None else None
+    try:
+        _start(ray, ray_options)
+    except BaseException:
+        if guard is not None:
+            guard.close()
+        raise
+    return guard
 
 
 def _start(ray: Any, ray_options: RayOptions) -> None:
