@@ -90,7 +90,8 @@ def test_parallel_build_is_identical_to_serial(
     )  # fmt: skip
     embed_events = [e for e in events[1] if e[0] == "embed"]
     assert embed_events == [e for e in events[2] if e[0] == "embed"]
-    assert [done for _, done, _ in embed_events] == [0, 24, 48, 72, 96, 101]
+    done = [d for _, d, _ in embed_events]  # every batch's end, and steps inside each batch, never backwards
+    assert done == sorted(done) and {0, 24, 48, 72, 96, 101} <= set(done) and len(done) > 6
 
     # An update: changed records re-embed, their unchanged passages keep their vectors, the same either way.
     changed = tmp_path / "changed.jsonl"

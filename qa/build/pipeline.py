@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -278,13 +279,23 @@ def _embed(
             records, pending = queue.popleft()
             chunks = pending.result()
             top_up()  # before encoding: the next batches are chunked meanwhile
-            _store_batch(writer, records, chunks, embedder, report)
+            moved = partial(_moved, notify, done, len(records), len(todo))  # the bar moves inside a batch too
+            _store_batch(writer, records, chunks, embedder, report, moved)
             done += len(records)
             notify("embed", done, len(todo))
 
 
+def _moved(notify: ProgressCallback, done: int, batch: int, total: int, share: float) -> None:
+    notify("embed", done + int(share * batch), total)
+
+
 def _store_batch(
-    writer: SnapshotWriter, records: list[Record], chunks: list[Chunk], embedder: Embedder, report: BuildReport
+    writer: SnapshotWriter,
+    records: list[Record],
+    chunks: list[Chunk],
+    embedder: Embedder,
+    report: BuildReport,
+    on_progress: Callable[[float], None] | None = None,
 ) -> None:
     """Write one batch: records, then their passages and sentences with new or reused vectors."""
     reuse: dict[str, np.ndarray] = {}
@@ -293,7 +304,7 @@ def _store_batch(
         reuse.update(writer.reusable_vectors(record.pmid))
         reuse_sentences.update(writer.reusable_sentence_vectors(record.pmid))
         writer.put_record(record)
-    batch = encode_batch(records, chunks, embedder, writer.dimension, reuse, reuse_sentences)
+    batch = encode_batch(records, chunks, embedder, writer.dimension, reuse, reuse_sentences, on_progress)
     writer.add_sentences(batch.sentence_rows, batch.sentence_vectors)
     writer.add_chunks(chunks, batch.vectors)
     fault_point("embed")
