@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import io
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+
+Encoded = Callable[[Sequence[int]], None]  # positions, in an encode call's texts, of those just encoded
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,11 @@ class EncoderBackend(ABC):
         return precision or "fp32"
 
     @abstractmethod
-    def encode(self, texts: Sequence[str], *, batch_size: int | None, exact: bool) -> np.ndarray:
-        """(n, dim) float32 unit vectors; ``exact=False`` allows batching where it moves vectors slightly."""
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int | None, exact: bool, on_encoded: Encoded | None = None
+    ) -> np.ndarray:
+        """(n, dim) float32 unit vectors; ``exact=False`` allows batching where it moves vectors slightly.
+        ``on_encoded`` gets the positions of the texts encoded so far, batch by batch (for progress)."""
 
     @property
     @abstractmethod

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .base import BackendOptions, EncoderBackend
+from .base import BackendOptions, Encoded, EncoderBackend
 from .models import canonical_model_name, resolve_model_path
 from .onnx import encoder_dir_name
 from .registry import DEFAULT_BACKEND, backend_class
@@ -106,15 +106,23 @@ class Embedder:
     def describe(self) -> dict[str, Any]:
         return {"model": self.name, **self.runner.describe()}
 
-    def encode(self, texts: Sequence[str], *, batch_size: int | None = None, exact: bool = True) -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int | None = None,
+        exact: bool = True,
+        on_encoded: Encoded | None = None,
+    ) -> np.ndarray:
         """Vectors for ``texts`` as a (n, dim) float32 array, rows of unit length.
 
         ``exact=False`` lets the int8 backend batch, for throwaway scores (highlighting sentences)
-        where a cosine that moves by ~0.01 with the batch does not matter.
+        where a cosine that moves by ~0.01 with the batch does not matter. ``on_encoded`` hears the
+        positions of the texts encoded, batch by batch, without changing the batches (progress).
         """
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return self.runner.encode(texts, batch_size=batch_size, exact=exact)
+        return self.runner.encode(texts, batch_size=batch_size, exact=exact, on_encoded=on_encoded)
 
 
 __all__ = ["Embedder", "default_encoder_dir"]

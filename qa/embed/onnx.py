@@ -34,7 +34,7 @@ import numpy as np
 
 from ..checksums import file_sha256, not_regular
 from ..errors import ModelError
-from .base import BackendOptions, EncoderBackend, silenced
+from .base import BackendOptions, Encoded, EncoderBackend, silenced
 from .models import DEFAULT_MODEL, canonical_model_name, quiet_third_party
 
 MODEL_FILE = "model.onnx"  # inside an encoder folder: the int8 graph
@@ -160,7 +160,7 @@ class OnnxEncoder:
         self.tokenizer.enable_truncation(self.max_seq_length)
         self.dimension = int(self.session.get_outputs()[0].shape[-1])
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 32, on_encoded: Encoded | None = None) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
@@ -182,6 +182,8 @@ class OnnxEncoder:
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
             pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
             out[idx] = pooled
+            if on_encoded is not None:
+                on_encoded(idx)
         return out
 
 
@@ -232,8 +234,10 @@ class OnnxInt8Backend(EncoderBackend):
     def tokenizer_json(self) -> str:
         return (self.encoder_dir / TOKENIZER_FILE).read_text(encoding="utf-8")
 
-    def encode(self, texts: Sequence[str], *, batch_size: int | None, exact: bool) -> np.ndarray:
-        return self.encoder.encode(texts, batch_size=1 if exact else 16)
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int | None, exact: bool, on_encoded: Encoded | None = None
+    ) -> np.ndarray:
+        return self.encoder.encode(texts, batch_size=1 if exact else 16, on_encoded=on_encoded)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "encoder_dir": str(self.encoder_dir)}

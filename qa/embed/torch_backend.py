@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from .base import BackendOptions, EncoderBackend, silenced
+from .base import BackendOptions, Encoded, EncoderBackend, silenced
 from .models import check_precision, quiet_third_party
 
 
@@ -93,7 +93,10 @@ class TorchBackend(EncoderBackend):
     def tokenizer_json(self) -> str:
         return str(self.model.tokenizer.backend_tokenizer.to_str())
 
-    def encode(self, texts: Sequence[str], *, batch_size: int | None, exact: bool) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int | None, exact: bool, on_encoded: Encoded | None = None
+    ) -> np.ndarray:
+        """sentence-transformers encodes the whole call at once: ``on_encoded`` hears of it at the end."""
         half = self.precision == "fp16"
         default_batch = 128 if (self.options.device or "").startswith("cuda") else 32
         # sentence-transformers' encode sorts its input by length (characters, longest first) and batches it
@@ -109,6 +112,8 @@ class TorchBackend(EncoderBackend):
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if half:
             vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        if on_encoded is not None:
+            on_encoded(range(len(texts)))
         return vectors
 
 
