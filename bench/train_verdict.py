@@ -132,7 +132,8 @@ def vector_comparison(tune: list[dict], c: float = 2.0) -> dict[str, float]:
             stored = retriever.snapshot.passages.sentences([t["pmid"]]).get(t["pmid"], [])
             chosen = [s.vector for s in stored if s.section and "CONCLUSION" in s.section.upper()] or [
                 s.vector for s in stored[-2:]]  # fmt: skip
-            t["conclusion_vector"] = np.mean(chosen, axis=0) / (np.linalg.norm(np.mean(chosen, axis=0)) + 1e-9)
+            mean = np.mean(chosen, axis=0)
+            t["conclusion_vector"] = mean / (np.linalg.norm(mean) + 1e-9)
             t["question_vector"] = retriever.embedder.encode([t["question"]])[0]
     labels = np.array([LABELS.index(t["label"]) for t in tune])
     out = {}
@@ -141,7 +142,6 @@ def vector_comparison(tune: list[dict], c: float = 2.0) -> dict[str, float]:
         for train, held in StratifiedKFold(5, shuffle=True, random_state=0).split(tune, labels):
             vectorizer = TfidfVectorizer(analyzer=tokens, sublinear_tf=True, min_df=2)
             vectorizer.fit([tune[i]["text"] for i in train])
-
             x_train, x_held = (_with_vectors(vectorizer, [tune[i] for i in rows], name) for rows in (train, held))
             model = LogisticRegression(C=c, max_iter=3000).fit(x_train, labels[train])
             right += int((model.predict(x_held) == labels[held]).sum())

@@ -121,7 +121,7 @@ def encode_batch(
     texts = [c.embed_text for c in chunks]
     keys = [text_hash(t) for t in texts]
     reuse, reuse_sentences = reuse or {}, reuse_sentences or {}
-    work = _Work(sum(len(t) for t, k in zip(sentence_texts, sentence_texts) if k not in reuse_sentences)
+    work = _Work(sum(len(t) for t in sentence_texts if t not in reuse_sentences)
                  + sum(len(t) for t, k in zip(texts, keys) if k not in reuse), on_progress)  # fmt: skip
     sentence_vectors, sentences_encoded, sentence_seconds = _vectors(
         sentence_texts, sentence_texts, reuse_sentences, embedder, dimension, work, exact=False

@@ -188,10 +188,12 @@ class LexicalIndex:
         absent: dict[str, float] = {}
         wanted = json.dumps([int(p) for p in pmids])
         for term, weight in weights.items():
-            pattern = f'"{term}"' if self._document_frequency(term) else f'"{term}"*'
-            if pattern.endswith("*") and self._document_frequency(pattern) == 0:
-                absent[term] = weight / total
-                continue
+            pattern = f'"{term}"'
+            if self._document_frequency(term) == 0:
+                pattern += "*"  # no record holds it as a word: one may hold a word it starts
+                if self._document_frequency(pattern) == 0:
+                    absent[term] = weight / total
+                    continue
             if not pmids:
                 continue
             rows = self._query(
