@@ -39,12 +39,12 @@ DEPTH = 10
 MAX_REFUSED = 0.01  # of the dev real questions, at the chosen floor
 STRONG = 0.5  # another record is "strong" at a calibrated probability of at least one half
 NATURAL_WEIGHT = 8.0  # a natural-language dev question counts this many titles in the scope model
-# The best record reads weak when a quarter of the question's weight is words neither the collection nor the
-# model knows. A safety rule, prompted by the issue's "Does vitamin D supplementation prevent COVID-19
-# infection?" (answered plainly from a vitamin D record without it); its cost was read on the dev sets only:
+# The best record reads weak when a quarter of the question's weight is rare words no record holds. A safety
+# rule, prompted by the issue's "Does vitamin D supplementation prevent COVID-19 infection?" (answered plainly
+# from a vitamin D record without it); its cost was read on the dev sets only (with the vocabulary rule then):
 # plain answers to the dev real questions 1.1% and 2 points fewer, none more refused; the out-of-scope sets
 # move by nothing (their near misses are already refused or uncertain).
-UNKNOWN_GUARD = 0.25
+RARE_GUARD = 0.25
 
 Group = tuple[np.ndarray, np.ndarray]  # one question: the signals of its top hits, and which is the gold record
 
@@ -139,7 +139,7 @@ def train(sets: dict[str, list[Group]]) -> RelevanceModel:
                   f"and conversation dev halves) and {int((1 - y).sum())} off-scope (out_of_scope dev, offtopic); "
                   f"hit on {len(y_hit)} other hits; floor from 5-fold CV refuses {100 * (real_cv < floor).mean():.1f}% "
                   f"of those real, {100 * (cv[y == 0] < floor).mean():.1f}% of those off-scope")  # fmt: skip
-    return RelevanceModel(hit, scope, round(floor, 4), STRONG, trained_on, UNKNOWN_GUARD)
+    return RelevanceModel(hit, scope, round(floor, 4), STRONG, trained_on, RARE_GUARD)
 
 
 def rate(refused: np.ndarray) -> str:
@@ -164,7 +164,7 @@ def report(model: RelevanceModel, sets: dict[str, list[Group]]) -> dict:
     print(f"    {'':<46} {'refused':>15} {'uncertain':>15}")
     for label, name in rows:
         best = np.array([model.scope.probabilities(g[0][:1])[0] for g in sets[name]])
-        guarded = np.array([g[0][0][FEATURES.index("unknown")] >= model.unknown_guard for g in sets[name]])
+        guarded = np.array([g[0][0][FEATURES.index("rare")] >= model.rare_guard for g in sets[name]])
         refused = best < model.answer_floor
         uncertain = ~refused & ((best < model.strong) | guarded)
         out[name] = {"refused": int(refused.sum()), "uncertain": int(uncertain.sum()), "of": len(refused)}

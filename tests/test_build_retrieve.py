@@ -126,21 +126,21 @@ def test_interrupted_build_keeps_the_old_index(seed_index: Path, shared: Path, e
 
 
 def test_the_embed_bar_moves_inside_a_batch(tmp_path: Path, subset_jsonl: Path, embedder: Embedder) -> None:
-    """Progress counts records as their texts are encoded, not only when a batch of 256 is done: a build of
-    60 real records (one batch) reports several steps between 0 and 60, never backwards, ending at 60."""
+    """Progress counts records as they are parsed, before the encoder has finished anything, then as their
+    texts are encoded, not only when a batch of 256 is done: a build of 60 real records (one batch) reports
+    every parsed record, then several steps between 0 and 60, never backwards, ending at 60."""
     lines = subset_jsonl.read_text(encoding="utf-8").splitlines()[:60]
     source = tmp_path / "sixty.jsonl"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    seen: list[tuple[int, int | None]] = []
-
-    def progress(stage: str, done: int, total: int | None) -> None:
-        if stage == "embed":
-            seen.append((done, total))
-
-    build_index([source], tmp_path / "index", embedder=embedder, progress=progress)
+    events: list[tuple[str, int, int | None]] = []
+    build_index([source], tmp_path / "index", embedder=embedder, progress=lambda *event: events.append(event))
+    seen = [(d, t) for stage, d, t in events if stage == "embed"]
     done = [d for d, _ in seen]
     assert {t for _, t in seen} == {60} and done[-1] == 60 and done == sorted(done), seen
     assert len({d for d in done if 0 < d < 60}) >= 3, seen
+    first_encoded = next(i for i, (stage, d, _) in enumerate(events) if stage == "embed" and d > 0)
+    parsed = [d for stage, d, _ in events[:first_encoded] if stage == "read"]
+    assert parsed[:3] == [1, 2, 3] and parsed[-1] == 60, parsed
 
 
 def test_failed_multi_file_build_keeps_the_old_index(

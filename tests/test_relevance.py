@@ -147,6 +147,39 @@ def test_a_word_is_held_when_a_record_word_starts_with_its_stem(pubmedqa_records
     assert lexical.absent_words(question) == ["hydroxyurea"]
 
 
+def test_british_spellings_and_noun_forms_find_the_word_a_record_holds(pubmedqa_records) -> None:  # type: ignore[no-untyped-def]
+    """A question that writes "nebulised" or "cycloplegia" is asking about what records call "nebulized" and
+    "cycloplegic" (two dev questions were told their own record never mentions them); a drug whose forms no
+    record holds stays absent. Real records, in an FTS5 table of their own."""
+    import sqlite3
+
+    from qa.store.lexical import LexicalIndex, spelling_variants
+
+    assert spelling_variants("nebulised") == ["nebulized"] and spelling_variants("cycloplegia") == ["cyclopleg"]
+    assert spelling_variants("oesophagus") == ["esophagus"] and spelling_variants("tumours") == ["tumors"]
+    assert spelling_variants("hydroxyurea") == [] and spelling_variants("hours") == []
+    db = sqlite3.connect(":memory:")
+    LexicalIndex.create(db)
+    lexical = LexicalIndex(db)
+    chosen = [r for r in pubmedqa_records if "nebulized" in r.abstract.lower() or "cycloplegic" in r.abstract.lower()]
+    for r in chosen:
+        assert "nebulised" not in r.abstract.lower() and "cycloplegia" not in r.abstract.lower()
+        lexical.put(r.pmid, r.title, r.abstract, r.mesh)
+    assert len(chosen) >= 2
+    _, absent = lexical.coverage("Nebulised, cycloplegia or hydroxyurea?", [])
+    assert list(absent) == ["hydroxyurea"], absent
+    words = lexical.absent_words("Does nebulised heparin help, or cycloplegia, or hydroxyurea?")
+    assert "hydroxyurea" in words and not {"nebulised", "cycloplegia"} & set(words), words
+
+
+def test_rare_words_are_told_from_plain_ones() -> None:
+    """The ``rare`` signal counts a missing drug or disease, not a missing lay word."""
+    from qa.ask.relevance import rare_in_english
+
+    assert all(rare_in_english(w) for w in ("hydroxyurea", "tenecteplase", "erythrocytosis", "retinoblastoma"))
+    assert not any(rare_in_english(w) for w in ("keyhole", "heartbeat", "tiny", "doctor", "computer"))
+
+
 def test_a_refusal_and_a_warning_name_what_the_collection_never_mentions(retriever: Retriever) -> None:
     refused = retriever.ask("Is tecovirimat effective for mpox?", k=5)
     assert refused.hits == [] and "No record mentions tecovirimat or mpox. Closest: PMID " in (refused.note or "")

@@ -22,7 +22,7 @@ from ..records import Record
 from ..store import IndexStore, Manifest, Snapshot, set_threads
 from ..store.snapshot import PassageScores, StoredSentence
 from .answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer
-from .relevance import RelevanceModel, Signals, record_signals
+from .relevance import RelevanceModel, Signals, rare_in_english, record_signals
 from .verdict import VerdictModel, combine, conclusion_of, is_yes_no
 
 EXACT_FILTER_LIMIT = 20_000  # filtered searches over at most this many passages are scored exactly
@@ -291,10 +291,9 @@ class Retriever:
         closest = {p: max((float(s.vector @ query) for s in sentences.get(p, ())), default=best_dense.get(p, 0.0))
                    for p in pmids}  # fmt: skip
         coverage, absent = snapshot.lexical.coverage(question, pmids)
-        vocabulary = self.embedder.tokenizer
-        unknown = sum(share for term, share in absent.items() if vocabulary.token_to_id(term) is None)
+        rare = sum(share for term, share in absent.items() if rare_in_english(term))
         scaled = {p: bm25.get(p, 0.0) / ceiling if ceiling > 0 else 0.0 for p in pmids}
-        return record_signals(pmids, best_dense, closest, scaled, coverage, sum(absent.values()), unknown)
+        return record_signals(pmids, best_dense, closest, scaled, coverage, sum(absent.values()), rare)
 
     def _judged(
         self,
