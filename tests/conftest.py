@@ -132,3 +132,24 @@ def api(small_index: Path):
 
     with live_server(small_index) as live:
         yield live
+
+
+@pytest.fixture(scope="session")
+def ray_sources(tmp_path_factory: pytest.TempPathFactory, shared: Path, pubmedqa_records: list[Record]) -> list[Path]:
+    """The Ray tests' sources: the first 200 shared records as 4 JSONL files, then the seed record's XML."""
+    folder = tmp_path_factory.mktemp("sources")
+    files = []
+    for i in range(4):
+        path = folder / f"part-{i}.jsonl"
+        part = pubmedqa_records[i * 50 : (i + 1) * 50]
+        path.write_text("".join(json.dumps(record_to_dict(r)) + "\n" for r in part))
+        files.append(path)
+    return [*files, shared / "seed" / f"{SEED_PMID}.xml"]
+
+
+@pytest.fixture(scope="session")
+def ray_local_index(tmp_path_factory: pytest.TempPathFactory, ray_sources: list[Path]) -> Path:
+    """A local build of ``ray_sources``: what every Ray build of them must equal."""
+    index = tmp_path_factory.mktemp("local") / "index"
+    build_index(ray_sources, index)
+    return index

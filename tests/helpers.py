@@ -6,12 +6,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from qa.errors import IngestError
 from qa.ingest import read_source
-from qa.store import IndexStore
-from qa.store.layout import PASSAGES
+from qa.store import IndexStore, VectorIndex
+from qa.store.layout import PASSAGES, VECTORS
 
 
 def one_line_error(result: Any, *fragments: str, code: int = 1) -> str:
@@ -42,3 +43,44 @@ def passage_text_hashes(index: Path, pmid: str) -> dict[int, str]:
         return dict(db.execute("SELECT id, text_hash FROM chunks WHERE pmid=?", (pmid,)).fetchall())
     finally:
         db.close()
+
+
+def index_rows(index: Path, sql: str) -> list[tuple]:
+    """The rows ``sql`` selects from the live snapshot's SQLite."""
+    db = sqlite3.connect(IndexStore(index).current_dir() / PASSAGES)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+PASSAGE_ROWS = (
+    "SELECT c.id, c.pmid, c.ordinal, c.section, c.start, c.end, c.sentences, c.n_tokens, c.text_hash, "
+    "substr(r.abstract, c.start + 1, c.end - c.start) FROM chunks c JOIN records r USING (pmid) ORDER BY c.id"
+)
+RECORD_ROWS = "SELECT * FROM records ORDER BY pmid"
+SENTENCE_ROWS = "SELECT pmid, start, end, section, vector FROM sentences ORDER BY pmid, start"
+
+
+def index_vectors(index: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The live snapshot's passage ids, sorted, and their vectors."""
+    vectors = VectorIndex.read(IndexStore(index).current_dir() / VECTORS)
+    ids = np.sort(vectors.ids())
+    return ids, vectors.vectors(ids)
+
+
+def same_index(a: Path, b: Path, *, sentence_cosine: float) -> None:
+    """Two builds of the same sources: records, passage rows (ids, order, text, offsets, section), vectors
+    and sentence rows agree."""
+    assert index_rows(a, RECORD_ROWS) == index_rows(b, RECORD_ROWS)
+    assert index_rows(a, PASSAGE_ROWS) == index_rows(b, PASSAGE_ROWS)
+    ids_a, va = index_vectors(a)
+    ids_b, vb = index_vectors(b)
+    assert np.array_equal(ids_a, ids_b)
+    assert float(np.min(np.sum(va * vb, axis=1))) >= 0.9999
+    sa, sb = index_rows(a, SENTENCE_ROWS), index_rows(b, SENTENCE_ROWS)
+    assert [r[:4] for r in sa] == [r[:4] for r in sb]
+    ha = np.array([np.frombuffer(r[4], dtype=np.float16) for r in sa], dtype=np.float32)
+    hb = np.array([np.frombuffer(r[4], dtype=np.float16) for r in sb], dtype=np.float32)
+    cosines = np.sum(ha * hb, axis=1) / np.linalg.norm(ha, axis=1) / np.linalg.norm(hb, axis=1)
+    assert float(cosines.min()) >= sentence_cosine

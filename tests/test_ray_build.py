@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import shutil
-import sqlite3
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -25,12 +24,12 @@ from qa.build import index_from_shards
 from qa.build.shards.format import SHARD_MANIFEST, SHARD_SET, Shard
 from qa.cli import app
 from qa.errors import QAError, ShardError
-from qa.records import Record, record_to_dict
 from qa.store import IndexStore, VectorIndex
-from qa.store.layout import MANIFEST, PASSAGES, VECTORS
+from qa.store.layout import MANIFEST, VECTORS
 from qa.store.verify import verify_index
 
 from .conftest import IL6_QUESTION, SEED_PMID
+from .helpers import PASSAGE_ROWS, index_rows, index_vectors, same_index
 
 RECORDS, FILES = 200, 4
 runner = CliRunner()
@@ -49,76 +48,17 @@ def ray_session():
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory, shared: Path, pubmedqa_records: list[Record]) -> list[Path]:
-    """The first 200 shared records as 4 JSONL files, then the seed record's XML."""
-    folder = tmp_path_factory.mktemp("sources")
-    size = RECORDS // FILES
-    files = []
-    for i in range(FILES):
-        path = folder / f"part-{i}.jsonl"
-        part = pubmedqa_records[i * size : (i + 1) * size]
-        path.write_text("".join(json.dumps(record_to_dict(r)) + "\n" for r in part))
-        files.append(path)
-    return [*files, shared / "seed" / f"{SEED_PMID}.xml"]
-
-
-@pytest.fixture(scope="module")
-def local_index(tmp_path_factory: pytest.TempPathFactory, sources: list[Path]) -> Path:
-    index = tmp_path_factory.mktemp("local") / "index"
-    build_index(sources, index)
-    return index
-
-
-@pytest.fixture(scope="module")
-def ray_built(tmp_path_factory: pytest.TempPathFactory, ray_session, sources: list[Path], local_index: Path):
+def ray_built(tmp_path_factory: pytest.TempPathFactory, ray_session, ray_sources: list[Path], ray_local_index: Path):
     """(index, shards, report, log lines) of a Ray build of the same files."""
     from qa.build.shards.ray import RayOptions, build_with_ray
 
     work = tmp_path_factory.mktemp("ray")
     index, shards = work / "index", work / "shards"
     # the encoder export takes ~10 s here: the build takes the one a folder already has, as it would an index's
-    shutil.copytree(local_index / "models", index / "models")
+    shutil.copytree(ray_local_index / "models", index / "models")
     lines: list[str] = []
-    report = build_with_ray(sources, index, ray_options=RayOptions(shards=shards, workers=1), log=lines.append)
+    report = build_with_ray(ray_sources, index, ray_options=RayOptions(shards=shards, workers=1), log=lines.append)
     return index, shards, report, lines
-
-
-def _rows(index: Path, sql: str) -> list[tuple]:
-    db = sqlite3.connect(IndexStore(index).current_dir() / PASSAGES)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
-
-
-PASSAGE_ROWS = (
-    "SELECT c.id, c.pmid, c.ordinal, c.section, c.start, c.end, c.sentences, c.n_tokens, c.text_hash, "
-    "substr(r.abstract, c.start + 1, c.end - c.start) FROM chunks c JOIN records r USING (pmid) ORDER BY c.id"
-)
-RECORD_ROWS = "SELECT * FROM records ORDER BY pmid"
-SENTENCE_ROWS = "SELECT pmid, start, end, section, vector FROM sentences ORDER BY pmid, start"
-
-
-def _vectors(index: Path) -> tuple[np.ndarray, np.ndarray]:
-    vectors = VectorIndex.read(IndexStore(index).current_dir() / VECTORS)
-    ids = np.sort(vectors.ids())
-    return ids, vectors.vectors(ids)
-
-
-def _same_index(a: Path, b: Path, *, sentence_cosine: float) -> None:
-    """Records, passage rows (ids, order, text, offsets, section), vectors and sentence rows agree."""
-    assert _rows(a, RECORD_ROWS) == _rows(b, RECORD_ROWS)
-    assert _rows(a, PASSAGE_ROWS) == _rows(b, PASSAGE_ROWS)
-    ids_a, va = _vectors(a)
-    ids_b, vb = _vectors(b)
-    assert np.array_equal(ids_a, ids_b)
-    assert float(np.min(np.sum(va * vb, axis=1))) >= 0.9999
-    sa, sb = _rows(a, SENTENCE_ROWS), _rows(b, SENTENCE_ROWS)
-    assert [r[:4] for r in sa] == [r[:4] for r in sb]
-    ha = np.array([np.frombuffer(r[4], dtype=np.float16) for r in sa], dtype=np.float32)
-    hb = np.array([np.frombuffer(r[4], dtype=np.float16) for r in sb], dtype=np.float32)
-    cosines = np.sum(ha * hb, axis=1) / np.linalg.norm(ha, axis=1) / np.linalg.norm(hb, axis=1)
-    assert float(cosines.min()) >= sentence_cosine
 
 
 def _manifest(index: Path) -> dict:
@@ -126,7 +66,7 @@ def _manifest(index: Path) -> dict:
     return {k: v for k, v in data.items() if k not in ("built_at", "build_seconds", "files")}
 
 
-def test_ray_build_equals_the_local_build(ray_built, local_index: Path) -> None:
+def test_ray_build_equals_the_local_build(ray_built, ray_local_index: Path) -> None:
     index, shards, report, lines = ray_built
     assert report.shards == report.shards_made == FILES + 1 and report.workers == 1
     assert report.records_indexed == RECORDS + 1 and report.chunks == report.chunks_from_shards
@@ -134,25 +74,25 @@ def test_ray_build_equals_the_local_build(ray_built, local_index: Path) -> None:
     # Passages are encoded one text at a time: their vectors are the local build's, bit for bit. Sentence
     # vectors are encoded in batches (exact=False), and a shard's batches are its file's records, not the
     # local build's 256 across files: the int8 encoder's per-batch scale moves them a little.
-    _same_index(index, local_index, sentence_cosine=0.95)
-    ids, va = _vectors(index)
-    assert np.array_equal(va, _vectors(local_index)[1])
-    assert _manifest(index) == _manifest(local_index)
+    same_index(index, ray_local_index, sentence_cosine=0.95)
+    ids, va = index_vectors(index)
+    assert np.array_equal(va, index_vectors(ray_local_index)[1])
+    assert _manifest(index) == _manifest(ray_local_index)
     assert verify_index(index).ok
     for path in shards.iterdir():  # nothing unfinished left behind
         assert not path.name.startswith(".tmp-")
 
 
-def test_same_answers_and_eval_metrics(ray_built, local_index: Path, queries: dict[str, tuple[str, str]]) -> None:
+def test_same_answers_and_eval_metrics(ray_built, ray_local_index: Path, queries: dict[str, tuple[str, str]]) -> None:
     index = ray_built[0]
-    indexed = {r[0] for r in _rows(index, "SELECT pmid FROM records")}
+    indexed = {r[0] for r in index_rows(index, "SELECT pmid FROM records")}
     judged = {qid: q for qid, q in queries.items() if q[1] in indexed}
     chosen = dict(sorted(judged.items())[:40])
     assert len(chosen) >= 30
     questions = {qid: text for qid, (text, _) in chosen.items()}
     qrels = {qid: {pmid: 1} for qid, (_, pmid) in chosen.items()}
     figures = []
-    for path in (index, local_index):
+    for path in (index, ray_local_index):
         with Retriever(path) as retriever:
             assert retriever.ask(IL6_QUESTION, k=3).hits[0].pmid == SEED_PMID
             figures.append({m: asdict(evaluate(retriever, questions, qrels, mode=m)) for m in ("dense", "hybrid")})
@@ -160,10 +100,10 @@ def test_same_answers_and_eval_metrics(ray_built, local_index: Path, queries: di
     assert figures[0]["hybrid"]["mrr_at_10"] > 0.5
 
 
-def test_ivf_types_from_shards_equal_a_local_conversion(ray_built, local_index: Path, tmp_path: Path) -> None:
+def test_ivf_types_from_shards_equal_a_local_conversion(ray_built, ray_local_index: Path, tmp_path: Path) -> None:
     """Trained on the same sample before the vectors stream in: the very index a local build converts to."""
     _, shards, _, _ = ray_built
-    flat = VectorIndex.read(IndexStore(local_index).current_dir() / VECTORS)
+    flat = VectorIndex.read(IndexStore(ray_local_index).current_dir() / VECTORS)
     for kind in ("ivf-sq8", "ivf-pq"):
         index = tmp_path / kind
         index_from_shards(shards, index, index_type=kind)
@@ -175,19 +115,19 @@ def test_ivf_types_from_shards_equal_a_local_conversion(ray_built, local_index: 
             assert retriever.ask(IL6_QUESTION, k=3).hits[0].pmid == SEED_PMID
 
 
-def test_rerun_skips_complete_shards(ray_built, sources: list[Path], tmp_path: Path) -> None:
+def test_rerun_skips_complete_shards(ray_built, ray_sources: list[Path], tmp_path: Path) -> None:
     index, shards, _, _ = ray_built
     copy = tmp_path / "index"
     shutil.copytree(index, copy)
     result = runner.invoke(
-        app, ["build", *map(str, sources), "--engine", "ray", "--shards", str(shards), "--index", str(copy)]
+        app, ["build", *map(str, ray_sources), "--engine", "ray", "--shards", str(shards), "--index", str(copy)]
     )
     assert result.exit_code == 0, result.output
     assert result.stderr.count("complete from an earlier run, kept") == FILES + 1
     assert "up to date" in result.stdout and "made:" not in result.stderr
 
 
-def test_unfinished_shard_is_made_again(ray_built, sources: list[Path], tmp_path: Path) -> None:
+def test_unfinished_shard_is_made_again(ray_built, ray_sources: list[Path], tmp_path: Path) -> None:
     from qa.build.shards.ray import RayOptions, build_with_ray
 
     index, shards, _, _ = ray_built
@@ -198,12 +138,12 @@ def test_unfinished_shard_is_made_again(ray_built, sources: list[Path], tmp_path
     (seed_shard / SHARD_MANIFEST).unlink()  # died before its manifest: unfinished
     (work_shards / f".tmp-{seed_shard.name}-0badf00d").mkdir()  # a temporary folder a killed worker left
     lines: list[str] = []
-    report = build_with_ray(sources, work_index, ray_options=RayOptions(shards=work_shards, workers=1),
+    report = build_with_ray(ray_sources, work_index, ray_options=RayOptions(shards=work_shards, workers=1),
                             log=lines.append)  # fmt: skip
     assert report.shards_made == 1 and sum("kept" in line for line in lines) == FILES
     Shard(seed_shard).verify()
     assert not [p for p in work_shards.iterdir() if p.name.startswith(".tmp-")]
-    assert _rows(work_index, PASSAGE_ROWS) == _rows(index, PASSAGE_ROWS)
+    assert index_rows(work_index, PASSAGE_ROWS) == index_rows(index, PASSAGE_ROWS)
 
 
 def test_killed_worker_is_retried_and_its_shard_made_once(
@@ -226,7 +166,7 @@ def test_killed_worker_is_retried_and_its_shard_made_once(
     Shard(made[0]).verify()
 
 
-def test_damaged_shard_is_refused_in_one_line(ray_built, sources: list[Path], tmp_path: Path) -> None:
+def test_damaged_shard_is_refused_in_one_line(ray_built, ray_sources: list[Path], tmp_path: Path) -> None:
     from qa.build.shards.ray import RayOptions, build_with_ray
 
     _, shards, _, _ = ray_built
@@ -239,7 +179,7 @@ def test_damaged_shard_is_refused_in_one_line(ray_built, sources: list[Path], tm
     with pytest.raises(ShardError, match="vectors.npy does not match the checksum"):
         index_from_shards(work, tmp_path / "index")
     with pytest.raises(ShardError, match="vectors.npy does not match the checksum"):
-        build_with_ray(sources, tmp_path / "index", ray_options=RayOptions(shards=work, workers=1))
+        build_with_ray(ray_sources, tmp_path / "index", ray_options=RayOptions(shards=work, workers=1))
     result = runner.invoke(app, ["index", "from-shards", str(work), "--index", str(tmp_path / "index")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     err = result.stderr.strip()
@@ -248,7 +188,7 @@ def test_damaged_shard_is_refused_in_one_line(ray_built, sources: list[Path], tm
 
 
 def test_updates_and_removals_on_top_of_a_ray_build(
-    ray_built, local_index: Path, sources: list[Path], shared: Path, tmp_path: Path
+    ray_built, ray_local_index: Path, ray_sources: list[Path], shared: Path, tmp_path: Path
 ) -> None:
     """A daily update file (a revised record, two deletions) through either engine, then `qa remove`."""
     from qa.build.shards.ray import RayOptions, build_with_ray
@@ -256,21 +196,21 @@ def test_updates_and_removals_on_top_of_a_ray_build(
     index, shards, _, _ = ray_built
     update = shared / "samples" / "update-with-deletions.xml"
     expected, by_local, by_ray = tmp_path / "expected", tmp_path / "local", tmp_path / "ray"
-    for target, origin in ((expected, local_index), (by_local, index), (by_ray, index)):
+    for target, origin in ((expected, ray_local_index), (by_local, index), (by_ray, index)):
         shutil.copytree(origin, target)
     build_index([update], expected)
     build_index([update], by_local)
     work_shards = tmp_path / "shards"
     shutil.copytree(shards, work_shards)
     # the update file after the others: the seed PMID is in two shards (the later wins), two PMIDs deleted
-    report = build_with_ray([*sources, update], by_ray, ray_options=RayOptions(shards=work_shards, workers=1))
+    report = build_with_ray([*ray_sources, update], by_ray, ray_options=RayOptions(shards=work_shards, workers=1))
     assert (report.updated, report.deleted, report.shards_made) == (1, 2, 1)
     for built in (by_local, by_ray):
-        _same_index(built, expected, sentence_cosine=0.95)
+        same_index(built, expected, sentence_cosine=0.95)
         assert verify_index(built).ok
     for built in (expected, by_ray):
         remove_records([SEED_PMID], built)
-    _same_index(by_ray, expected, sentence_cosine=0.95)
+    same_index(by_ray, expected, sentence_cosine=0.95)
     assert verify_index(by_ray).ok
 
 
@@ -306,7 +246,9 @@ def test_an_unreachable_address_fails_in_one_line_and_leaves_nothing(tmp_path: P
         assert not index.exists()  # no shards/models export, no lock, no folder
 
 
-def test_a_killed_build_leaves_no_process_behind(tmp_path: Path, sources: list[Path], local_index: Path) -> None:
+def test_a_killed_build_leaves_no_process_behind(
+    tmp_path: Path, ray_sources: list[Path], ray_local_index: Path
+) -> None:
     """SIGKILL `qa build --engine ray` while its workers embed: within 15 s nothing that the build or its local
     Ray started still runs. (Before the guard, its dashboard and runtime-env agents lingered about 60 s.)"""
     import signal
@@ -316,8 +258,8 @@ def test_a_killed_build_leaves_no_process_behind(tmp_path: Path, sources: list[P
     import psutil
 
     index = tmp_path / "index"
-    shutil.copytree(local_index / "models", index / "models")  # no encoder export: the build reaches Ray at once
-    command = [sys.executable, "-m", "qa.cli", "build", *map(str, sources), "--engine", "ray", "--workers", "1",
+    shutil.copytree(ray_local_index / "models", index / "models")  # no encoder export: the build reaches Ray at once
+    command = [sys.executable, "-m", "qa.cli", "build", *map(str, ray_sources), "--engine", "ray", "--workers", "1",
                "--index", str(index)]  # fmt: skip
     build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip

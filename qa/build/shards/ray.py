@@ -4,8 +4,9 @@ Source files are the unit of work. Each Ray worker (an actor, so the encoder loa
 parses, chunks and embeds whole files with the model, backend and chunking a local build would use,
 and writes one shard per file (``qa.shards``): named by the file's bytes and the settings, renamed into
 place complete. A rerun skips complete shards and redoes unfinished ones; a worker that dies has its
-file retried by Ray (``max_task_retries``) on a restarted worker, and the retry writes a fresh shard, so
-none is half-written or made twice. Then ``index_from_shards`` makes the index in source order.
+file handed to another worker (``_Workers``; a new one replaces the dead), and the retry writes a fresh
+shard, so none is half-written or made twice. A node lost mid-build is such a death: its files are made
+on the nodes that are left. Then ``index_from_shards`` makes the index in source order.
 
 Without an address a local Ray instance is started (and stopped); with one, the cluster's nodes must
 have this package installed and see the source files and the shard folder at the same paths.
@@ -13,6 +14,7 @@ have this package installed and see the source files and the shard folder at the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -45,7 +47,7 @@ from .guard import Guard
 from .worker import ShardJob, ShardResult, ShardWorker, WorkerSpec
 
 RAY_EXTRA = "pip install 'pubmed-qa[ray]'"
-TASK_RETRIES = 3  # a file whose worker dies is tried again this often (on a restarted worker)
+TASK_RETRIES = 3  # a file whose worker dies is tried again this often (on a new worker)
 
 Log = Callable[[str], None]
 
@@ -185,43 +187,127 @@ def _run(
     ray: Any, jobs: list[ShardJob], spec: WorkerSpec, ray_options: RayOptions, say: Log
 ) -> tuple[list[ShardResult], int]:
     """Make the shards of ``jobs`` on Ray workers; returns their results and how many workers ran."""
-    from ray.util import ActorPool
-
     started_here = not ray.is_initialized()
     guard = _start_guarded(ray, ray_options) if started_here else None
-    actors: list[Any] = []
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = min(len(jobs), ray_options.workers or max(1, cpus // ray_options.cpus_per_worker))
         env = {k: v for k, v in os.environ.items() if k.startswith("QA_TEST_")}  # crash tests reach the workers
         gpus = 1 if (spec.device or "").startswith("cuda") else 0
         worker_class = ray.remote(ShardWorker).options(
-            num_cpus=ray_options.cpus_per_worker, num_gpus=gpus, max_restarts=TASK_RETRIES,
-            max_task_retries=TASK_RETRIES, **({"runtime_env": {"env_vars": env}} if env else {}),
+            num_cpus=ray_options.cpus_per_worker, num_gpus=gpus, max_restarts=0, max_task_retries=0,
+            **({"runtime_env": {"env_vars": env}} if env else {}),
         )  # fmt: skip
-        actors = [worker_class.remote(spec) for _ in range(workers)]
         say(f"making {len(jobs)} shard(s) with {workers} Ray worker(s)")
-        pool = ActorPool(actors)
-        results: list[ShardResult] = []
-        for result in pool.map_unordered(lambda actor, job: actor.make.remote(job), jobs):
-            if result.error:
-                raise QAError(result.error)
-            results.append(result)
-            rate = result.passages / result.seconds["total"] if result.seconds.get("total") else 0.0
-            say(f"shard {len(results)}/{len(jobs)} made: {result.name} "
-                f"({result.passages:,} passages, {result.seconds.get('total', 0):.1f} s, {rate:.0f}/s)")  # fmt: skip
-        return results, workers
+        with _Workers(ray, lambda: worker_class.remote(spec), workers) as pool:
+            return pool.make(jobs, say), workers
     except ray.exceptions.RayError as exc:
-        raise QAError(f"a Ray worker failed and its retries ran out: {_cause_line(exc)}") from None
+        raise QAError(f"a Ray worker failed: {_cause_line(exc)}") from None
     finally:
         try:
-            for actor in actors:
-                ray.kill(actor)
             if started_here:
                 ray.shutdown()
         finally:
             if guard is not None:
                 guard.close()
+
+
+STALL_SECONDS = 300.0  # with jobs left and no worker alive, how long a replacement may take to be placed
+
+
+class _Workers:
+    """Ray workers handing out one source file at a time, each only once it is placed and ready.
+
+    Ray's own restarts would put a dead worker's file back on that worker, which waits for a CPU: when a
+    node is lost, the survivors hold theirs, so the build would hang. Here a dead worker (its process
+    killed, or its node gone) is replaced, its file goes back in the queue for whichever worker is free
+    first, and a replacement that cannot be placed is never waited on while others work.
+    """
+
+    def __init__(self, ray: Any, new_worker: Callable[[], Any], size: int) -> None:
+        self.ray, self.new_worker = ray, new_worker
+        self.starting: dict[Any, Any] = {}  # readiness future -> worker
+        self.busy: dict[Any, tuple[Any, ShardJob]] = {}  # result future -> (worker, job)
+        self.idle: list[Any] = []
+        self.failures: dict[str, int] = {}  # a file's workers that died making it
+        self.failed_starts = 0
+        for _ in range(size):
+            self._add()
+
+    def _add(self) -> None:
+        worker = self.new_worker()
+        self.starting[worker.__ray_ready__.remote()] = worker
+
+    def make(self, jobs: Sequence[ShardJob], say: Log) -> list[ShardResult]:
+        queue, results = list(jobs), []
+        while queue or self.busy:
+            while queue and self.idle:
+                worker, job = self.idle.pop(), queue.pop(0)
+                self.busy[worker.make.remote(job)] = (worker, job)
+            ready, _ = self.ray.wait([*self.busy, *self.starting], num_returns=1, timeout=STALL_SECONDS)
+            if not ready:
+                if not self.busy:
+                    raise QAError(f"no Ray worker could be placed for {STALL_SECONDS:.0f} s, with {len(queue)} "
+                                  "shard(s) to make (was a node lost?); the shards made are kept: rerun to make "
+                                  "the rest")  # fmt: skip
+                continue
+            future = ready[0]
+            if future in self.starting:
+                worker = self.starting.pop(future)
+                if self._placed(future):
+                    self.idle.append(worker)
+                else:
+                    self._add()
+                continue
+            worker, job = self.busy.pop(future)
+            result = self._result(future, job)
+            if result is None:  # the worker died: its file goes back in the queue, to a worker that lives
+                say(f"a Ray worker died making {Path(job.source).name} (its process or node is gone); "
+                    "the file goes to another worker")  # fmt: skip
+                queue.insert(0, job)
+                self._add()
+                continue
+            if result.error:
+                raise QAError(result.error)
+            self.idle.append(worker)
+            results.append(result)
+            rate = result.passages / result.seconds["total"] if result.seconds.get("total") else 0.0
+            say(f"shard {len(results)}/{len(jobs)} made: {result.name} "
+                f"({result.passages:,} passages, {result.seconds.get('total', 0):.1f} s, {rate:.0f}/s)")  # fmt: skip
+        return results
+
+    def _placed(self, future: Any) -> bool:
+        """Whether a new worker came up (its readiness ``future`` resolved without its death); workers that
+        die starting more than ``TASK_RETRIES`` times (a node without the package, say) stop the build."""
+        try:
+            self.ray.get(future)
+            return True
+        except self.ray.exceptions.RayActorError as exc:
+            self.failed_starts += 1
+            if self.failed_starts > TASK_RETRIES:
+                raise QAError(f"Ray workers could not start ({_cause_line(exc)})") from None
+            return False
+
+    def _result(self, future: Any, job: ShardJob) -> ShardResult | None:
+        """The shard a worker made, or None when the worker died first; a file whose workers died more than
+        ``TASK_RETRIES`` times stops the build in one line."""
+        try:
+            return self.ray.get(future)
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.ObjectLostError) as exc:
+            self.failures[job.name] = self.failures.get(job.name, 0) + 1
+            if self.failures[job.name] > TASK_RETRIES:
+                raise QAError(f"the Ray worker making {Path(job.source).name} died {self.failures[job.name]} "
+                              f"times ({_cause_line(exc)}); the shards made are kept: rerun to make the "
+                              "rest") from None  # fmt: skip
+            return None
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for worker in [*self.idle, *self.starting.values(), *(w for w, _ in self.busy.values())]:
+            with contextlib.suppress(Exception):  # a worker on a lost node cannot be killed, and need not be
+                self.ray.kill(worker)
 
 
 REACH_SECONDS = 10.0  # to open a TCP connection to a cluster's address
