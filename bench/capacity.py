@@ -2,6 +2,7 @@
 
     python bench/capacity.py             # prints tables, writes bench/results/capacity.json (about 10 minutes)
     python bench/capacity.py --n 200000  # a smaller synthetic size
+    python bench/capacity.py --sqlite    # only the SQLite bytes per passage, by table
 
 Measured here:
 - on the shared 1,001 records (5,673 real passages): MRR@10 of each index type on the 1,000 shared
@@ -71,27 +72,40 @@ def real_quality(index: Path) -> tuple[list[dict], dict]:
             print(f"  {kind}: {row}", file=sys.stderr)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    store = IndexStore(index)
-    passages_file = store.current_dir() / PASSAGES
-    chunks = store.manifest().chunks
-    sqlite = {
-        "passages": chunks,
-        "sqlite_mb": round(passages_file.stat().st_size / 1e6, 2),
-        "sqlite_bytes_per_passage": round(passages_file.stat().st_size / chunks),
-        "sentence_vector_bytes_per_passage": round(_sentence_bytes(passages_file) / chunks),
-    }
-    return rows, sqlite
+    return rows, sqlite_bytes(index)
 
 
-def _sentence_bytes(path: Path) -> int:
-    """Bytes of the stored sentence vectors (float16, for the answer block) in a passages file."""
+# SQLite's own tables and indexes, grouped by what they hold (dbstat names them)
+COMPONENTS = {"sentences": "sentence vectors and offsets", "records": "records (text, MeSH, citation)",
+              "lexical_content": "FTS5 copy of the text", "lexical_data": "FTS5 inverted index",
+              "chunks": "passages (offsets)", "chunks_pmid": "passages by PMID"}  # fmt: skip
+
+
+def sqlite_bytes(index: Path) -> dict:
+    """What the SQLite file holds per passage: in all, the sentence vectors' blobs, and each table's pages."""
     import sqlite3
 
+    store = IndexStore(index)
+    path = store.current_dir() / PASSAGES
+    chunks = store.manifest().chunks
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return int(db.execute("SELECT COALESCE(SUM(LENGTH(vector)), 0) FROM sentences").fetchone()[0])
+        vectors = int(db.execute("SELECT COALESCE(SUM(LENGTH(vector)), 0) FROM sentences").fetchone()[0])
+        pages = dict(db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall())
     finally:
         db.close()
+    by = {name: round(pages.pop(name, 0) / chunks) for name in COMPONENTS}
+    by["other"] = round(sum(pages.values()) / chunks)
+    return {"passages": chunks, "sqlite_mb": round(path.stat().st_size / 1e6, 2),
+            "sqlite_bytes_per_passage": round(path.stat().st_size / chunks),
+            "sentence_vector_bytes_per_passage": round(vectors / chunks), "by_component": by}  # fmt: skip
+
+
+def print_sqlite(sqlite: dict) -> None:
+    print(f"SQLite: {sqlite['sqlite_bytes_per_passage']:,} bytes/passage ({sqlite['passages']:,} passages), of which "
+          f"sentence vector blobs {sqlite['sentence_vector_bytes_per_passage']:,}; by table:")  # fmt: skip
+    for name, size in sqlite["by_component"].items():
+        print(f"  {name:<16} {COMPONENTS.get(name, 'the rest'):<32} {size:>6,} B/passage")
 
 
 def synthetic(index: Path, n: int, n_queries: int = 200) -> list[dict]:
@@ -141,9 +155,14 @@ def computed(rows: list[dict], sqlite: dict) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="synthetic passages (default 1,000,000)")
+    parser.add_argument("--sqlite", action="store_true", help="only the SQLite bytes per passage, by table (seconds)")
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     index = corpus_index()
+    if args.sqlite:
+        print_sqlite(sqlite := sqlite_bytes(index))
+        print(f"wrote {write_results('capacity-sqlite', sqlite)}")
+        return
     print("real passages, index types:", file=sys.stderr)
     quality, sqlite = real_quality(index)
     print(f"{args.n:,} synthetic passages:", file=sys.stderr)
@@ -156,8 +175,7 @@ def main() -> None:
     print(f"{'index type':<10} {'vectors MB':>10} {'dense':>7} {'hybrid':>7}")
     for r in quality:
         print(f"{r['index_type']:<10} {r['vectors_mb']:>10} {r['mrr_at_10_dense']:>7} {r['mrr_at_10_hybrid']:>7}")
-    print(f"SQLite: {sqlite['sqlite_bytes_per_passage']:,} bytes/passage, of which sentence vectors "
-          f"{sqlite['sentence_vector_bytes_per_passage']:,}")  # fmt: skip
+    print_sqlite(sqlite)
     print(f"\n{args.n:,} synthetic passages (measured):")
     print(f"{'index type':<10} {'file MB':>8} {'B/vector':>8} {'RSS MB':>7} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'recall@10':>9} {'top1 in 10':>10} {'build s':>7}")  # fmt: skip

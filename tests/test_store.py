@@ -264,3 +264,4 @@ def test_every_manifest_field_is_checked_by_type_and_range(index, change: dict) 
     manifest_file.write_text(json.dumps({**data, **change}))
     with pytest.raises(IndexStoreError, match=f"invalid manifest \\({next(iter(change))} is"):
         IndexStore(path).open()
+

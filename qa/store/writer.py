@@ -163,7 +163,7 @@ class SnapshotWriter:
         removed = 0
         for pmid in pmids:
             self._remove_chunks(pmid)
-            self.lexical.delete(pmid)
+            self._unindex(pmid)
             removed += self.db.execute("DELETE FROM records WHERE pmid=?", (pmid,)).rowcount
         return removed
 
@@ -200,9 +200,16 @@ class SnapshotWriter:
             [(*row, half[i].tobytes()) for i, row in enumerate(rows)],
         )
 
+    def _unindex(self, pmid: str) -> None:
+        """Take a stored record out of the lexical index, by the text it was indexed from."""
+        row = self.db.execute("SELECT title, abstract, mesh FROM records WHERE pmid=?", (pmid,)).fetchone()
+        if row is not None:
+            self.lexical.delete(pmid, row[0], row[1], json.loads(row[2]))
+
     def put_record(self, record: Record) -> None:
         """Store a record (replacing an older version and its passages) and index it lexically."""
         self._remove_chunks(record.pmid)
+        self._unindex(record.pmid)
         spans = [[label, s, e] for label, s, e in record.section_spans]
         self.db.execute(
             "INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?)",
