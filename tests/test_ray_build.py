@@ -57,7 +57,8 @@ def ray_built(tmp_path_factory: pytest.TempPathFactory, ray_session, ray_sources
     # the encoder export takes ~10 s here: the build takes the one a folder already has, as it would an index's
     shutil.copytree(ray_local_index / "models", index / "models")
     lines: list[str] = []
-    report = build_with_ray(ray_sources, index, ray_options=RayOptions(shards=shards, workers=1), log=lines.append)
+    report = build_with_ray(ray_sources, index, ray_options=RayOptions(shards=shards, workers=1), log=lines.append,
+                            progress=lambda stage, done, total: lines.append(f"progress {stage} {done}/{total}"))
     return index, shards, report, lines
 
 
@@ -71,6 +72,9 @@ def test_ray_build_equals_the_local_build(ray_built, ray_local_index: Path) -> N
     assert report.shards == report.shards_made == FILES + 1 and report.workers == 1
     assert report.records_indexed == RECORDS + 1 and report.chunks == report.chunks_from_shards
     assert sum("made:" in line for line in lines) == FILES + 1
+    made = [line for line in lines if line.startswith("progress make ")]  # a bar counts shards as they are made
+    assert made == [f"progress make {i}/{FILES + 1}" for i in range(FILES + 2)], made
+    assert lines.index(made[-1]) < lines.index(next(line for line in lines if line.startswith("progress shards")))
     # Passages are encoded one text at a time: their vectors are the local build's, bit for bit. Sentence
     # vectors are encoded in batches (exact=False), and a shard's batches are its file's records, not the
     # local build's 256 across files: the int8 encoder's per-batch scale moves them a little.

@@ -18,7 +18,7 @@ from ..store import IndexStore, Manifest
 
 ProgressCallback = Callable[[str, int, "int | None"], None]
 """Called as ``progress(stage, done, total)``; stages are "fetch", "prepare" (the one-time encoder
-export), "read", "embed" and, from shards, "shards"."""
+export), "read", "embed" and, with Ray, "make" (shards made) and "shards" (records indexed from them)."""
 
 
 @dataclass(frozen=True)

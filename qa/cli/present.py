@@ -312,6 +312,7 @@ STAGE_LABELS = {
     "prepare": "Preparing the int8 ONNX encoder (once per index, about 20 s)",
     "read": "Reading records",
     "embed": "Embedding records",
+    "make": "Making shards on Ray workers",
     "shards": "Indexing records from shards",
 }
 

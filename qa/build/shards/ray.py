@@ -99,7 +99,7 @@ def build_with_ray(
         spec = WorkerSpec(shard_settings, str(encoder_dir.resolve()) if encoder_dir else None,
                           encoder_checksums(encoder_dir) if encoder_dir else {}, options.device,
                           options.batch_size, ray_options.cpus_per_worker, options.skip_bad)  # fmt: skip
-        results, workers = _run(ray, jobs, spec, ray_options, say) if jobs else ([], 0)
+        results, workers = _run(ray, jobs, spec, ray_options, say, progress) if jobs else ([], 0)
         _clean(directory)  # what a killed try left behind
         write_set(directory, shard_settings, entries, encoder_dir)
         report = index_from_shards(directory, index, options, progress=progress)
@@ -184,7 +184,8 @@ def _plan(
 
 
 def _run(
-    ray: Any, jobs: list[ShardJob], spec: WorkerSpec, ray_options: RayOptions, say: Log
+    ray: Any, jobs: list[ShardJob], spec: WorkerSpec, ray_options: RayOptions, say: Log,
+    progress: ProgressCallback | None = None,
 ) -> tuple[list[ShardResult], int]:
     """Make the shards of ``jobs`` on Ray workers; returns their results and how many workers ran."""
     started_here = not ray.is_initialized()
@@ -200,7 +201,7 @@ def _run(
         )  # fmt: skip
         say(f"making {len(jobs)} shard(s) with {workers} Ray worker(s)")
         with _Workers(ray, lambda: worker_class.remote(spec), workers) as pool:
-            return pool.make(jobs, say), workers
+            return pool.make(jobs, say, progress or (lambda stage, done, total: None)), workers
     except ray.exceptions.RayError as exc:
         raise QAError(f"a Ray worker failed: {_cause_line(exc)}") from None
     finally:
@@ -238,8 +239,9 @@ class _Workers:
         worker = self.new_worker()
         self.starting[worker.__ray_ready__.remote()] = worker
 
-    def make(self, jobs: Sequence[ShardJob], say: Log) -> list[ShardResult]:
+    def make(self, jobs: Sequence[ShardJob], say: Log, progress: ProgressCallback) -> list[ShardResult]:
         queue, results = list(jobs), []
+        progress("make", 0, len(jobs))
         while queue or self.busy:
             while queue and self.idle:
                 worker, job = self.idle.pop(), queue.pop(0)
@@ -271,6 +273,7 @@ class _Workers:
                 raise QAError(result.error)
             self.idle.append(worker)
             results.append(result)
+            progress("make", len(results), len(jobs))
             rate = result.passages / result.seconds["total"] if result.seconds.get("total") else 0.0
             say(f"shard {len(results)}/{len(jobs)} made: {result.name} "
                 f"({result.passages:,} passages, {result.seconds.get('total', 0):.1f} s, {rate:.0f}/s)")  # fmt: skip
