@@ -85,6 +85,10 @@ def signal_sets() -> dict[str, list[Group]]:
             sets[f"oos_{split}"] = collect(retriever, [(o["question"], None) for o in oos if o["split"] == split])
         offtopic = jsonl(BENCH / "answers" / "offtopic.jsonl")
         sets["offtopic"] = collect(retriever, [(o["question"], None) for o in offtopic])
+        together = jsonl(BENCH / "answers" / "near_together.jsonl")  # not trained on yet: both halves held out
+        for split in ("dev", "test"):
+            sets[f"together_{split}"] = collect(retriever, [(o["question"], None) for o in together
+                                                            if o["split"] == split])  # fmt: skip
     with Retriever(corpus_index(corpus=ANSWER_CORPUS), relevance=neutral()) as retriever:
         for split in ("dev", "test"):
             sets[f"labelled_{split}"] = collect(retriever, [(q["question"], q["pmid"]) for q in questions
@@ -156,6 +160,8 @@ def report(model: RelevanceModel, sets: dict[str, list[Group]]) -> dict:
     rows = [("shared questions, test half", "shared_test"), ("labelled questions, test half", "labelled_test"),
             ("conversation first turns, test half", "turns_test"), ("paraphrased questions (30)", "paraphrase"),
             ("out-of-scope, test half (should be refused)", "oos_test"),
+            ("subjects never together, dev half (refuse)", "together_dev"),
+            ("subjects never together, test half (refuse)", "together_test"),
             ("  trained on: shared questions, train half", "shared_train"),
             ("  trained on: labelled + turns, dev halves", "natural_dev"),
             ("  trained on: out-of-scope dev + offtopic", "off_dev")]  # fmt: skip
