@@ -116,14 +116,13 @@ class Cluster:
         active = status.split("Active:", 1)[-1].split("Pending:", 1)[0] if "Active:" in status else ""
         return sum(line.strip().startswith("1 node_") for line in active.splitlines())
 
-    def note(self, *leaders: int) -> list:  # type: ignore[type-arg]
-        processes = [p for leader in leaders for p in _session(leader)]
-        for p in processes:
+    def note(self, *leaders: int) -> None:
+        """Remember every process now in these sessions, to check later that none outlives the test."""
+        for p in (p for leader in leaders for p in _session(leader)):
             try:
                 self.seen[(p.pid, p.create_time())] = " ".join(p.cmdline())[:80]
             except Exception:  # noqa: BLE001 -- gone meanwhile
                 continue
-        return processes
 
     def alive(self) -> list[str]:
         import psutil
@@ -180,8 +179,8 @@ def test_a_two_node_build_survives_a_lost_node_and_equals_the_local_build(
     build = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=cluster.env, start_new_session=True)
     try:
         def making_on_the_second_node() -> bool:
-            processes = cluster.note(head.pid, node.pid, build.pid)
-            return any(t.startswith("ray::ShardWorker.make") for t in _titles(_session(node.pid))) and bool(processes)
+            cluster.note(head.pid, node.pid, build.pid)
+            return any(t.startswith("ray::ShardWorker.make") for t in _titles(_session(node.pid)))
 
         _until(making_on_the_second_node, 180, "the second node making a shard")
         os.killpg(node.pid, signal.SIGKILL)  # the node and everything in it, mid-shard

@@ -30,7 +30,7 @@ from ...errors import QAError, ShardError
 from ...store import IndexStore, exclusive_lock
 from ..batches import check_sources
 from ..chunk_pool import available_cpus
-from ..options import BuildOptions, BuildReport, BuildSettings, ProgressCallback, build_settings
+from ..options import BuildOptions, BuildReport, BuildSettings, ProgressCallback, build_settings, no_progress
 from .assemble import index_from_shards
 from .format import (
     MODELS,
@@ -99,7 +99,7 @@ def build_with_ray(
         spec = WorkerSpec(shard_settings, str(encoder_dir.resolve()) if encoder_dir else None,
                           encoder_checksums(encoder_dir) if encoder_dir else {}, options.device,
                           options.batch_size, ray_options.cpus_per_worker, options.skip_bad)  # fmt: skip
-        results, workers = _run(ray, jobs, spec, ray_options, say, progress) if jobs else ([], 0)
+        results, workers = _run(ray, jobs, spec, ray_options, say, progress or no_progress) if jobs else ([], 0)
         _clean(directory)  # what a killed try left behind
         write_set(directory, shard_settings, entries, encoder_dir)
         report = index_from_shards(directory, index, options, progress=progress)
@@ -184,8 +184,7 @@ def _plan(
 
 
 def _run(
-    ray: Any, jobs: list[ShardJob], spec: WorkerSpec, ray_options: RayOptions, say: Log,
-    progress: ProgressCallback | None = None,
+    ray: Any, jobs: list[ShardJob], spec: WorkerSpec, ray_options: RayOptions, say: Log, progress: ProgressCallback
 ) -> tuple[list[ShardResult], int]:
     """Make the shards of ``jobs`` on Ray workers; returns their results and how many workers ran."""
     started_here = not ray.is_initialized()
@@ -201,7 +200,7 @@ def _run(
         )  # fmt: skip
         say(f"making {len(jobs)} shard(s) with {workers} Ray worker(s)")
         with _Workers(ray, lambda: worker_class.remote(spec), workers) as pool:
-            return pool.make(jobs, say, progress or (lambda stage, done, total: None)), workers
+            return pool.make(jobs, say, progress), workers
     except ray.exceptions.RayError as exc:
         raise QAError(f"a Ray worker failed: {_cause_line(exc)}") from None
     finally:
