@@ -202,13 +202,15 @@ def main() -> None:
     quiet_third_party()
     cache = BENCH / ".cache" / "relevance-signals.npz"
     started = time.perf_counter()
+    sets = {}
     if cache.is_file() and cache.stat().st_mtime > max(p.stat().st_mtime for p in (BENCH / "answers").glob("*.jsonl")):
         data = np.load(cache, allow_pickle=False)
-        sets = {}
         for key in {k.split("__", 1)[0] for k in data.files}:
             n = int(data[f"{key}__n"])
             sets[key] = [(data[f"{key}__{i}__x"], data[f"{key}__{i}__y"]) for i in range(n)]
-    else:
+        if any(x.shape[1] != len(FEATURES) for groups in sets.values() for x, _ in groups):
+            sets = {}  # collected for other signals: delete the file by hand when a signal's code changes
+    if not sets:
         sets = signal_sets()
         arrays = {}
         for key, groups in sets.items():

@@ -172,6 +172,28 @@ def test_british_spellings_and_noun_forms_find_the_word_a_record_holds(pubmedqa_
     assert "hydroxyurea" in words and not {"nebulised", "cycloplegia"} & set(words), words
 
 
+def test_a_word_in_both_spellings_covers_the_records_of_either(pubmedqa_records) -> None:  # type: ignore[no-untyped-def]
+    """The shared records write "caesarean" 3 times and "cesarean" 11: a question that writes "caesarean" is
+    covered by a record that writes "cesarean" (before, only by the 3), and never by one that writes neither."""
+    import sqlite3
+
+    from qa.store.lexical import LexicalIndex, american_spelling
+
+    assert american_spelling("caesarean") == "cesarean" and american_spelling("labour") == "labor"
+    db = sqlite3.connect(":memory:")
+    LexicalIndex.create(db)
+    lexical = LexicalIndex(db)
+    british = [r for r in pubmedqa_records if "caesarean" in r.abstract.lower()][:2]
+    american = [r for r in pubmedqa_records if "cesarean" in r.abstract.lower() and "caesar" not in r.abstract.lower()]
+    neither = [r for r in pubmedqa_records if "esarean" not in r.abstract.lower()][:5]
+    for r in british + american[:3] + neither:
+        lexical.put(r.pmid, r.title, r.abstract, r.mesh)
+    assert british and american and neither
+    pmids = [british[0].pmid, american[0].pmid, neither[0].pmid]
+    covered, absent = lexical.coverage("caesarean", pmids)
+    assert absent == {} and covered == {british[0].pmid: 1.0, american[0].pmid: 1.0, neither[0].pmid: 0.0}, covered
+
+
 def test_rare_words_are_told_from_plain_ones() -> None:
     """The ``rare`` signal counts a missing drug or disease, not a missing lay word."""
     from qa.ask.relevance import rare_in_english

@@ -107,12 +107,17 @@ _NOUN_ENDINGS = (
 )
 
 
+def american_spelling(term: str) -> str:
+    """``term`` spelled the American way ("caesarean" -> cesarean, "labour" -> labor); else ``term`` itself."""
+    for pattern, replacement in _SPELLINGS:
+        term = pattern.sub(replacement, term)
+    return term
+
+
 def spelling_variants(term: str) -> list[str]:
     """Other forms of ``term`` to look for, as word prefixes: its American spelling, the stem its adjective
     shares, and both together ("anaemia" -> anemia, anaem, anem)."""
-    spelled = term
-    for pattern, replacement in _SPELLINGS:
-        spelled = pattern.sub(replacement, spelled)
+    spelled = american_spelling(term)
     out = [spelled] if spelled != term else []
     for word in (term, spelled):
         for pattern, replacement in _NOUN_ENDINGS:
@@ -247,8 +252,12 @@ class LexicalIndex:
         """The FTS5 pattern by which some record holds ``term``, or None when none does: the word itself; a
         word it starts ("tonsils" in "tonsillectomy"); its American spelling ("nebulised" as "nebulized");
         or the adjective of its noun ("cycloplegia" as "cycloplegic"). Without the last two, 2 of the 50 dev
-        natural questions named a word "no record mentions" that their own record holds."""
+        natural questions named a word "no record mentions" that their own record holds. A word some records
+        hold in both spellings is looked for in both: a record that writes "cesarean" answers "caesarean"."""
         if self._document_frequency(term):
+            spelled = american_spelling(term)
+            if spelled != term and self._document_frequency(spelled):
+                return f'("{term}" OR "{spelled}")'
             return f'"{term}"'
         for candidate in (term, *spelling_variants(term)):
             pattern = f'"{candidate}"*'
@@ -307,6 +316,7 @@ __all__ = [
     "document_text",
     "match_expression",
     "spelling_variants",
+    "american_spelling",
     "FTS_SCHEMA",
     "COLUMN_WEIGHTS",
     "BM25_K1",
