@@ -43,9 +43,10 @@ def items() -> list[dict]:
         for row in csv.DictReader(fh, delimiter="\t"):
             record = records[row["pmid"]]
             question = questions[row["query-id"]]
-            text = against_question(conclusion_of(record.sections), question)  # what the model reads
+            conclusion = conclusion_of(record.sections)
+            text = against_question(conclusion, question)  # what the model reads
             out.append({"qid": row["query-id"], "question": question, "pmid": row["pmid"],
-                        "label": row["decision"], "text": text,
+                        "label": row["decision"], "text": text, "conclusion": conclusion,
                         "split": half_of(row["query-id"])})  # fmt: skip
     return out
 
@@ -187,7 +188,7 @@ def main() -> None:
         print(f"wrote {MODEL_FILE.relative_to(REPO)} ({MODEL_FILE.stat().st_size // 1024} KB): {model.trained_on}")
 
     gold = [GOLD[t["label"]] for t in test]
-    alone = [GOLD.get(model.read(t["text"]) or "", "unclear") for t in test]
+    alone = [GOLD.get(model.read(t["conclusion"], t["question"]) or "", "unclear") for t in test]
     print(f"\ntest half ({len(test)} questions, never tuned on); majority class (yes) "
           f"{accuracy(['yes'] * len(test), gold):.3f}")  # fmt: skip
     read = [(a, g) for a, g in zip(alone, gold) if a != "unclear"]

@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from qa import Retriever
-from qa.ask.verdict import VERDICTS, VerdictModel, against_question, combine, conclusion_of, is_yes_no, tokens
+from qa.ask.verdict import (
+    VERDICTS,
+    VerdictModel,
+    against_question,
+    combine,
+    conclusion_of,
+    is_yes_no,
+    speaks_against,
+    tokens,
+)
 from qa.embed import Embedder
 from qa.records import Record
 
@@ -60,6 +69,28 @@ def test_the_classifier_reads_the_held_out_conclusions_well_above_the_majority(
     majority = sum(r["decision"] == "yes" for r in rows) / len(rows)
     assert len(rows) > 450 and len(read) >= 0.5 * len(rows), len(read)  # it reads a good share ...
     assert right >= max(0.75, majority + 0.15) * len(read), (right, len(read))  # ... and is mostly right there
+
+
+def test_a_conclusion_that_speaks_against_a_finding_never_reads_yes(
+    shared: Path, pubmedqa_records: list[Record], queries: dict[str, tuple[str, str]]
+) -> None:
+    """The HBO record's conclusion ("cast doubt on the suggested advantage of HBO") read as "yes" at 0.70; the
+    rule holds it back. Over all 1,000 expert verdicts, a conclusion the rule flags is mostly a "no"."""
+    model = VerdictModel.load()
+    records = {r.pmid: r for r in pubmedqa_records}
+    hbo = conclusion_of(records["7482275"].sections)
+    assert speaks_against(hbo) and "cast doubt" in hbo
+    question = "Does hyperbaric oxygen therapy improve survival in necrotizing fasciitis?"
+    probabilities = model.probabilities(hbo, question)
+    assert max(probabilities, key=probabilities.__getitem__) == "yes"  # what the classifier alone says
+    assert model.read(hbo, question) is None
+    assert not speaks_against("Early mobilisation significantly reduced the length of stay and was safe.")
+    assert speaks_against("Routine drainage is not justified.") and speaks_against("It did not reduce mortality.")
+    with open(shared / "pubmedqa" / "decisions.tsv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    flagged = [r["decision"] for r in rows if speaks_against(conclusion_of(records[r["pmid"]].sections))]
+    assert len(flagged) >= 80 and flagged.count("no") >= 0.6 * len(flagged), (len(flagged), flagged.count("no"))
+    assert sum(r["decision"] == "no" for r in rows) <= 0.4 * len(rows)  # against a base rate of about a third
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,12 @@ of PubMedQA's expert verdicts (``bench/train_verdict.py``; weights in ``qa/data/
 JSON). A record whose most likely verdict is below the model's ``abstain`` probability says nothing.
 Then: records that agree give their verdict, records that disagree give "mixed", a record that reads
 "maybe" gives "mixed", and nothing decided gives "unclear".
+
+One rule sits above the classifier: a conclusion that speaks against a finding in so many words ("cast doubt
+on", "did not improve", "is not justified", "no significant benefit": ``speaks_against``) never reads as a
+plain "yes". With only 467 conclusions to learn from, the classifier never saw "doubt" twice and read "The
+results of this study cast doubt on the suggested advantage of HBO ..." as "yes" at 0.70: a bottom line
+printed over the sentence that contradicts it.
 """
 
 from __future__ import annotations
@@ -45,6 +51,32 @@ _STOP = frozenset(
     "any there their they them who which what how".split()
 )
 QUESTION_WORD = "QW"
+# Words a conclusion uses to say that a finding does not hold, written from how abstracts word it (not mined
+# from the data). Of the tune half's 467 conclusions, 75 hold one: 54 "no", 14 "yes" (such as "no significant
+# difference in complications": safe), 7 "maybe"; of the cross-validated readings, it held back 3 "yes", 2 wrong.
+_AGAINST = re.compile(
+    r"\bcasts? (?:serious |some )?doubts?\b"
+    r"|\bno (?:significant |clear |additional |added |further |real |major |apparent |measurable |beneficial "
+    r"|demonstrable |clinical(?:ly)? (?:relevant |significant )?)?(?:benefits?|advantages?|differences?|effects?"
+    r"|improvements?|associations?|role|value|impact|influence|evidence|correlation|relationship|reduction"
+    r"|increase|change)\b"
+    r"|\b(?:is|are|was|were|be|seems?|appears?) (?:not |neither )(?:justified|warranted|recommended|necessary"
+    r"|required|supported|beneficial|effective|associated|useful|superior|helpful|indicated|advisable|reliable"
+    r"|accurate|sufficient|predictive|related|correlated|different|better|worse|safe|feasible)\b"
+    r"|\b(?:unnecessary|unjustified|ineffective|unreliable|inaccurate|insufficient|questionable|unwarranted"
+    r"|not routinely)\b"
+    r"|\b(?:did|does|do|could|can|will|would|should) not (?:improve|reduce|increase|affect|influence|alter"
+    r"|differ|show|change|predict|support|justify|provide|prevent|decrease|lead|result|appear|seem|confer|offer"
+    r"|add|correlate|replace|benefit)\b"
+    r"|\bfailed to\b|\bno longer\b|\bnot (?:be )?(?:routinely |generally )?(?:recommended|used|advocated)\b",
+    re.IGNORECASE,
+)
+
+
+def speaks_against(text: str) -> bool:
+    """Whether ``text`` says in so many words that a finding does not hold ("cast doubt on", "did not
+    reduce", "is not justified"): such a conclusion is never read as a plain "yes"."""
+    return bool(_AGAINST.search(text))
 _STEM = 6  # words that share their first six letters count as the same word ("reduce", "reduces", "reduced")
 
 
@@ -127,9 +159,12 @@ class VerdictModel:
         return {label: e / sum(exps) for label, e in zip(LABELS, exps)}
 
     def read(self, text: str, question: str = "") -> str | None:
-        """What one conclusion says: "yes", "no" or "maybe"; None when the model is not sure enough."""
+        """What one conclusion says: "yes", "no" or "maybe"; None when the model is not sure enough, or when
+        it would say "yes" to a conclusion that speaks against a finding (``speaks_against``)."""
         probabilities = self.probabilities(text, question)
         label = max(probabilities, key=probabilities.__getitem__)
+        if label == "yes" and speaks_against(text):
+            return None
         return label if probabilities[label] >= self.abstain else None
 
     @classmethod
@@ -175,4 +210,5 @@ def conclusion_of(sections: Sequence[Any], fallback: str = "") -> str:
     return " ".join(found) if found else fallback
 
 
-__all__ = ["VERDICTS", "LABELS", "is_yes_no", "tokens", "against_question", "VerdictModel", "combine", "conclusion_of"]
+__all__ = ["VERDICTS", "LABELS", "is_yes_no", "speaks_against", "tokens", "against_question", "VerdictModel", "combine",
+           "conclusion_of"]
