@@ -135,6 +135,42 @@ def test_mesh_and_journal_filters(retriever: Retriever, subset: list[Record]) ->
     assert {h.pmid for h in both} <= with_term
 
 
+def test_bm25_of_many_allowed_records_is_the_same_streamed_as_looked_up(
+    retriever: Retriever, subset: list[Record], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond ``LOOKUP_LIMIT`` allowed records (a filter's, the dense candidates a hybrid search completes),
+    BM25 is kept from the ranked matches as they stream instead of looked up record by record (which FTS5
+    pays for in proportion to the collection): the same records and scores, real abstracts."""
+    from qa.store import lexical as lexical_module
+
+    lexical = retriever.snapshot.lexical
+    allowed = [r.pmid for r in subset[::2]]
+    assert len(allowed) > lexical_module.LOOKUP_LIMIT
+    questions = [" ".join(r.abstract.split()[:12]) for r in subset[1:40:4]] + [IL6_QUESTION, "bleeding risk"]
+    streamed = [lexical.search(q, 10, allowed) for q in questions]
+    few = [lexical.search(q, 5, allowed[:3]) for q in questions]  # looked up, as before
+    monkeypatch.setattr(lexical_module, "LOOKUP_LIMIT", 10**9)
+    looked_up = [lexical.search(q, 10, allowed) for q in questions]
+    for question, s, u in zip(questions, streamed, looked_up):
+        assert list(s.values()) == pytest.approx(list(u.values())), question  # same scores, highest first
+        assert set(s) <= set(allowed) and len(s) == 10, question
+        assert set(s) == set(u) or len(set(s.values())) < 10, question  # the same records, unless a tie
+    assert any(f for f in few) and all(set(f) <= set(allowed[:3]) for f in few)
+
+
+def test_a_filters_records_are_found_once_per_snapshot(retriever: Retriever) -> None:
+    """A conversation or a server asks many questions under one filter: the allowed records are kept."""
+    from qa.store.snapshot import KEPT_FILTERS
+
+    snapshot = retriever.snapshot
+    first = snapshot.allowed(Filters(year_from=2012))
+    assert snapshot.allowed(Filters(year_from=2012)) is first and len(first[1]) >= len(first[0]) > 0
+    for year in range(1990, 1990 + KEPT_FILTERS):
+        snapshot.allowed(Filters(year_from=year))
+    again = snapshot.allowed(Filters(year_from=2012))
+    assert again is not first and again[0] == first[0] and list(again[1]) == list(first[1])
+
+
 def test_parse_filters() -> None:
     f = parse_filters('year>=2010 year<=2015 mesh="Breast Neoplasms" journal=lancet')
     assert f == Filters(year_from=2010, year_to=2015, mesh=("Breast Neoplasms",), journal="lancet")

@@ -319,9 +319,7 @@ class Retriever:
         """PMIDs and passage ids a filter lets through; None without filters."""
         if not filters:
             return None
-        pmids = snapshot.passages.filter_pmids(filters)
-        ids = snapshot.passages.chunk_ids_of(pmids)
-        return pmids, np.fromiter((i for v in ids.values() for i in v), dtype=np.int64)
+        return snapshot.allowed(filters)
 
     @staticmethod
     def _dense_candidates(

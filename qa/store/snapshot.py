@@ -67,6 +67,7 @@ SENTENCE_DTYPE = np.float16  # half the size of float32; cosines move by ~1e-3, 
 
 PassageScores = dict[int, tuple[str, float]]  # chunk id -> (pmid, cosine)
 SQL_BATCH = 900  # ids bound per IN (...) query: stay under SQLite's variable limit (999 in older builds)
+KEPT_FILTERS = 8  # filters whose allowed records a snapshot keeps (``Snapshot.allowed``)
 # Snapshots whose vectors and passages together are at most this big are hashed on every load (SHA-256
 # runs at ~1.9 GB/s here: 14 ms for the 26 MB of the 1,001-abstract index); larger ones check sizes on
 # load and are hashed by `qa verify` and `qa ask --verify`.
@@ -374,9 +375,27 @@ class Snapshot:
             )
         self.passages = Passages(passages)
         self.lexical = LexicalIndex(self.passages.db)
+        self._allowed: dict[Filters, tuple[list[str], np.ndarray]] = {}
+        self._allowed_lock = threading.Lock()
 
     def close(self) -> None:
         self.passages.close()
+
+    def allowed(self, filters: Filters) -> tuple[list[str], np.ndarray]:
+        """The PMIDs and passage ids a filter lets through, kept for the snapshot's life (the last
+        ``KEPT_FILTERS`` filters): a conversation or a server asks many questions under one filter, and
+        finding them took most of a filtered ask (``bench/scale.py``)."""
+        with self._allowed_lock:
+            found = self._allowed.get(filters)
+        if found is None:
+            pmids = self.passages.filter_pmids(filters)
+            ids = self.passages.chunk_ids_of(pmids)
+            found = (pmids, np.fromiter((i for v in ids.values() for i in v), dtype=np.int64))
+            with self._allowed_lock:
+                while len(self._allowed) >= KEPT_FILTERS:
+                    self._allowed.pop(next(iter(self._allowed)))
+                self._allowed[filters] = found
+        return found
 
     # -- dense ---------------------------------------------------------------
 
