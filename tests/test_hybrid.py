@@ -158,6 +158,24 @@ def test_bm25_of_many_allowed_records_is_the_same_streamed_as_looked_up(
     assert any(f for f in few) and all(set(f) <= set(allowed[:3]) for f in few)
 
 
+def test_one_pass_gives_the_lexical_top_and_the_dense_candidates_bm25(
+    retriever: Retriever, subset: list[Record]
+) -> None:
+    """A hybrid search reads the lexical top and its dense candidates' BM25 in one pass over FTS5's matches:
+    the same as the top-n search and a lookup of each candidate, with 0 for a candidate that matches nothing."""
+    lexical = retriever.snapshot.lexical
+    candidates = [r.pmid for r in subset[::7]]
+    for question in (IL6_QUESTION, "bleeding risk", " ".join(subset[3].abstract.split()[:12])):
+        both = lexical.search_and_score(question, 10, None, candidates)
+        top = lexical.search(question, 10)
+        assert list(both)[: len(top)] == list(top)
+        assert list(both.values())[: len(top)] == pytest.approx(list(top.values()))
+        for pmid in candidates:
+            alone = lexical.search(question, 1, [pmid])
+            assert both[pmid] == pytest.approx(alone.get(pmid, 0.0)), (question, pmid)
+        assert any(both[p] == 0.0 for p in candidates) and any(both[p] > 0 for p in candidates if p not in top)
+
+
 def test_a_filters_records_are_found_once_per_snapshot(retriever: Retriever) -> None:
     """A conversation or a server asks many questions under one filter: the allowed records are kept."""
     from qa.store.snapshot import KEPT_FILTERS

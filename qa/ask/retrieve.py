@@ -242,7 +242,10 @@ class Retriever:
         lexical: dict[str, float] = {}
         if mode in ("dense", "hybrid"):
             passages = self._dense_candidates(snapshot, query, depth, k, allowed_chunks, all_passages)
-        if mode in ("lexical", "hybrid"):
+        if mode == "hybrid":  # the lexical top and the dense candidates' BM25, in one pass
+            dense_pmids = sorted({p for p, _ in passages.values()})
+            lexical = snapshot.lexical.search_and_score(question, depth, allowed_pmids, dense_pmids)
+        elif mode == "lexical":
             lexical = snapshot.lexical.search(question, depth, allowed_pmids)
         self._complete_scores(snapshot, question, query, mode, passages, lexical)
         best_dense = _best_per_record(passages)

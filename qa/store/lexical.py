@@ -216,6 +216,35 @@ class LexicalIndex:
             return {str(r): float(s) for r, s in self._query(sql, (expression, json.dumps(sorted(wanted)), n))}
         return self._kept(sql + " ORDER BY score DESC", expression, wanted, n)
 
+    def search_and_score(
+        self, question: str, n: int, allowed_pmids: Sequence[str] | None, also: Sequence[str]
+    ) -> dict[str, float]:
+        """``search``, then the BM25 of each record of ``also`` (0 for one that matches no term), from one
+        pass over the ranked matches: a hybrid search needs both, and at 154,000 records each pass over
+        FTS5's matches costs about 100 ms (``bench/scale.py``)."""
+        expression = match_expression(question)
+        scored = {int(p) for p in also}
+        if expression is None or n < 1 or not scored:
+            top = self.search(question, n, allowed_pmids)
+            return {**top, **{str(p): 0.0 for p in sorted(scored) if str(p) not in top}}
+        allowed = None if allowed_pmids is None else {int(p) for p in allowed_pmids}
+        weights = ", ".join(str(w) for w in COLUMN_WEIGHTS)
+        sql = f"SELECT rowid, -bm25(lexical, {weights}) AS score FROM lexical WHERE lexical MATCH ? ORDER BY score DESC"
+        top: dict[str, float] = {}
+        extra: dict[str, float] = {}
+        try:
+            cursor = self.db.execute(sql, (expression,))
+            while (len(top) < n or len(extra) < len(scored)) and (rows := cursor.fetchmany(2048)):
+                for rowid, score in rows:
+                    if len(top) < n and (allowed is None or rowid in allowed):
+                        top[str(rowid)] = float(score)
+                    if rowid in scored:
+                        extra[str(rowid)] = float(score)
+        except sqlite3.DatabaseError as exc:
+            raise IndexStoreError(f"the lexical index is unreadable ({exc}); run `qa verify`, then rebuild") from None
+        rest = {str(p): extra.get(str(p), 0.0) for p in sorted(scored) if str(p) not in top}
+        return {**top, **rest}
+
     def _kept(self, sql: str, expression: str, wanted: set[int], n: int) -> dict[str, float]:
         """The first ``n`` rows of a ranked query whose rowid is in ``wanted``, read as they stream."""
         out: dict[str, float] = {}
