@@ -1,7 +1,7 @@
 """The whole stack at scale (issue 21): build, ask with filters, update 1%, remove 1,000, verify, serve at 8.
 
     python bench/scale.py                      # about 1M passages (154,000 records); prints a table, writes
-                                               # bench/results/scale-1000000.json (about 40 minutes here)
+                                               # bench/results/scale-1000000.json (about 25 minutes here)
     python bench/scale.py --passages 100000    # the same at about 100k passages (a few minutes)
     python bench/scale.py --build-only         # only the build; a later run reuses it (its figures are kept)
 
