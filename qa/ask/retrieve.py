@@ -243,11 +243,11 @@ class Retriever:
         if mode in ("dense", "hybrid"):
             passages = self._dense_candidates(snapshot, query, depth, k, allowed_chunks, all_passages)
         if mode == "hybrid":  # the lexical top and the dense candidates' BM25, in one pass
-            dense_pmids = sorted({p for p, _ in passages.values()})
+            dense_pmids = {p for p, _ in passages.values()}
             lexical = snapshot.lexical.search_and_score(question, depth, allowed_pmids, dense_pmids)
         elif mode == "lexical":
             lexical = snapshot.lexical.search(question, depth, allowed_pmids)
-        self._complete_scores(snapshot, question, query, mode, passages, lexical)
+        self._complete_dense(snapshot, query, passages, lexical)
         best_dense = _best_per_record(passages)
         record_score = self._record_scores(snapshot, question, mode, best_dense, lexical)
         ranked = _rank_passages(passages, record_score, best_dense, mode, all_passages)[:k]
@@ -348,24 +348,15 @@ class Retriever:
             n = min(limit, n * 4)
 
     @staticmethod
-    def _complete_scores(
-        snapshot: Snapshot,
-        question: str,
-        query: np.ndarray,
-        mode: str,
-        passages: PassageScores,
-        lexical: dict[str, float],
+    def _complete_dense(
+        snapshot: Snapshot, query: np.ndarray, passages: PassageScores, lexical: dict[str, float]
     ) -> None:
-        """Give every candidate record both scores: dense for lexical-only records, BM25 for dense-only ones."""
+        """Give the lexical-only records their dense scores (a hybrid search's ``search_and_score`` has already
+        given the dense-only ones their BM25)."""
         have_dense = {p for p, _ in passages.values()}
-        candidates = have_dense | set(lexical)
-        missing_dense = [p for p in candidates if p not in have_dense]
+        missing_dense = [p for p in lexical if p not in have_dense]
         if missing_dense:
             passages.update(snapshot.dense_scores_of_records(query, missing_dense))
-        if mode == "hybrid":
-            missing_lexical = [p for p in candidates if p not in lexical]
-            if missing_lexical:
-                lexical.update(snapshot.lexical.search(question, len(missing_lexical), missing_lexical))
 
     def _record_scores(
         self,

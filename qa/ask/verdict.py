@@ -51,6 +51,7 @@ _STOP = frozenset(
     "any there their they them who which what how".split()
 )
 QUESTION_WORD = "QW"
+_STEM = 6  # words that share their first six letters count as the same word ("reduce", "reduces", "reduced")
 # Words a conclusion uses to say that a finding does not hold, written from how abstracts word it (not mined
 # from the data). Of the tune half's 467 conclusions, 75 hold one: 54 "no", 14 "yes" (such as "no significant
 # difference in complications": safe), 7 "maybe"; of the cross-validated readings, it held back 3 "yes", 2 wrong.
@@ -77,7 +78,6 @@ def speaks_against(text: str) -> bool:
     """Whether ``text`` says in so many words that a finding does not hold ("cast doubt on", "did not
     reduce", "is not justified"): such a conclusion is never read as a plain "yes"."""
     return bool(_AGAINST.search(text))
-_STEM = 6  # words that share their first six letters count as the same word ("reduce", "reduces", "reduced")
 
 
 def against_question(text: str, question: str) -> str:

@@ -15,7 +15,7 @@ import math
 import re
 import sqlite3
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from ..errors import IndexStoreError
@@ -33,6 +33,8 @@ LOOKUP_LIMIT = 16
 
 # Column weights for bm25(): a title word is worth more than one in the body.
 COLUMN_WEIGHTS = (2.0, 1.0, 1.0)
+_SCORED = (f"SELECT rowid, -bm25(lexical, {', '.join(map(str, COLUMN_WEIGHTS))}) AS score "
+           "FROM lexical WHERE lexical MATCH ?")
 BM25_K1 = 1.2  # FTS5's fixed k1
 
 _GREEK = {
@@ -204,20 +206,24 @@ class LexicalIndex:
         expression = match_expression(question)
         if expression is None or n < 1:
             return {}
-        weights = ", ".join(str(w) for w in COLUMN_WEIGHTS)
-        sql = f"SELECT rowid, -bm25(lexical, {weights}) AS score FROM lexical WHERE lexical MATCH ?"
         if allowed_pmids is None:
-            return {str(r): float(s) for r, s in self._query(sql + " ORDER BY score DESC LIMIT ?", (expression, n))}
+            return {str(r): float(s) for r, s in self._query(_SCORED + " ORDER BY score DESC LIMIT ?", (expression, n))}
         wanted = {int(p) for p in allowed_pmids}
         if not wanted:
             return {}
         if len(wanted) <= LOOKUP_LIMIT:
-            sql += " AND rowid IN (SELECT value FROM json_each(?)) ORDER BY score DESC LIMIT ?"
+            sql = _SCORED + " AND rowid IN (SELECT value FROM json_each(?)) ORDER BY score DESC LIMIT ?"
             return {str(r): float(s) for r, s in self._query(sql, (expression, json.dumps(sorted(wanted)), n))}
-        return self._kept(sql + " ORDER BY score DESC", expression, wanted, n)
+        out: dict[str, float] = {}
+        for rowid, score in self._ranked(expression):
+            if rowid in wanted:
+                out[str(rowid)] = float(score)
+                if len(out) >= n:
+                    break
+        return out
 
     def search_and_score(
-        self, question: str, n: int, allowed_pmids: Sequence[str] | None, also: Sequence[str]
+        self, question: str, n: int, allowed_pmids: Sequence[str] | None, also: Iterable[str]
     ) -> dict[str, float]:
         """``search``, then the BM25 of each record of ``also`` (0 for one that matches no term), from one
         pass over the ranked matches: a hybrid search needs both, and at 154,000 records each pass over
@@ -228,37 +234,26 @@ class LexicalIndex:
             top = self.search(question, n, allowed_pmids)
             return {**top, **{str(p): 0.0 for p in sorted(scored) if str(p) not in top}}
         allowed = None if allowed_pmids is None else {int(p) for p in allowed_pmids}
-        weights = ", ".join(str(w) for w in COLUMN_WEIGHTS)
-        sql = f"SELECT rowid, -bm25(lexical, {weights}) AS score FROM lexical WHERE lexical MATCH ? ORDER BY score DESC"
         top: dict[str, float] = {}
         extra: dict[str, float] = {}
-        try:
-            cursor = self.db.execute(sql, (expression,))
-            while (len(top) < n or len(extra) < len(scored)) and (rows := cursor.fetchmany(2048)):
-                for rowid, score in rows:
-                    if len(top) < n and (allowed is None or rowid in allowed):
-                        top[str(rowid)] = float(score)
-                    if rowid in scored:
-                        extra[str(rowid)] = float(score)
-        except sqlite3.DatabaseError as exc:
-            raise IndexStoreError(f"the lexical index is unreadable ({exc}); run `qa verify`, then rebuild") from None
+        for rowid, score in self._ranked(expression):
+            if len(top) < n and (allowed is None or rowid in allowed):
+                top[str(rowid)] = float(score)
+            if rowid in scored:
+                extra[str(rowid)] = float(score)
+            if len(top) >= n and len(extra) >= len(scored):
+                break
         rest = {str(p): extra.get(str(p), 0.0) for p in sorted(scored) if str(p) not in top}
         return {**top, **rest}
 
-    def _kept(self, sql: str, expression: str, wanted: set[int], n: int) -> dict[str, float]:
-        """The first ``n`` rows of a ranked query whose rowid is in ``wanted``, read as they stream."""
-        out: dict[str, float] = {}
+    def _ranked(self, expression: str) -> Iterator[tuple[int, float]]:
+        """Every record matching ``expression`` with its BM25, highest first, read as the rows stream."""
         try:
-            cursor = self.db.execute(sql, (expression,))
-            while len(out) < n and (rows := cursor.fetchmany(2048)):
-                for rowid, score in rows:
-                    if rowid in wanted:
-                        out[str(rowid)] = float(score)
-                        if len(out) >= n:
-                            break
+            cursor = self.db.execute(_SCORED + " ORDER BY score DESC", (expression,))
+            while rows := cursor.fetchmany(2048):
+                yield from rows
         except sqlite3.DatabaseError as exc:
             raise IndexStoreError(f"the lexical index is unreadable ({exc}); run `qa verify`, then rebuild") from None
-        return out
 
     def ceiling(self, question: str) -> float:
         """The BM25 a record holding every question term would approach: sum of idf x (k1 + 1) x top weight."""
