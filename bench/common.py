@@ -72,16 +72,23 @@ def write_results(name: str, data: dict) -> Path:
     return path
 
 
-def clustered_vectors(index: Path, n: int, noise: float = 0.03):
-    """``n`` synthetic unit vectors, each a real passage vector of ``index`` plus Gaussian noise (seeded)."""
-    import numpy as np
-
+def passage_vectors(index: Path):
+    """Every passage vector of ``index``, as an (n, dim) float32 array."""
     sys.path.insert(0, str(REPO))
     from qa.store import IndexStore
 
     snapshot = IndexStore(index).open()
-    centers = snapshot.vectors.vectors(snapshot.vectors.ids())
-    snapshot.close()
+    try:
+        return snapshot.vectors.vectors(snapshot.vectors.ids())
+    finally:
+        snapshot.close()
+
+
+def clustered_vectors(index: Path, n: int, noise: float = 0.03):
+    """``n`` synthetic unit vectors, each a real passage vector of ``index`` plus Gaussian noise (seeded)."""
+    import numpy as np
+
+    centers = passage_vectors(index)
     d = centers.shape[1]
     rng = np.random.default_rng(0)
     vectors = np.empty((n, d), dtype=np.float32)

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import CACHE, REPO, SHARED_QUERIES, corpus_index, write_results
+from common import CACHE, REPO, SHARED_QUERIES, corpus_index, passage_vectors, write_results
 from corpus1m import write_corpus
 from serve import load, start_server
 
@@ -73,14 +73,6 @@ class StandInVectors:
         if on_encoded is not None:
             on_encoded(range(len(texts)))
         return out
-
-
-def real_centers() -> np.ndarray:
-    snapshot = IndexStore(corpus_index()).open()
-    try:
-        return snapshot.vectors.vectors(snapshot.vectors.ids()).astype(np.float32)
-    finally:
-        snapshot.close()
 
 
 class PeakRss:
@@ -190,7 +182,7 @@ def main() -> None:
     n_records, files = corpus(args.passages)
     index = CACHE / f"scale-{args.passages}"
     embedder = Embedder()
-    embedder.runner.encode = StandInVectors(real_centers())  # type: ignore[method-assign]
+    embedder.runner.encode = StandInVectors(passage_vectors(corpus_index()).astype(np.float32))  # type: ignore[method-assign]
     result: dict = {"records": n_records, "stand_in_encoder": f"real passage vectors + N(0, {NOISE}) noise"}
     built = CACHE / f"scale-{args.passages}.build.json"  # written once the build is complete
     if args.build_only or not built.is_file() or not IndexStore(index).exists():
