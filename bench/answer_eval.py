@@ -113,16 +113,24 @@ def conversations(retriever: Any, items: list[dict[str, Any]]) -> dict[str, Any]
 def refusals(retriever: Any, offtopic: list[dict[str, Any]], real: list[str]) -> dict[str, Any]:
     refused = [o["id"] for o in offtopic if not retriever.ask(o["question"], 5).hits]
     lost = [q for q in real if not retriever.ask(q, 1).hits]
-    scope = load("out_of_scope.jsonl")
-    by_split = {}
-    for split in ("dev", "test"):
-        chosen = [o for o in scope if o["split"] == split]
-        kept = [o["question"] for o in chosen if retriever.ask(o["question"], 5).hits]
-        by_split[split] = {"refused": len(chosen) - len(kept), "of": len(chosen), "answered": kept}
     return {"offtopic_refused": len(refused), "offtopic": len(offtopic),
             "offtopic_rate": round(len(refused) / len(offtopic), 4),
-            "out_of_scope": by_split,
+            "out_of_scope": unanswerable(retriever, load("out_of_scope.jsonl")),
+            "near_together": unanswerable(retriever, load("near_together.jsonl")),
             "real_refused": len(lost), "real": len(real), "real_refused_questions": lost[:20]}  # fmt: skip
+
+
+def unanswerable(retriever: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per split, questions the collection cannot answer: refused, answered under "Uncertain", or answered
+    plainly (the best record strong: what a reader would take for evidence)."""
+    by_split = {}
+    for split in ("dev", "test"):
+        responses = [(o["question"], retriever.ask(o["question"], 5)) for o in items if o["split"] == split]
+        kept = [q for q, r in responses if r.hits]
+        plain = [q for q, r in responses if r.hits and r.hits[0].relevance_label == "strong"]
+        by_split[split] = {"refused": len(responses) - len(kept), "of": len(responses),
+                           "uncertain": len(kept) - len(plain), "plain": len(plain), "answered": kept}  # fmt: skip
+    return by_split
 
 
 def cases(retriever: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -214,6 +222,9 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         + ", ".join(f"{k} {v['refused']}/{v['of']} = {v['refused'] / v['of']:.1%}"
                     for k, v in r["out_of_scope"].items())  # fmt: skip
         + "  (dev trained on, test never)",
+        *(f"  {name:<32} " + ", ".join(f"{k} {v['refused']} refused, {v['uncertain']} uncertain, {v['plain']} plain"
+                                      for k, v in r[key].items())  # fmt: skip
+          for name, key in (("out-of-scope", "out_of_scope"), ("subjects never together", "near_together"))),
         "held-out cases (cases.jsonl)       "
         + ", ".join(f"{c['id']} {c['kind']} {'ok' if c['ok'] else 'MISSED'}" for c in result["cases"]),
         f"shared: first answer sentence from the gold record's Results/Conclusions "

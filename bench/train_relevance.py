@@ -45,6 +45,13 @@ NATURAL_WEIGHT = 8.0  # a natural-language dev question counts this many titles 
 # plain answers to the dev real questions 1.1% and 2 points fewer, none more refused; the out-of-scope sets
 # move by nothing (their near misses are already refused or uncertain).
 RARE_GUARD = 0.25
+# The best record reads weak when a quarter of the question's weight is subject words (``LACKING_ZIPF``) that
+# other records hold and it lacks: "Do statins lower the risk of developing dementia?" printed "Yes" over a
+# record on statins and stroke. Chosen on dev halves (near_together dev, the shared train half): of the 20
+# dev questions whose subjects no record holds together, 3 fewer plain answers (11 -> 8; at 0.20, 5 fewer),
+# for 16 of 467 shared titles (3.4%; at 0.20, 24) and 1 of 30 dev natural questions marked uncertain, none
+# refused. The logistic models are not trained on near_together.
+LACKING_GUARD = 0.25
 
 Group = tuple[np.ndarray, np.ndarray]  # one question: the signals of its top hits, and which is the gold record
 
@@ -143,7 +150,7 @@ def train(sets: dict[str, list[Group]]) -> RelevanceModel:
                   f"and conversation dev halves) and {int((1 - y).sum())} off-scope (out_of_scope dev, offtopic); "
                   f"hit on {len(y_hit)} other hits; floor from 5-fold CV refuses {100 * (real_cv < floor).mean():.1f}% "
                   f"of those real, {100 * (cv[y == 0] < floor).mean():.1f}% of those off-scope")  # fmt: skip
-    return RelevanceModel(hit, scope, round(floor, 4), STRONG, trained_on, RARE_GUARD)
+    return RelevanceModel(hit, scope, round(floor, 4), STRONG, trained_on, RARE_GUARD, LACKING_GUARD)
 
 
 def rate(refused: np.ndarray) -> str:
@@ -170,7 +177,8 @@ def report(model: RelevanceModel, sets: dict[str, list[Group]]) -> dict:
     print(f"    {'':<46} {'refused':>15} {'uncertain':>15}")
     for label, name in rows:
         best = np.array([model.scope.probabilities(g[0][:1])[0] for g in sets[name]])
-        guarded = np.array([g[0][0][FEATURES.index("rare")] >= model.rare_guard for g in sets[name]])
+        guarded = np.array([g[0][0][FEATURES.index("rare")] >= model.rare_guard
+                            or g[0][0][FEATURES.index("lacking")] >= model.lacking_guard for g in sets[name]])
         refused = best < model.answer_floor
         uncertain = ~refused & ((best < model.strong) | guarded)
         out[name] = {"refused": int(refused.sum()), "uncertain": int(uncertain.sum()), "of": len(refused)}

@@ -211,3 +211,38 @@ def test_a_refusal_and_a_warning_name_what_the_collection_never_mentions(retriev
     else:
         assert "No record mentions hydroxyurea" in (weak.note or "")
     assert retriever.ask(IL6_QUESTION, k=5).note is None  # a strong answer carries no warning
+
+
+def test_a_record_that_leaves_out_a_subject_other_records_hold_is_not_a_plain_answer(retriever: Retriever) -> None:
+    """Statins and dementia are each in the small index, never in one record: the closest record (statins and
+    stroke) printed "Yes, in this collection" over stroke findings. Now it is weak, the warning names what it
+    lacks, and there is no bottom line. Lay words it lacks ("developing") are not subjects."""
+    from qa.ask.relevance import lacking_subjects
+
+    question = "Do statins lower the risk of developing dementia?"
+    shares, holders = retriever.snapshot.lexical.term_holders(question, ["11340218", "22188074"])
+    assert set(lacking_subjects(shares, holders, "11340218")) == {"dementia"}
+    assert set(lacking_subjects(shares, holders, "22188074")) == {"statins"}
+    assert lacking_subjects(shares, holders, "11340218")["dementia"] >= retriever.relevance.lacking_guard
+    response = retriever.ask(question, k=5)
+    assert response.hits, "statins are in the collection: answered, but not plainly"
+    assert response.hits[0].pmid == "11340218" and response.hits[0].relevance_label == "weak"
+    assert response.answer.verdict == "unclear"
+    expected = ("Uncertain: the closest record (11340218) does not mention dementia, which other records do, so "
+                "it may not answer this question; read it before relying on it.")  # fmt: skip
+    assert response.note == expected
+    assert response.to_dict()["hits"][0]["relevance_label"] == "weak"
+
+
+def test_the_lacking_guard_marks_only_the_best_record_weak() -> None:
+    from dataclasses import replace
+
+    from qa.ask.relevance import Signals
+
+    model = RelevanceModel.load()
+    assert 0 < model.lacking_guard < 1
+    best = Signals(0.8, 0.8, 0.3, 0.7, 0.0)
+    assert model.labels([0.99, 0.9], [best, best]) == ["strong", "strong"]
+    lacking = replace(best, lacking=model.lacking_guard)
+    assert model.labels([0.99, 0.9], [lacking, best]) == ["weak", "weak"]  # no answer when the best is not one
+    assert model.labels([0.99, 0.9], [best, lacking]) == ["strong", "strong"]

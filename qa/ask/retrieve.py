@@ -20,9 +20,10 @@ from ..embed import Embedder, check_same_model, is_exported
 from ..query import DEFAULT_MODE, MODES, Answer, Filters, Hit, Mode, Response, check_k, check_mode, check_question
 from ..records import Record
 from ..store import IndexStore, Manifest, Snapshot, set_threads
+from ..store.lexical import words_of
 from ..store.snapshot import PassageScores, StoredSentence
 from .answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer
-from .relevance import RelevanceModel, Signals, rare_in_english, record_signals
+from .relevance import RelevanceModel, Signals, lacking_subjects, rare_in_english, record_signals
 from .verdict import VerdictModel, combine, conclusion_of, is_yes_no
 
 EXACT_FILTER_LIMIT = 20_000  # filtered searches over at most this many passages are scored exactly
@@ -180,8 +181,18 @@ class Retriever:
             answer = self._with_verdict(question, answer, list(dict.fromkeys(h.pmid for h in hits))[:VERDICT_RECORDS])
             if uncertain:  # no bottom line from a record that may not be about the question
                 answer = replace(answer, verdict="unclear")
-        note = _uncertain(self.snapshot.lexical.absent_words(question)) if uncertain else None
+        note = self._uncertain(question, top.pmid) if uncertain and top is not None else None
         return Response(question, found.hits, answer, mode=mode, query=query, filters=filters, note=note)
+
+    def _uncertain(self, question: str, pmid: str) -> str:
+        """The warning over a weak answer: what no record mentions, or else what the best record leaves out
+        of the question that other records hold, so that a reader knows what to check."""
+        lexical = self.snapshot.lexical
+        missing = lexical.absent_words(question)
+        if missing:
+            return _uncertain(missing)
+        shares, holders = lexical.term_holders(question, [pmid])
+        return _uncertain((), words_of(question, set(lacking_subjects(shares, holders, pmid))), pmid)
 
     def cited_records(self, response: Response) -> list[Record]:
         """The records an answer cites, for its references: those of the answer sentences in order, then the
@@ -293,10 +304,12 @@ class Retriever:
         ceiling = snapshot.lexical.ceiling(question)
         closest = {p: max((float(s.vector @ query) for s in sentences.get(p, ())), default=best_dense.get(p, 0.0))
                    for p in pmids}  # fmt: skip
-        coverage, absent = snapshot.lexical.coverage(question, pmids)
+        shares, holders = snapshot.lexical.term_holders(question, pmids)
+        coverage, absent = snapshot.lexical.covered(shares, holders, pmids)
         rare = sum(share for term, share in absent.items() if rare_in_english(term))
+        lacking = {p: sum(lacking_subjects(shares, holders, p).values()) for p in pmids}
         scaled = {p: bm25.get(p, 0.0) / ceiling if ceiling > 0 else 0.0 for p in pmids}
-        return record_signals(pmids, best_dense, closest, scaled, coverage, sum(absent.values()), rare)
+        return record_signals(pmids, best_dense, closest, scaled, coverage, sum(absent.values()), rare, lacking)
 
     def _judged(
         self,
@@ -438,12 +451,16 @@ def _listed(missing: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _uncertain(missing: Sequence[str]) -> str:
-    """The warning over a weak answer, naming what the collection lacks when the question names it."""
-    if not missing:
-        return UNCERTAIN
-    return (f"Uncertain: no record mentions {_listed(missing)}, so the closest record may not answer this "
-            "question; read it before relying on it.")  # fmt: skip
+def _uncertain(missing: Sequence[str], lacking: Sequence[str] = (), pmid: str = "") -> str:
+    """The warning over a weak answer, naming what the collection lacks when the question names it, or what
+    the closest record lacks and other records hold."""
+    if missing:
+        return (f"Uncertain: no record mentions {_listed(missing)}, so the closest record may not answer this "
+                "question; read it before relying on it.")  # fmt: skip
+    if lacking:
+        return (f"Uncertain: the closest record ({pmid}) does not mention {_listed(lacking)}, which other records "
+                "do, so it may not answer this question; read it before relying on it.")  # fmt: skip
+    return UNCERTAIN
 
 
 def _nothing_relevant(closest: Hit, missing: Sequence[str] = ()) -> str:

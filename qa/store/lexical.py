@@ -115,6 +115,17 @@ _NOUN_ENDINGS = (
 )
 
 
+def words_of(question: str, wanted: set[str]) -> list[str]:
+    """The question's words, as written and in order, whose terms are among ``wanted``: what a reader is told
+    of ("no record mentions hydroxyurea")."""
+    out: list[str] = []
+    for word in question.split():
+        word = word.strip("\"'()[]{},.;:?!")
+        if word and word not in out and set(terms(word, drop_stopwords=True)) & wanted:
+            out.append(word)
+    return out
+
+
 def american_spelling(term: str) -> str:
     """``term`` spelled the American way ("caesarean" -> cesarean, "labour" -> labor); else ``term`` itself."""
     for pattern, replacement in _SPELLINGS:
@@ -275,27 +286,37 @@ class LexicalIndex:
         A term that no record contains weighs what a term in one record would (it is the rarest there is):
         a question about a drug the collection never names keeps that weight uncovered in every record.
         """
+        return self.covered(*self.term_holders(question, pmids), pmids)
+
+    @staticmethod
+    def covered(
+        shares: dict[str, float], holders: dict[str, set[str]], pmids: Sequence[str]
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """``coverage`` from ``term_holders``' answer: each record's covered share, and the absent terms'."""
+        covered = {p: sum(share for term, share in shares.items() if p in holders.get(term, ())) for p in pmids}
+        return covered, {term: share for term, share in shares.items() if term not in holders}
+
+    def term_holders(self, question: str, pmids: Sequence[str]) -> tuple[dict[str, float], dict[str, set[str]]]:
+        """The question's content terms with their idf-weighted share (summing to 1), and for each term some
+        record holds, which of ``pmids`` hold it; a term no record holds has no entry in the second."""
         weights = self.term_weights(question)
         total = sum(weights.values())
         if total <= 0:
-            return dict.fromkeys(pmids, 0.0), {}
-        covered = dict.fromkeys(pmids, 0.0)
-        absent: dict[str, float] = {}
+            return {}, {}
+        holders: dict[str, set[str]] = {}
         wanted = json.dumps([int(p) for p in pmids])
-        for term, weight in weights.items():
+        for term in weights:
             pattern = self._held_as(term)
             if pattern is None:
-                absent[term] = weight / total
                 continue
-            if not pmids:
-                continue
-            rows = self._query(
-                "SELECT rowid FROM lexical WHERE lexical MATCH ? AND rowid IN (SELECT value FROM json_each(?))",
-                (pattern, wanted),
-            )
-            for (rowid,) in rows:
-                covered[str(rowid)] += weight
-        return {p: c / total for p, c in covered.items()}, absent
+            holders[term] = set()
+            if pmids:
+                rows = self._query(
+                    "SELECT rowid FROM lexical WHERE lexical MATCH ? AND rowid IN (SELECT value FROM json_each(?))",
+                    (pattern, wanted),
+                )
+                holders[term] = {str(rowid) for (rowid,) in rows}
+        return {term: weight / total for term, weight in weights.items()}, holders
 
     def _held_as(self, term: str) -> str | None:
         """The FTS5 pattern by which some record holds ``term``, or None when none does: the word itself; a
@@ -339,13 +360,7 @@ class LexicalIndex:
     def absent_words(self, question: str) -> list[str]:
         """The question's words, as written, that no record holds (by ``coverage``'s rule), in order: what a
         reader is told the collection never mentions ("no record mentions hydroxyurea")."""
-        absent = set(self.coverage(question, [])[1])
-        out: list[str] = []
-        for word in question.split():
-            word = word.strip("\"'()[]{},.;:?!")
-            if word and word not in out and set(terms(word, drop_stopwords=True)) & absent:
-                out.append(word)
-        return out
+        return words_of(question, set(self.coverage(question, [])[1]))
 
     def _document_frequency(self, term: str) -> int:
         """Records holding ``term`` (a bare term, or an FTS5 pattern such as a quoted prefix ``"tonsil"*``)."""
@@ -362,6 +377,7 @@ class LexicalIndex:
 __all__ = [
     "LexicalIndex",
     "terms",
+    "words_of",
     "document_text",
     "match_expression",
     "spelling_variants",
