@@ -110,7 +110,7 @@ def test_bm25_finds_exact_terms_and_respects_allowed_pmids(index) -> None:  # ty
     try:
         scores = snapshot.lexical.search("Which IL6 inhibitors exist?", 10)
         assert list(scores) == ["101"]  # "IL-6" in the text matches "IL6" in the question
-        assert snapshot.lexical.search("IL-6", 10, allowed_pmids=["202"]) == {}
+        assert snapshot.lexical.search("IL-6", 10, allowed={202}) == {}
         assert snapshot.lexical.search("what is the", 10) == {}  # stopwords only: nothing to search
         ceiling = snapshot.lexical.ceiling("IL-6 tocilizumab")
         assert ceiling > scores["101"] > 0  # a record with every term would approach the ceiling

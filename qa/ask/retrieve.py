@@ -26,7 +26,6 @@ from .answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer
 from .relevance import RelevanceModel, Signals, lacking_subjects, rare_in_english, record_signals
 from .verdict import VerdictModel, combine, conclusion_of, is_yes_no
 
-EXACT_FILTER_LIMIT = 20_000  # filtered searches over at most this many passages are scored exactly
 SEARCH_DEPTH = 50  # records each side contributes before fusion (at least 4 x k)
 NOTHING_RELEVANT = "Nothing in this collection answers that; try other words, or index more records."
 UNCERTAIN = "Uncertain: the closest record may not answer this question (weak relevance); read it before relying on it."
@@ -243,21 +242,22 @@ class Retriever:
         question, k, mode = check_question(question), check_k(k), check_mode(mode)
         snapshot = self.snapshot  # one consistent snapshot for the whole question
         query = self.embedder.encode([question])[0]
-        allowed = self._allowed(snapshot, filters)
-        if allowed is not None and not allowed[0]:
+        allowed = snapshot.allowed(filters) if filters else None
+        if allowed is not None and not allowed.pmids:
             return _Found([], query, {})
-        allowed_pmids, allowed_chunks = allowed if allowed is not None else (None, None)
+        rowids = allowed.rowids if allowed is not None else None
 
         depth = max(SEARCH_DEPTH, 4 * k)
         passages: PassageScores = {}
         lexical: dict[str, float] = {}
         if mode in ("dense", "hybrid"):
-            passages = self._dense_candidates(snapshot, query, depth, k, allowed_chunks, all_passages)
+            # nearest passages enough to cover ``depth`` records (all passages: ``depth`` x 4 >= k passages)
+            passages = snapshot.dense_search(query, depth * 4, allowed, records=0 if all_passages else depth)
         if mode == "hybrid":  # the lexical top and the dense candidates' BM25, in one pass
             dense_pmids = {p for p, _ in passages.values()}
-            lexical = snapshot.lexical.search_and_score(question, depth, allowed_pmids, dense_pmids)
+            lexical = snapshot.lexical.search_and_score(question, depth, rowids, dense_pmids)
         elif mode == "lexical":
-            lexical = snapshot.lexical.search(question, depth, allowed_pmids)
+            lexical = snapshot.lexical.search(question, depth, rowids)
         self._complete_dense(snapshot, query, passages, lexical)
         best_dense = _best_per_record(passages)
         record_score = self._record_scores(snapshot, question, mode, best_dense, lexical)
@@ -300,7 +300,8 @@ class Retriever:
         """The relevance model's signals for each of ``pmids`` (``qa.ask.relevance``)."""
         pmids = list(dict.fromkeys(pmids))
         missing = [p for p in pmids if p not in lexical]
-        bm25 = {**lexical, **(snapshot.lexical.search(question, len(missing), missing) if missing else {})}
+        looked_up = snapshot.lexical.search(question, len(missing), {int(p) for p in missing}) if missing else {}
+        bm25 = {**lexical, **looked_up}
         ceiling = snapshot.lexical.ceiling(question)
         closest = {p: max((float(s.vector @ query) for s in sentences.get(p, ())), default=best_dense.get(p, 0.0))
                    for p in pmids}  # fmt: skip
@@ -329,36 +330,6 @@ class Retriever:
         relevance, label = dict(zip(pmids, scores)), dict(zip(pmids, self.relevance.labels(scores, signals)))
         return [replace(h, relevance=relevance[h.pmid], relevance_label=label[h.pmid],
                         signals=tuple(by_record[h.pmid].vector().tolist())) for h in hits]  # fmt: skip
-
-    @staticmethod
-    def _allowed(snapshot: Snapshot, filters: Filters | None) -> tuple[list[str], np.ndarray] | None:
-        """PMIDs and passage ids a filter lets through; None without filters."""
-        if not filters:
-            return None
-        return snapshot.allowed(filters)
-
-    @staticmethod
-    def _dense_candidates(
-        snapshot: Snapshot,
-        query: np.ndarray,
-        depth: int,
-        k: int,
-        allowed: np.ndarray | None,
-        all_passages: bool,
-    ) -> PassageScores:
-        """Nearest passages, widening the search until it covers ``depth`` records (or everything)."""
-        if allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
-            # A filter leaving few passages: score them all exactly. An approximate (IVF) index
-            # would only look in nprobe lists and could miss allowed passages outside them.
-            return snapshot.dense_scores(query, allowed.tolist())
-        limit = snapshot.vectors.count if allowed is None else len(allowed)
-        n = min(limit, depth * 4)
-        while True:
-            out = snapshot.dense_search(query, n, allowed)
-            enough = len(out) >= k if all_passages else len({p for p, _ in out.values()}) >= min(depth, limit)
-            if enough or n >= limit:
-                return out
-            n = min(limit, n * 4)
 
     @staticmethod
     def _complete_dense(

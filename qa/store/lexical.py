@@ -16,6 +16,7 @@ import re
 import sqlite3
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 from ..errors import IndexStoreError
@@ -30,6 +31,17 @@ FTS_SCHEMA = "CREATE VIRTUAL TABLE lexical USING fts5(title, abstract, mesh, con
 # the collection (measured: 174 us per record looked up at 1,001 records, 426 us at 2,077), and for streaming
 # about 2-4 us per matching record: streaming wins beyond about 15 records at any size.
 LOOKUP_LIMIT = 16
+
+# A question word held by more than COMMON_SHARE of the records, and by more than COMMON_RECORDS of them, is
+# left out of the BM25 MATCH ("patients", "study"). FTS5 scores every record that matches any word (about
+# 1.3 us each), so at 154,000 records the common words cost 150-200 ms an ask (bench/scale.py), for an idf of
+# at most log 9 against 5-10 for the words that pick the record. Below COMMON_RECORDS nothing is left out: a
+# collection of a few thousand records is searched in full, as the shared corpus's figures were measured.
+COMMON_SHARE = 0.1
+COMMON_RECORDS = 5000
+# A hybrid search reads at most this many BM25 matches past its top to score the dense candidates
+# (``LexicalIndex.search_and_score``); the shared 1,001 records never reach it.
+STREAM_LIMIT = 2000
 
 # Column weights for bm25(): a title word is worth more than one in the body.
 COLUMN_WEIGHTS = (2.0, 1.0, 1.0)
@@ -174,8 +186,9 @@ class Executes(Protocol):
 class LexicalIndex:
     """The FTS5 table of one snapshot: one row per record (rowid = PMID) over title, abstract and MeSH."""
 
-    def __init__(self, db: Executes) -> None:
+    def __init__(self, db: Executes, common_share: float = COMMON_SHARE) -> None:
         self.db = db
+        self.common_share = common_share
         self._df_cache: dict[str, int] = {}
         self._n_records: int | None = None
 
@@ -208,53 +221,59 @@ class LexicalIndex:
 
     # -- reading -----------------------------------------------------------
 
-    def search(self, question: str, n: int, allowed_pmids: Sequence[str] | None = None) -> dict[str, float]:
-        """BM25 of the best-matching records by PMID, highest first; only ``allowed_pmids`` if given.
+    def search(self, question: str, n: int, allowed: AbstractSet[int] | None = None) -> dict[str, float]:
+        """BM25 of the best-matching records by PMID, highest first; only the ``allowed`` rowids (PMIDs as
+        numbers, as ``Snapshot.allowed`` keeps them) if given.
 
         A few allowed records are looked up by rowid; more (a filter's, or the dense candidates a hybrid
         search completes) are kept from the ranked matches as they stream (``LOOKUP_LIMIT``). Looked up, a
         year filter's 60% of 2,077 records took 310 ms a search; streamed, 2 ms (``bench/scale.py``)."""
-        expression = match_expression(question)
+        expression = self.match_expression(question)
         if expression is None or n < 1:
             return {}
-        if allowed_pmids is None:
+        if allowed is None:
             return {str(r): float(s) for r, s in self._query(_SCORED + " ORDER BY score DESC LIMIT ?", (expression, n))}
-        wanted = {int(p) for p in allowed_pmids}
-        if not wanted:
+        if not allowed:
             return {}
-        if len(wanted) <= LOOKUP_LIMIT:
+        if len(allowed) <= LOOKUP_LIMIT:
             sql = _SCORED + " AND rowid IN (SELECT value FROM json_each(?)) ORDER BY score DESC LIMIT ?"
-            return {str(r): float(s) for r, s in self._query(sql, (expression, json.dumps(sorted(wanted)), n))}
+            return {str(r): float(s) for r, s in self._query(sql, (expression, json.dumps(sorted(allowed)), n))}
         out: dict[str, float] = {}
         for rowid, score in self._ranked(expression):
-            if rowid in wanted:
+            if rowid in allowed:
                 out[str(rowid)] = float(score)
                 if len(out) >= n:
                     break
         return out
 
     def search_and_score(
-        self, question: str, n: int, allowed_pmids: Sequence[str] | None, also: Iterable[str]
+        self, question: str, n: int, allowed: AbstractSet[int] | None, also: Iterable[str]
     ) -> dict[str, float]:
-        """``search``, then the BM25 of each record of ``also`` (0 for one that matches no term), from one
-        pass over the ranked matches: a hybrid search needs both, and at 154,000 records each pass over
-        FTS5's matches costs about 100 ms (``bench/scale.py``)."""
-        expression = match_expression(question)
+        """``search``, then the BM25 of each record of ``also``, from one pass over the ranked matches: a
+        hybrid search needs both, and at 154,000 records each pass over FTS5's matches costs about 100 ms
+        (``bench/scale.py``). The pass reads at most ``STREAM_LIMIT`` matches past the top ``n``: a record of
+        ``also`` not among them gets the last score read, which bounds its own (0 when every match was read:
+        it matches no term). At 1M passages, 47,000 matches a question were read before the limit."""
+        expression = self.match_expression(question)
         scored = {int(p) for p in also}
         if expression is None or n < 1 or not scored:
-            top = self.search(question, n, allowed_pmids)
+            top = self.search(question, n, allowed)
             return {**top, **{str(p): 0.0 for p in sorted(scored) if str(p) not in top}}
-        allowed = None if allowed_pmids is None else {int(p) for p in allowed_pmids}
         top: dict[str, float] = {}
         extra: dict[str, float] = {}
+        read, filled, last = 0, 0, 0.0
         for rowid, score in self._ranked(expression):
+            read, last = read + 1, float(score)
             if len(top) < n and (allowed is None or rowid in allowed):
-                top[str(rowid)] = float(score)
+                top[str(rowid)] = last
+                filled = read
             if rowid in scored:
-                extra[str(rowid)] = float(score)
-            if len(top) >= n and len(extra) >= len(scored):
+                extra[str(rowid)] = last
+            if len(top) >= n and (len(extra) >= len(scored) or read - filled >= STREAM_LIMIT):
                 break
-        rest = {str(p): extra.get(str(p), 0.0) for p in sorted(scored) if str(p) not in top}
+        else:
+            last = 0.0  # every match was read: a record not among them matches no term
+        rest = {str(p): extra.get(str(p), last) for p in sorted(scored) if str(p) not in top}
         return {**top, **rest}
 
     def _ranked(self, expression: str) -> Iterator[tuple[int, float]]:
@@ -267,16 +286,35 @@ class LexicalIndex:
             raise IndexStoreError(f"the lexical index is unreadable ({exc}); run `qa verify`, then rebuild") from None
 
     def ceiling(self, question: str) -> float:
-        """The BM25 a record holding every question term would approach: sum of idf x (k1 + 1) x top weight."""
-        if self._n_records is None:
-            self._n_records = self.count()
+        """The BM25 a record holding every searched term would approach: sum of idf x (k1 + 1) x top weight."""
+        n_records = self._records()
         total = 0.0
-        for term in dict.fromkeys(terms(question, drop_stopwords=True)):
+        for term in self.searched_terms(question):
             n = self._document_frequency(term)
             if n:
-                idf = max(1e-6, math.log((self._n_records - n + 0.5) / (n + 0.5)))  # FTS5's own idf
+                idf = max(1e-6, math.log((n_records - n + 0.5) / (n + 0.5)))  # FTS5's own idf
                 total += idf * (BM25_K1 + 1) * max(COLUMN_WEIGHTS)
         return total
+
+    def searched_terms(self, question: str) -> list[str]:
+        """The question's terms that BM25 searches: all but those in more than ``common_share`` of the records
+        and more than ``COMMON_RECORDS`` (the rarest one stays when every term is that common)."""
+        found = list(dict.fromkeys(terms(question, drop_stopwords=True)))
+        limit = max(self.common_share * self._records(), COMMON_RECORDS)
+        kept = [t for t in found if self._document_frequency(t) <= limit]
+        if found and not kept:
+            kept = [min(found, key=self._document_frequency)]
+        return kept
+
+    def match_expression(self, question: str) -> str | None:
+        """``match_expression`` over ``searched_terms``: the FTS5 query BM25 runs."""
+        kept = self.searched_terms(question)
+        return " OR ".join(f'"{t}"' for t in kept) if kept else None
+
+    def _records(self) -> int:
+        if self._n_records is None:
+            self._n_records = self.count()
+        return self._n_records
 
     def coverage(self, question: str, pmids: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
         """How much of the question each record speaks to: the idf-weighted share of the question's content
@@ -342,9 +380,7 @@ class LexicalIndex:
         parts: "cholesterol-lowering" is asked by "cholesterol" and "lowering", and a collection that
         writes the words apart does not lack the subject. Of the 50 dev natural questions, 17 named a word
         no record holds; 7 of them through such joins, 4 only through them."""
-        if self._n_records is None:
-            self._n_records = self.count()
-        n_records = self._n_records
+        n_records = self._records()
         compounds = compound_parts(question)
         out: dict[str, float] = {}
         for term in dict.fromkeys(terms(question, drop_stopwords=True)):
@@ -384,6 +420,8 @@ __all__ = [
     "american_spelling",
     "FTS_SCHEMA",
     "COLUMN_WEIGHTS",
+    "COMMON_SHARE",
+    "COMMON_RECORDS",
     "BM25_K1",
     "STOPWORDS",
 ]

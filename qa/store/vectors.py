@@ -209,15 +209,25 @@ class VectorIndex:
 
     # -- searching ---------------------------------------------------------
 
-    def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """``(id, cosine)`` of the ``n`` nearest vectors, optionally only among ``allowed`` ids."""
+    @staticmethod
+    def selector(allowed: np.ndarray) -> Any:
+        """FAISS's selector of the ``allowed`` ids: made once per filter (``Snapshot.allowed``), since for
+        600,000 ids it takes about 30 ms."""
         import faiss
 
-        selector = None
+        return faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+
+    def search(
+        self, query: np.ndarray, n: int, allowed: np.ndarray | None = None, selector: Any = None
+    ) -> list[tuple[int, float]]:
+        """``(id, cosine)`` of the ``n`` nearest vectors, optionally only among ``allowed`` ids (whose
+        ``selector`` may be given, made already)."""
+        import faiss
+
         if allowed is not None:
             if len(allowed) == 0:
                 return []
-            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            selector = selector if selector is not None else self.selector(allowed)
             n = max(1, min(n, len(allowed)))
         else:
             n = max(1, min(n, self.count))
