@@ -81,6 +81,9 @@ def terms(text: str, *, drop_stopwords: bool = False) -> list[str]:
     out: list[str] = []
     for match in _TOKEN.finditer(_term_text(text)):
         token = match.group(0)
+        if token.isalnum():  # a plain word or number, most tokens: nothing to split or add
+            out.append(token)
+            continue
         plus = token.endswith("+")
         core = token.rstrip("+")
         parts = [p for p in re.split(r"[-/.]", core) if p]
