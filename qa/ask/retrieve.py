@@ -187,10 +187,10 @@ class Retriever:
         """The warning over a weak answer: what no record mentions, or else what the best record leaves out
         of the question that other records hold, so that a reader knows what to check."""
         lexical = self.snapshot.lexical
-        missing = lexical.absent_words(question)
+        shares, holders = lexical.term_holders(question, [pmid])
+        missing = words_of(question, set(lexical.covered(shares, holders, [pmid])[1]))  # as ``absent_words``
         if missing:
             return _uncertain(missing)
-        shares, holders = lexical.term_holders(question, [pmid])
         return _uncertain((), words_of(question, set(lacking_subjects(shares, holders, pmid))), pmid)
 
     def cited_records(self, response: Response) -> list[Record]:

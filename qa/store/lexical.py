@@ -172,12 +172,16 @@ def document_text(text: str | None) -> str:
 
 def match_expression(question: str) -> str | None:
     """An FTS5 MATCH query that ORs the question's terms; None if it has no searchable term."""
-    seen: dict[str, None] = {}
-    for term in terms(question, drop_stopwords=True):
-        seen.setdefault(term, None)
-    if not seen:
-        return None
-    return " OR ".join(f'"{t}"' for t in seen)
+    return _any_of(query_terms(question))
+
+
+def query_terms(question: str) -> list[str]:
+    """The question's terms that a search looks for, each once, in order (stopwords dropped)."""
+    return list(dict.fromkeys(terms(question, drop_stopwords=True)))
+
+
+def _any_of(chosen: Sequence[str]) -> str | None:
+    return " OR ".join(f'"{t}"' for t in chosen) if chosen else None
 
 
 class Executes(Protocol):
@@ -302,7 +306,7 @@ class LexicalIndex:
     def searched_terms(self, question: str) -> list[str]:
         """The question's terms that BM25 searches: all but those in more than ``common_share`` of the records
         and more than ``COMMON_RECORDS`` (the rarest one stays when every term is that common)."""
-        found = list(dict.fromkeys(terms(question, drop_stopwords=True)))
+        found = query_terms(question)
         limit = max(self.common_share * self._records(), COMMON_RECORDS)
         kept = [t for t in found if self._document_frequency(t) <= limit]
         if found and not kept:
@@ -311,8 +315,7 @@ class LexicalIndex:
 
     def match_expression(self, question: str) -> str | None:
         """``match_expression`` over ``searched_terms``: the FTS5 query BM25 runs."""
-        kept = self.searched_terms(question)
-        return " OR ".join(f'"{t}"' for t in kept) if kept else None
+        return _any_of(self.searched_terms(question))
 
     def _records(self) -> int:
         if self._n_records is None:
@@ -386,7 +389,7 @@ class LexicalIndex:
         n_records = self._records()
         compounds = compound_parts(question)
         out: dict[str, float] = {}
-        for term in dict.fromkeys(terms(question, drop_stopwords=True)):
+        for term in query_terms(question):
             if len(term) < 2 and not term.isdigit():
                 continue
             n = self._document_frequency(term)
