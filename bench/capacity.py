@@ -76,7 +76,7 @@ def real_quality(index: Path) -> tuple[list[dict], dict]:
 
 
 # SQLite's own tables and indexes, grouped by what they hold (dbstat names them)
-COMPONENTS = {"sentences": "sentence vectors and offsets", "records": "records (text, MeSH, citation)",
+COMPONENTS = {"sentences": "sentence vectors (3-bit codes)", "records": "records (text, MeSH, citation)",
               "lexical_content": "FTS5 copy of the text", "lexical_data": "FTS5 inverted index",
               "chunks": "passages (offsets)", "chunks_pmid": "passages by PMID"}  # fmt: skip
 
@@ -90,7 +90,7 @@ def sqlite_bytes(index: Path) -> dict:
     chunks = store.manifest().chunks
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        vectors = int(db.execute("SELECT COALESCE(SUM(LENGTH(vector)), 0) FROM sentences").fetchone()[0])
+        vectors = int(db.execute("SELECT COALESCE(SUM(LENGTH(codes)), 0) FROM sentences").fetchone()[0])
         pages = dict(db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall())
     finally:
         db.close()

@@ -199,6 +199,16 @@ def changed_records(files: list[Path], share: float, out: Path) -> int:
     return n
 
 
+def current_format(index: Path) -> bool:
+    """Whether ``index`` holds a snapshot this version reads (an older format is built again)."""
+    from qa.errors import QAError
+
+    try:
+        return IndexStore(index).exists() and IndexStore(index).manifest() is not None
+    except QAError:
+        return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passages", type=int, default=1_000_000, help="about how many passages (default 1M)")
@@ -214,7 +224,7 @@ def main() -> None:
     embedder.runner.encode = StandInVectors(passage_vectors(corpus_index()).astype(np.float32))  # type: ignore[method-assign]
     result: dict = {"records": n_records, "stand_in_encoder": f"real passage vectors + N(0, {NOISE}) noise"}
     built = CACHE / f"scale-{args.passages}.build.json"  # written once the build is complete
-    if args.build_only or not built.is_file() or not IndexStore(index).exists():
+    if args.build_only or not built.is_file() or not current_format(index):
         built.unlink(missing_ok=True)
         print(f"building {n_records:,} records ...", file=sys.stderr)
         built.write_text(json.dumps(build(files, index, embedder, args.workers)))

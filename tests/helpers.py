@@ -12,6 +12,7 @@ import pytest
 from qa.errors import IngestError
 from qa.ingest import read_source
 from qa.store import IndexStore, VectorIndex
+from qa.store.compact import decode_vectors
 from qa.store.layout import PASSAGES, VECTORS
 
 
@@ -54,12 +55,10 @@ def index_rows(index: Path, sql: str) -> list[tuple]:
         db.close()
 
 
-PASSAGE_ROWS = (
-    "SELECT c.id, c.pmid, c.ordinal, c.section, c.start, c.end, c.sentences, c.n_tokens, c.text_hash, "
-    "substr(r.abstract, c.start + 1, c.end - c.start) FROM chunks c JOIN records r USING (pmid) ORDER BY c.id"
-)
+# The records' rows hold their (compressed) abstracts: equal records and equal offsets are equal passage texts.
+PASSAGE_ROWS = "SELECT id, pmid, ordinal, section, start, end, sentences, n_tokens, text_hash FROM chunks ORDER BY id"
 RECORD_ROWS = "SELECT * FROM records ORDER BY pmid"
-SENTENCE_ROWS = "SELECT pmid, start, end, section, vector FROM sentences ORDER BY pmid, start"
+SENTENCE_ROWS = "SELECT pmid, codes FROM sentences ORDER BY pmid"
 
 
 def index_vectors(index: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +70,8 @@ def index_vectors(index: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def same_index(a: Path, b: Path, *, sentence_cosine: float) -> None:
     """Two builds of the same sources: records, passage rows (ids, order, text, offsets, section), vectors
-    and sentence rows agree."""
+    and sentence rows agree. Sentence vectors are compared as read back from their 3-bit codes: two engines
+    batch sentences differently (cosine >= 0.965 before coding), and each code moves a vector a little more."""
     assert index_rows(a, RECORD_ROWS) == index_rows(b, RECORD_ROWS)
     assert index_rows(a, PASSAGE_ROWS) == index_rows(b, PASSAGE_ROWS)
     ids_a, va = index_vectors(a)
@@ -79,8 +79,9 @@ def same_index(a: Path, b: Path, *, sentence_cosine: float) -> None:
     assert np.array_equal(ids_a, ids_b)
     assert float(np.min(np.sum(va * vb, axis=1))) >= 0.9999
     sa, sb = index_rows(a, SENTENCE_ROWS), index_rows(b, SENTENCE_ROWS)
-    assert [r[:4] for r in sa] == [r[:4] for r in sb]
-    ha = np.array([np.frombuffer(r[4], dtype=np.float16) for r in sa], dtype=np.float32)
-    hb = np.array([np.frombuffer(r[4], dtype=np.float16) for r in sb], dtype=np.float32)
+    assert [(r[0], len(r[1])) for r in sa] == [(r[0], len(r[1])) for r in sb]
+    dimension = IndexStore(a).manifest().dimension
+    ha = np.concatenate([decode_vectors(r[1], dimension) for r in sa])
+    hb = np.concatenate([decode_vectors(r[1], dimension) for r in sb])
     cosines = np.sum(ha * hb, axis=1) / np.linalg.norm(ha, axis=1) / np.linalg.norm(hb, axis=1)
-    assert float(cosines.min()) >= sentence_cosine
+    assert float(cosines.min()) >= sentence_cosine, float(cosines.min())

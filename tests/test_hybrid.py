@@ -242,6 +242,29 @@ def test_a_small_filters_passages_are_scored_exactly_and_cover_the_records_asked
     assert {p for p, _ in found.values()} <= set(allowed.pmids)
 
 
+@pytest.mark.parametrize("filters", [Filters(year_from=2012), Filters(mesh=("Humans",)), Filters(year_to=2006)])
+def test_a_small_filters_bm25_from_its_own_counts_equals_fts5s(
+    retriever: Retriever, subset: list[Record], filters: Filters
+) -> None:
+    """A filter leaving few records keeps their term counts and scores BM25 itself (at 154,000 records FTS5
+    sorts every match first): the same records in the same order with FTS5's own scores, for the top and for
+    the dense candidates a hybrid search asks about, on real abstracts."""
+    snapshot = retriever.snapshot
+    allowed = snapshot.allowed(filters)
+    assert allowed.bm25 is not None and len(allowed.pmids) > 5
+    candidates = allowed.pmids[::3] + [subset[0].pmid]
+    questions = [" ".join(r.abstract.split()[:12]) for r in subset[1:80:4]] + [IL6_QUESTION, "bleeding risk"]
+    for question in questions:
+        fts5 = snapshot.lexical.search(question, 10, allowed.rowids)
+        own = snapshot.lexical_search(question, 10, allowed)
+        assert list(own) == list(fts5) and list(own.values()) == pytest.approx(list(fts5.values()), rel=1e-12)
+        both = snapshot.lexical_search(question, 10, allowed, candidates)
+        for pmid in candidates:
+            alone = snapshot.lexical.search(question, 1, {int(pmid)}) if pmid in allowed.pmids else {}
+            assert both[pmid] == pytest.approx(alone.get(pmid, 0.0), rel=1e-12), (question, pmid)
+    assert any(snapshot.lexical_search(q, 10, allowed) for q in questions)
+
+
 def test_a_filters_records_are_found_once_per_snapshot(retriever: Retriever) -> None:
     """A conversation or a server asks many questions under one filter: the allowed records are kept."""
     from qa.store.snapshot import KEPT_FILTERS

@@ -78,7 +78,7 @@ def test_ray_build_equals_the_local_build(ray_built, ray_local_index: Path) -> N
     # Passages are encoded one text at a time: their vectors are the local build's, bit for bit. Sentence
     # vectors are encoded in batches (exact=False), and a shard's batches are its file's records, not the
     # local build's 256 across files: the int8 encoder's per-batch scale moves them a little.
-    same_index(index, ray_local_index, sentence_cosine=0.95)
+    same_index(index, ray_local_index, sentence_cosine=0.90)
     ids, va = index_vectors(index)
     assert np.array_equal(va, index_vectors(ray_local_index)[1])
     assert _manifest(index) == _manifest(ray_local_index)
@@ -210,11 +210,11 @@ def test_updates_and_removals_on_top_of_a_ray_build(
     report = build_with_ray([*ray_sources, update], by_ray, ray_options=RayOptions(shards=work_shards, workers=1))
     assert (report.updated, report.deleted, report.shards_made) == (1, 2, 1)
     for built in (by_local, by_ray):
-        same_index(built, expected, sentence_cosine=0.95)
+        same_index(built, expected, sentence_cosine=0.90)
         assert verify_index(built).ok
     for built in (expected, by_ray):
         remove_records([SEED_PMID], built)
-    same_index(by_ray, expected, sentence_cosine=0.95)
+    same_index(by_ray, expected, sentence_cosine=0.90)
     assert verify_index(by_ray).ok
 
 

@@ -195,7 +195,7 @@ def test_a_two_node_build_survives_a_lost_node_and_equals_the_local_build(
         log.close()
     assert "a Ray worker died making" in output and "the file goes to another worker" in output, output[-2000:]
     assert "Traceback" not in output
-    same_index(index, ray_local_index, sentence_cosine=0.95)
+    same_index(index, ray_local_index, sentence_cosine=0.90)
     _until(lambda: not any("ShardWorker" in t for t in _titles(_session(head.pid))), 30,
            "the build's workers gone from the head once it ended")  # fmt: skip
     cluster.close()

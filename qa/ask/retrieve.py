@@ -245,8 +245,6 @@ class Retriever:
         allowed = snapshot.allowed(filters) if filters else None
         if allowed is not None and not allowed.pmids:
             return _Found([], query, {})
-        rowids = allowed.rowids if allowed is not None else None
-
         depth = max(SEARCH_DEPTH, 4 * k)
         passages: PassageScores = {}
         lexical: dict[str, float] = {}
@@ -255,9 +253,9 @@ class Retriever:
             passages = snapshot.dense_search(query, depth * 4, allowed, records=0 if all_passages else depth)
         if mode == "hybrid":  # the lexical top and the dense candidates' BM25, in one pass
             dense_pmids = {p for p, _ in passages.values()}
-            lexical = snapshot.lexical.search_and_score(question, depth, rowids, dense_pmids)
+            lexical = snapshot.lexical_search(question, depth, allowed, dense_pmids)
         elif mode == "lexical":
-            lexical = snapshot.lexical.search(question, depth, rowids)
+            lexical = snapshot.lexical_search(question, depth, allowed)
         self._complete_dense(snapshot, query, passages, lexical)
         best_dense = _best_per_record(passages)
         record_score = self._record_scores(snapshot, question, mode, best_dense, lexical)

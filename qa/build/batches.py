@@ -21,7 +21,7 @@ from ..embed import Chunk, Embedder
 from ..errors import QAError
 from ..ingest import expand_sources, probe_source
 from ..records import Bad, Deletion, Event, Record, Skipped
-from ..store import text_hash
+from ..store import sentence_spans, text_hash
 
 BATCH_RECORDS = 256  # records per encoder batch: the same in every engine, so their vectors agree
 
@@ -78,9 +78,12 @@ class Tally:
 
 
 def sentence_rows(chunks: Sequence[Chunk]) -> list[SentenceRow]:
-    """Each sentence of the chunks' records once, ``(pmid, start, end, section)``: passages overlap."""
-    rows = {(chunk.pmid, s, e): chunk.section for chunk in chunks for s, e in chunk.sentences}
-    return [(pmid, s, e, section) for (pmid, s, e), section in sorted(rows.items())]
+    """Each sentence of the chunks' records once, ``(pmid, start, end, section)``, by PMID and then in the order
+    the store reads them back in (``compact.sentence_spans``: passages overlap)."""
+    by_record: dict[str, list[tuple[str | None, Sequence[tuple[int, int]]]]] = {}
+    for chunk in chunks:
+        by_record.setdefault(chunk.pmid, []).append((chunk.section, chunk.sentences))
+    return [(pmid, s, e, section) for pmid in sorted(by_record) for s, e, section in sentence_spans(by_record[pmid])]
 
 
 @dataclass

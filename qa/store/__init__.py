@@ -6,11 +6,13 @@
 - ``writer``: ``SnapshotWriter`` -- staging, the change plan, writing and committing
 - ``vectors``: FAISS (the only module that imports it)
 - ``lexical``: BM25 over SQLite FTS5 with biomedical terms
+- ``compact``: compressed abstracts and 3-bit sentence codes (under 1 KB a passage)
 - ``manifest``: what a snapshot holds and how it was made
 - ``durable``: fsync of files and folders, and the crash tests' one hook (``fault_point``)
 - ``verify``: ``qa verify`` -- every check of an index, end to end
 """
 
+from .compact import sentence_spans
 from .directory import IndexStore, describe, read_records
 from .durable import exclusive_lock, fault_point, fsync_dir, fsync_file
 from .layout import IndexLayout, encoder_dir_name
@@ -39,6 +41,7 @@ __all__ = [
     "set_threads",
     "record_hash",
     "text_hash",
+    "sentence_spans",
     "fault_point",
     "exclusive_lock",
     "fsync_file",

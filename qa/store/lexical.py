@@ -15,9 +15,12 @@ import math
 import re
 import sqlite3
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
+
+import numpy as np
 
 from ..errors import IndexStoreError
 
@@ -198,6 +201,7 @@ class LexicalIndex:
         self.common_share = common_share
         self._df_cache: dict[str, int] = {}
         self._n_records: int | None = None
+        self._average: float | None = None
 
     @staticmethod
     def create(db: sqlite3.Connection) -> None:
@@ -322,6 +326,27 @@ class LexicalIndex:
             self._n_records = self.count()
         return self._n_records
 
+    def count_records(self) -> int:
+        """Records in the table (kept: a snapshot never changes)."""
+        return self._records()
+
+    def document_frequency(self, term: str) -> int:
+        """Records holding ``term``: FTS5's ``nHit`` for it."""
+        return self._document_frequency(term)
+
+    def average_length(self) -> float:
+        """Tokens a record holds on average, over all columns: FTS5's ``avgdl``, from its averages record."""
+        if self._average is None:
+            rows = self._query("SELECT block FROM lexical_data WHERE id = ?", (_AVERAGES_ROWID,))
+            try:
+                counts = _varints(bytes(rows[0][0])) if rows else []
+            except (ValueError, TypeError):
+                counts = []
+            if len(counts) < 2 or counts[0] <= 0:
+                raise IndexStoreError("the lexical index's statistics are unreadable; run `qa verify`, then rebuild")
+            self._average = sum(counts[1:]) / counts[0]
+        return self._average
+
     def coverage(self, question: str, pmids: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
         """How much of the question each record speaks to: the idf-weighted share of the question's content
         terms found in the record (by FTS5's own stemmed match), and the terms that no record contains,
@@ -416,6 +441,122 @@ class LexicalIndex:
         return n
 
 
+
+BM25_B = 0.75  # FTS5's fixed b
+_AVERAGES_ROWID = 1  # FTS5 keeps its row count and each column's token total in this row of its %_data table
+
+
+def _varints(blob: bytes) -> list[int]:
+    """SQLite's variable-length integers, as FTS5 writes them (7 bits a byte, high bit set on all but the last;
+    a ninth byte gives 8)."""
+    out, i = [], 0
+    while i < len(blob):
+        value = 0
+        for j in range(9):
+            if i >= len(blob):
+                raise ValueError("a truncated varint")
+            byte = blob[i]
+            i += 1
+            if j == 8:
+                value = (value << 8) | byte
+                break
+            value = (value << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                break
+        out.append(value)
+    return out
+
+
+class SubsetBM25:
+    """BM25 over a filter's few records, scored here with FTS5's formula and the whole collection's statistics,
+    so every score equals the one FTS5 gives (a test compares them).
+
+    FTS5 scores and sorts every record that matches a question word before it returns the first: under a
+    filter of 2,870 of 154,000 records, a search read 4,752 ranked matches to find 50 allowed ones (30-40
+    ms an ask, ``bench/scale.py``). Kept with the filter (``Snapshot.allowed``), the filter's term counts
+    make the search a few array operations. The terms are stemmed by FTS5 itself, in a scratch table.
+    """
+
+    def __init__(self, rowids: np.ndarray, lengths: np.ndarray, postings: dict[str, tuple[np.ndarray, np.ndarray]],
+                 lexical: LexicalIndex, stems: dict[str, str]) -> None:  # fmt: skip
+        self.rowids, self.postings, self.lexical, self._stems = rowids, postings, lexical, stems
+        self._position = {int(r): i for i, r in enumerate(rowids.tolist())}
+        average = lexical.average_length()
+        self._norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / average)  # per record, as FTS5 computes it
+
+    @classmethod
+    def of(cls, lexical: LexicalIndex, records: Iterable[tuple[int, str | None, str, Sequence[str]]]) -> SubsetBM25:
+        """From the records ``(rowid, title, abstract, MeSH)`` as the store holds them."""
+        rowids, columns = [], []
+        for rowid, title, abstract, mesh in records:
+            rowids.append(int(rowid))
+            columns.append([text.split() for text in _columns(title, abstract, mesh)])
+        stems = _fts5_stems({t for record in columns for column in record for t in column})
+        counts: dict[str, dict[int, float]] = {}
+        lengths = np.zeros(len(rowids), dtype=np.float64)
+        for i, record in enumerate(columns):
+            for weight, column in zip(COLUMN_WEIGHTS, record):
+                lengths[i] += len(column)
+                for token, times in Counter(column).items():  # whole numbers of 1s and 2s: exact in any order
+                    held = counts.setdefault(stems[token], {})
+                    held[i] = held.get(i, 0.0) + weight * times
+        postings = {stem: (np.fromiter(held.keys(), dtype=np.int64, count=len(held)),
+                           np.fromiter(held.values(), dtype=np.float64, count=len(held)))
+                    for stem, held in counts.items()}  # fmt: skip
+        return cls(np.asarray(rowids, dtype=np.int64), lengths, postings, lexical, stems)
+
+    def scores(self, question: str) -> np.ndarray:
+        """Each record's BM25 for ``question``'s searched terms (0 when it holds none), phrase by phrase in
+        the MATCH expression's order, with FTS5's operations in FTS5's order: the same floats."""
+        total = np.zeros(len(self.rowids), dtype=np.float64)
+        n_records = self.lexical.count_records()
+        terms = self.lexical.searched_terms(question)
+        missing = [t for t in terms if t not in self._stems]
+        if missing:
+            self._stems.update(_fts5_stems(set(missing)))
+        for term in terms:
+            found = self.postings.get(self._stems[term])
+            if found is None:
+                continue
+            hits = self.lexical.document_frequency(term)
+            idf = math.log((n_records - hits + 0.5) / (hits + 0.5))
+            idf = idf if idf > 0 else 1e-6
+            positions, frequency = found
+            total[positions] += idf * (frequency * (BM25_K1 + 1.0)) / (frequency + self._norm[positions])
+        return total
+
+    def search(self, question: str, n: int, also: Iterable[str] = ()) -> dict[str, float]:
+        """The top ``n`` records by BM25 (those holding a searched term), highest first, then the BM25 of each
+        record of ``also`` (0 for one outside the filter or holding no term)."""
+        scores = self.scores(question) if n > 0 or also else np.zeros(0)
+        out: dict[str, float] = {}
+        if n > 0:
+            held = np.flatnonzero(scores > 0)
+            for i in held[np.lexsort((self.rowids[held], -scores[held]))][:n]:
+                out[str(int(self.rowids[i]))] = float(scores[i])
+        for pmid in sorted({int(p) for p in also}):
+            if str(pmid) not in out:
+                i = self._position.get(pmid)
+                out[str(pmid)] = float(scores[i]) if i is not None else 0.0
+        return out
+
+
+def _fts5_stems(tokens: set[str]) -> dict[str, str]:
+    """Each token as FTS5's porter tokenizer indexes it, read from a scratch in-memory table's vocabulary."""
+    ordered = sorted(tokens)
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute("CREATE VIRTUAL TABLE scratch USING fts5(text, tokenize='porter unicode61')")
+        db.execute("CREATE VIRTUAL TABLE scratch_terms USING fts5vocab(scratch, 'instance')")
+        db.execute("INSERT INTO scratch(rowid, text) VALUES (1, ?)", (" ".join(ordered),))
+        by_offset = dict(db.execute("SELECT offset, term FROM scratch_terms").fetchall())
+    finally:
+        db.close()
+    if len(by_offset) != len(ordered):
+        raise IndexStoreError("internal error: FTS5 split the collection's terms differently; the search is unchanged")
+    return {token: by_offset[i] for i, token in enumerate(ordered)}
+
+
 __all__ = [
     "LexicalIndex",
     "terms",
@@ -429,5 +570,7 @@ __all__ = [
     "COMMON_SHARE",
     "COMMON_RECORDS",
     "BM25_K1",
+    "BM25_B",
+    "SubsetBM25",
     "STOPWORDS",
 ]

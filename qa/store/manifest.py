@@ -15,8 +15,9 @@ from ..errors import IndexStoreError
 from ..records import load_json
 from .vectors import DEFAULT_NPROBE
 
-FORMAT_VERSION = 6  # 2: FTS5 lexical table; 3: content hashes for incremental builds; 4: sentence vectors;
-# 5: citations (authors, issue, pages, publication types); 6: a contentless FTS5 table (no second copy of the text)
+FORMAT_VERSION = 7  # 2: FTS5 lexical table; 3: content hashes for incremental builds; 4: sentence vectors;
+# 5: citations (authors, issue, pages, publication types); 6: a contentless FTS5 table (no second copy of the text);
+# 7: compressed abstracts and 3-bit sentence codes, one row a record (qa.store.compact), 8 KB pages
 
 
 @dataclass

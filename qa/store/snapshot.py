@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,9 @@ from ..citation import Citation
 from ..errors import IndexStoreError, IngestError
 from ..query import Filters
 from ..records import Record, Section, citation_from_dict, load_json
+from .compact import code_size, decode_vectors, sentence_spans, unit_rows, unpack_text
 from .layout import MANIFEST, PASSAGES, VECTORS
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, SubsetBM25
 from .manifest import Manifest, file_facts
 from .vectors import VectorIndex
 
@@ -36,8 +37,8 @@ CREATE TABLE records (
     year     INTEGER,
     doi      TEXT,
     mesh     TEXT NOT NULL,       -- JSON list of MeSH descriptor names
-    abstract TEXT NOT NULL,
-    sections TEXT NOT NULL,       -- JSON list of [label, start, end] into abstract
+    abstract BLOB NOT NULL,       -- zlib-compressed UTF-8 (qa.store.compact)
+    sections TEXT NOT NULL,       -- JSON list of [label, start, end] into the abstract
     hash     TEXT NOT NULL,       -- content hash: an unchanged record is never re-embedded
     citation TEXT NOT NULL        -- JSON object: authors, issue, pages, publication types (qa.citation)
 );
@@ -46,24 +47,19 @@ CREATE TABLE chunks (
     pmid      TEXT NOT NULL REFERENCES records(pmid),
     ordinal   INTEGER NOT NULL,
     section   TEXT,
-    start     INTEGER NOT NULL,    -- offsets into records.abstract
+    start     INTEGER NOT NULL,    -- offsets into the record's abstract
     end       INTEGER NOT NULL,
-    sentences TEXT NOT NULL,       -- JSON list of [start, end] into records.abstract
+    sentences TEXT NOT NULL,       -- JSON list of [start, end] into the record's abstract
     n_tokens  INTEGER NOT NULL,
     text_hash TEXT NOT NULL        -- hash of the embedded text: its vector can be reused
 );
 CREATE INDEX chunks_pmid ON chunks(pmid);
 CREATE TABLE sentences (
-    pmid      TEXT NOT NULL REFERENCES records(pmid),
-    start     INTEGER NOT NULL,    -- offsets into records.abstract
-    end       INTEGER NOT NULL,
-    section   TEXT,
-    vector    BLOB NOT NULL,       -- float16, unit length: scored against questions for the answer block
-    PRIMARY KEY (pmid, start)
-) WITHOUT ROWID;
+    pmid      INTEGER PRIMARY KEY, -- the record's PMID as a number (the rowid: no second index)
+    codes     BLOB NOT NULL        -- 3-bit codes of its sentence vectors (qa.store.compact), in the order of
+);                                 -- compact.sentence_spans over its passages: scored for the answer block
 """
-
-SENTENCE_DTYPE = np.float16  # half the size of float32; cosines move by ~1e-3, far below what ranks them
+PAGE_SIZE = 8192  # bytes: a record's sentence codes (about 1.7 KB) overflow a 4 KB page's share more often
 
 PassageScores = dict[int, tuple[str, float]]  # chunk id -> (pmid, cosine)
 SQL_BATCH = 900  # ids bound per IN (...) query: stay under SQLite's variable limit (999 in older builds)
@@ -122,6 +118,7 @@ class Allowed:
     owners: tuple[str, ...] = ()  # the PMID of each of ``chunks``
     selector: Any = None  # FAISS's selector of ``chunks``, for a filter that leaves many
     vectors: np.ndarray | None = None  # the vectors of ``chunks``, for one that leaves few (scored exactly)
+    bm25: SubsetBM25 | None = None  # its records' term counts, for one that leaves few (``lexical.SubsetBM25``)
 
 
 @dataclass(frozen=True)
@@ -146,7 +143,8 @@ def stored_citation(text: str, pmid: str) -> Citation:
 
 
 def _record_from_row(row: Sequence[Any]) -> Record:
-    pmid, version, title, journal, year, doi, mesh, abstract, sections, citation = row[:10]
+    pmid, version, title, journal, year, doi, mesh, packed, sections, citation = row[:10]
+    abstract = unpack_text(packed, pmid)
     return Record(
         pmid=pmid,
         version=version,
@@ -208,10 +206,12 @@ class _ThreadConnections:
 class Passages:
     """The SQLite file of a snapshot, read-only and shareable between threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, dimension: int | None = None) -> None:
+        """``dimension``: of the sentence vectors, needed to read them back (``sentences``)."""
         if not path.is_file():
             raise IndexStoreError(f"{path}: missing; rebuild with qa build")
         self.path = path
+        self.dimension = dimension
         self.db = _ThreadConnections(path)
 
     def close(self) -> None:
@@ -252,7 +252,8 @@ class Passages:
                 self._query("SELECT COUNT(*) FROM records WHERE pmid NOT IN (SELECT pmid FROM chunks)")[0][0]
             ),
             lexical_rows=int(self._query("SELECT COUNT(*) FROM lexical")[0][0]),
-            sentence_records=int(self._query("SELECT COUNT(DISTINCT pmid) FROM sentences")[0][0]),
+            sentence_records=int(self._query(
+                "SELECT COUNT(*) FROM sentences WHERE CAST(pmid AS TEXT) IN (SELECT pmid FROM records)")[0][0]),
         )
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
@@ -268,9 +269,12 @@ class Passages:
         )
         out = {}
         citations: dict[str, Citation] = {}
-        for cid, pmid, ordinal, section, start, end, sentences, title, journal, year, doi, abstract, citation in rows:
+        abstracts: dict[str, str] = {}
+        for cid, pmid, ordinal, section, start, end, sentences, title, journal, year, doi, packed, citation in rows:
             if pmid not in citations:
                 citations[pmid] = stored_citation(citation, pmid)
+                abstracts[pmid] = unpack_text(packed, pmid)
+            abstract = abstracts[pmid]
             out[cid] = StoredChunk(
                 id=cid,
                 pmid=pmid,
@@ -329,21 +333,54 @@ class Passages:
         return out
 
     def sentences(self, pmids: Sequence[str]) -> dict[str, list[StoredSentence]]:
-        """Every stored sentence of the given records, in abstract order, with its vector."""
+        """Every stored sentence of the given records, in abstract order, with its vector (unit length, read
+        back from its codes)."""
         out: dict[str, list[StoredSentence]] = {p: [] for p in pmids}
         if not pmids:
             return out
+        if self.dimension is None:
+            raise IndexStoreError(f"{self.path}: opened without the vectors' dimension; sentences cannot be read")
         marks = ",".join("?" * len(pmids))
         abstracts = dict(self._query(f"SELECT pmid, abstract FROM records WHERE pmid IN ({marks})", list(pmids)))
-        rows = self._query(
-            f"SELECT pmid, start, end, section, vector FROM sentences WHERE pmid IN ({marks}) ORDER BY pmid, start",
-            list(pmids),
-        )
-        for pmid, start, end, section, blob in rows:
-            vector = np.frombuffer(blob, dtype=SENTENCE_DTYPE).astype(np.float32)
-            text = abstracts[pmid][start:end]
-            out[pmid].append(StoredSentence(pmid, start, end, text, section, vector))
+        spans = self._passage_spans(pmids)
+        codes = {str(p): c for p, c in self._query(f"SELECT pmid, codes FROM sentences WHERE pmid IN ({marks})",
+                                                   [int(p) for p in pmids])}  # fmt: skip
+        for pmid in pmids:
+            if pmid not in abstracts or pmid not in codes:
+                continue
+            abstract = unpack_text(abstracts[pmid], pmid)
+            rows = sentence_spans(spans.get(pmid, ()))
+            vectors = self._sentence_vectors(pmid, codes[pmid], len(rows))
+            out[pmid] = [StoredSentence(pmid, s, e, abstract[s:e], section, vectors[i])
+                         for i, (s, e, section) in enumerate(rows)]  # fmt: skip
         return out
+
+    def _passage_spans(self, pmids: Sequence[str]) -> dict[str, list[tuple[str | None, list[list[int]]]]]:
+        """Each record's passages as ``(section, sentence spans)``, in passage order."""
+        marks = ",".join("?" * len(pmids))
+        out: dict[str, list[tuple[str | None, list[list[int]]]]] = {}
+        sql = f"SELECT pmid, section, sentences FROM chunks WHERE pmid IN ({marks}) ORDER BY pmid, ordinal"
+        rows = self._query(sql, list(pmids))
+        for pmid, section, sentences in rows:
+            out.setdefault(pmid, []).append((section, json.loads(sentences)))
+        return out
+
+    def _sentence_vectors(self, pmid: str, codes: Any, count: int) -> np.ndarray:
+        assert self.dimension is not None
+        if not isinstance(codes, bytes) or len(codes) != count * code_size(self.dimension):
+            raise IndexStoreError(f"{self.path}: PMID {pmid}: its sentence codes do not match its {count} sentences "
+                                  "(damaged); run `qa verify`, then rebuild with qa build --full")  # fmt: skip
+        return unit_rows(decode_vectors(codes, self.dimension))
+
+    def lexical_rows(self, pmids: Sequence[str]) -> Iterator[tuple[int, str | None, str, list[str]]]:
+        """The records' text as the lexical index was made from it: ``(rowid, title, abstract, MeSH)``."""
+        for i in range(0, len(pmids), SQL_BATCH):
+            batch = list(pmids[i : i + SQL_BATCH])
+            marks = ",".join("?" * len(batch))
+            for pmid, title, packed, mesh in self._query(
+                f"SELECT pmid, title, abstract, mesh FROM records WHERE pmid IN ({marks})", batch
+            ):
+                yield int(pmid), title, unpack_text(packed, pmid), json.loads(mesh)
 
     def record(self, pmid: str) -> Record | None:
         rows = self._query(
@@ -392,7 +429,7 @@ class Snapshot:
                 f"{vectors}: holds {self.vectors.count} vectors of dimension {self.vectors.dimension}, manifest says "
                 f"{self.manifest.chunks} of {self.manifest.dimension}; rebuild with qa build"
             )
-        self.passages = Passages(passages)
+        self.passages = Passages(passages, self.manifest.dimension)
         self.lexical = LexicalIndex(self.passages.db)
         self._allowed: dict[Filters, Allowed] = {}
         self._allowed_lock = threading.Lock()
@@ -412,14 +449,28 @@ class Snapshot:
             chunks = np.fromiter((i for v in ids.values() for i in v), dtype=np.int64)
             owners = tuple(p for p, v in ids.items() for _ in v)
             few = len(chunks) <= EXACT_FILTER_LIMIT
+            bm25 = SubsetBM25.of(self.lexical, self.passages.lexical_rows(pmids)) if few else None
             found = Allowed(pmids, frozenset(int(p) for p in pmids), chunks, owners,
                             None if few else self.vectors.selector(chunks),
-                            self.vectors.vectors(chunks) if few and len(chunks) else None)  # fmt: skip
+                            self.vectors.vectors(chunks) if few and len(chunks) else None, bm25)  # fmt: skip
             with self._allowed_lock:
                 while len(self._allowed) >= KEPT_FILTERS:
                     self._allowed.pop(next(iter(self._allowed)))
                 self._allowed[filters] = found
         return found
+
+    def lexical_search(
+        self, question: str, n: int, allowed: Allowed | None = None, also: Iterable[str] | None = None
+    ) -> dict[str, float]:
+        """BM25's top ``n`` records (among ``allowed``), highest first, and with ``also`` the BM25 of those
+        records too (a hybrid search's dense candidates): from the filter's own counts when it leaves few
+        records, else from FTS5 (``LexicalIndex.search``, ``search_and_score``)."""
+        if allowed is not None and allowed.bm25 is not None:
+            return allowed.bm25.search(question, n, also or ())
+        rowids = allowed.rowids if allowed is not None else None
+        if also is None:
+            return self.lexical.search(question, n, rowids)
+        return self.lexical.search_and_score(question, n, rowids, also)
 
     # -- dense ---------------------------------------------------------------
 
@@ -473,5 +524,5 @@ class Snapshot:
 
 
 __all__ = [
-    "Snapshot", "Allowed", "Passages", "StoredChunk", "StoredSentence", "Consistency", "SCHEMA", "SENTENCE_DTYPE",
+    "Snapshot", "Allowed", "Passages", "StoredChunk", "StoredSentence", "Consistency", "SCHEMA", "PAGE_SIZE",
 ]  # fmt: skip

@@ -24,11 +24,12 @@ from ..citation import citation_to_dict
 from ..embed.chunk import Chunk
 from ..errors import IndexStoreError
 from ..records import Record, record_from_dict, record_to_dict
+from .compact import decode_vectors, encode_vectors, pack_text, sentence_spans, unpack_text
 from .durable import fault_point, fsync_dir, fsync_file
 from .layout import MANIFEST, PASSAGES, VECTORS, IndexLayout
 from .lexical import LexicalIndex
 from .manifest import Manifest, file_facts
-from .snapshot import SCHEMA, SENTENCE_DTYPE, Snapshot
+from .snapshot import PAGE_SIZE, SCHEMA, Snapshot
 from .vectors import VectorIndex, resolve_index_type
 
 # Incoming records of one build, resolved before anything is embedded (TEMP: never in the snapshot).
@@ -89,6 +90,7 @@ class SnapshotWriter:
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
         if base is None:
+            self.db.execute(f"PRAGMA page_size={PAGE_SIZE}")
             self.db.executescript(SCHEMA)
             LexicalIndex.create(self.db)
         self.db.executescript(_STAGING)
@@ -176,35 +178,48 @@ class SnapshotWriter:
         return {h: vectors[i] for i, (_, h) in enumerate(rows)}
 
     def reusable_sentence_vectors(self, pmid: str) -> dict[str, np.ndarray]:
-        """Vectors of a record's current sentences by their text."""
+        """Vectors of a record's current sentences by their text (as read back from their codes, which they
+        code to again)."""
         row = self.db.execute("SELECT abstract FROM records WHERE pmid=?", (pmid,)).fetchone()
-        if row is None:
+        codes = self.db.execute("SELECT codes FROM sentences WHERE pmid=?", (int(pmid),)).fetchone()
+        if row is None or codes is None:
             return {}
-        rows = self.db.execute("SELECT start, end, vector FROM sentences WHERE pmid=?", (pmid,)).fetchall()
-        return {row[0][s:e]: np.frombuffer(v, dtype=SENTENCE_DTYPE).astype(np.float32) for s, e, v in rows}
+        abstract = unpack_text(row[0], pmid)
+        passages = [(section, json.loads(spans)) for section, spans in self.db.execute(
+            "SELECT section, sentences FROM chunks WHERE pmid=? ORDER BY ordinal", (pmid,))]  # fmt: skip
+        spans = sentence_spans(passages)
+        vectors = decode_vectors(codes[0], self.dimension)
+        if len(vectors) != len(spans):
+            return {}  # damaged: encode them again
+        return {abstract[s:e]: vectors[i] for i, (s, e, _) in enumerate(spans)}
 
     def _remove_chunks(self, pmid: str) -> None:
         ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE pmid=?", (pmid,))]
         if ids:
             self.vectors.remove(ids)
             self.db.execute("DELETE FROM chunks WHERE pmid=?", (pmid,))
-        self.db.execute("DELETE FROM sentences WHERE pmid=?", (pmid,))
+        self.db.execute("DELETE FROM sentences WHERE pmid=?", (int(pmid),))
 
     def add_sentences(self, rows: Sequence[tuple[str, int, int, str | None]], vectors: np.ndarray) -> None:
-        """Store sentences ``(pmid, start, end, section)`` with their vectors."""
+        """Store the sentences ``(pmid, start, end, section)`` of whole records, each record's in the order of
+        ``compact.sentence_spans`` (which is how they are read back), as their vectors' codes. A vector is coded
+        from its float16 rounding, as a shard keeps it, so every engine stores the same codes."""
         if len(rows) != len(vectors):
             raise ValueError("one vector per sentence")
-        half = np.asarray(vectors, dtype=SENTENCE_DTYPE)
+        half = np.asarray(vectors, dtype=np.float16).astype(np.float32)
+        records: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            records.setdefault(row[0], []).append(i)
         self.db.executemany(
-            "INSERT OR REPLACE INTO sentences VALUES (?,?,?,?,?)",
-            [(*row, half[i].tobytes()) for i, row in enumerate(rows)],
+            "INSERT INTO sentences VALUES (?,?)",
+            [(int(pmid), encode_vectors(half[positions])) for pmid, positions in records.items()],
         )
 
     def _unindex(self, pmid: str) -> None:
         """Take a stored record out of the lexical index, by the text it was indexed from."""
         row = self.db.execute("SELECT title, abstract, mesh FROM records WHERE pmid=?", (pmid,)).fetchone()
         if row is not None:
-            self.lexical.delete(pmid, row[0], row[1], json.loads(row[2]))
+            self.lexical.delete(pmid, row[0], unpack_text(row[1], pmid), json.loads(row[2]))
 
     def put_record(self, record: Record) -> None:
         """Store a record (replacing an older version and its passages) and index it lexically."""
@@ -221,7 +236,7 @@ class SnapshotWriter:
                 record.year,
                 record.doi,
                 json.dumps(list(record.mesh)),
-                record.abstract,
+                pack_text(record.abstract),
                 json.dumps(spans),
                 record_hash(record),
                 json.dumps(citation_to_dict(record.citation)),
