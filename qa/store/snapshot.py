@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -132,6 +133,7 @@ class Consistency:
     bare_records: int  # records without passages
     lexical_rows: int
     sentence_records: int  # records with stored sentences (every record should have them)
+    misfit_sentence_rows: int = 0  # records whose sentence codes do not fit their sentences (damaged)
 
 
 def stored_citation(text: str, pmid: str) -> Citation:
@@ -254,7 +256,28 @@ class Passages:
             lexical_rows=int(self._query("SELECT COUNT(*) FROM lexical")[0][0]),
             sentence_records=int(self._query(
                 "SELECT COUNT(*) FROM sentences WHERE CAST(pmid AS TEXT) IN (SELECT pmid FROM records)")[0][0]),
+            misfit_sentence_rows=self._misfit_sentence_rows(),
         )
+
+    def _misfit_sentence_rows(self) -> int:
+        """Records whose codes are not one code per sentence of their passages, read as the rows stream (1M
+        passages' offsets are never held at once)."""
+        if self.dimension is None:
+            return 0
+        size = code_size(self.dimension)
+        lengths = {str(p): n for p, n in self._query("SELECT pmid, length(codes) FROM sentences")}
+        misfits = 0
+        try:
+            rows = self.db.execute("SELECT pmid, section, sentences FROM chunks ORDER BY pmid, ordinal")
+            for pmid, group in itertools.groupby(rows, key=lambda row: row[0]):
+                try:
+                    count = len(sentence_spans((section, json.loads(spans)) for _, section, spans in group))
+                except (ValueError, TypeError):
+                    count = -1
+                misfits += lengths.get(pmid, 0) != size * count
+        except sqlite3.DatabaseError as exc:
+            raise IndexStoreError(f"{self.path}: unreadable ({exc}); run `qa verify`, then rebuild") from None
+        return misfits
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         if not ids:

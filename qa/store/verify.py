@@ -121,9 +121,10 @@ def _check_contents(report: VerifyReport, directory: Path, manifest: Manifest) -
         f"{facts.lexical_rows} lexical rows for {facts.records} records",
     )
     report.check(
-        facts.sentence_records == facts.records,
-        f"sentence vectors for all {facts.records:,} records",
-        f"{facts.records - facts.sentence_records} records without sentence vectors",
+        facts.sentence_records == facts.records and facts.misfit_sentence_rows == 0,
+        f"sentence vectors for all {facts.records:,} records, one code per sentence",
+        f"{facts.records - facts.sentence_records} records without sentence vectors, {facts.misfit_sentence_rows} "
+        "whose codes do not fit their sentences",
     )
     report.check(
         (facts.records, len(rows)) == (manifest.records, manifest.chunks),
