@@ -233,7 +233,7 @@ def test_a_small_filters_passages_are_scored_exactly_and_cover_the_records_asked
     allowed = snapshot.allowed(Filters(year_from=2012))
     assert allowed.vectors is not None and allowed.vectors.shape[0] == len(allowed.chunks)
     query = retriever.embedder.encode([IL6_QUESTION])[0]
-    every = snapshot.dense_scores(query, allowed.chunks.tolist())
+    every = snapshot.dense_scores_of_records(query, allowed.pmids)  # read back from FAISS, not the kept vectors
     ranked = sorted(every.items(), key=lambda item: -item[1][1])
     found = snapshot.dense_search(query, 8, allowed, records=12)
     assert len(found) >= 8 and len({p for p, _ in found.values()}) >= 12

@@ -183,6 +183,13 @@ def query_terms(question: str) -> list[str]:
     return list(dict.fromkeys(terms(question, drop_stopwords=True)))
 
 
+def fts5_idf(n_records: int, holding: int) -> float:
+    """FTS5's idf for a phrase ``holding`` of ``n_records`` records hold (``fts5_aux.c``: 1e-6 when not
+    positive), as its ``bm25()`` computes it."""
+    idf = math.log((n_records - holding + 0.5) / (holding + 0.5))
+    return idf if idf > 0 else 1e-6
+
+
 def _any_of(chosen: Sequence[str]) -> str | None:
     return " OR ".join(f'"{t}"' for t in chosen) if chosen else None
 
@@ -298,14 +305,12 @@ class LexicalIndex:
 
     def ceiling(self, question: str) -> float:
         """The BM25 a record holding every searched term would approach: sum of idf x (k1 + 1) x top weight."""
-        n_records = self._records()
-        total = 0.0
-        for term in self.searched_terms(question):
-            n = self._document_frequency(term)
-            if n:
-                idf = max(1e-6, math.log((n_records - n + 0.5) / (n + 0.5)))  # FTS5's own idf
-                total += idf * (BM25_K1 + 1) * max(COLUMN_WEIGHTS)
-        return total
+        return sum(self.idf(term) * (BM25_K1 + 1) * max(COLUMN_WEIGHTS)
+                   for term in self.searched_terms(question) if self._document_frequency(term))
+
+    def idf(self, term: str) -> float:
+        """FTS5's idf of ``term`` in this collection (a term no record holds counts as held by one)."""
+        return fts5_idf(self._records(), max(1, self._document_frequency(term)))
 
     def searched_terms(self, question: str) -> list[str]:
         """The question's terms that BM25 searches: all but those in more than ``common_share`` of the records
@@ -325,14 +330,6 @@ class LexicalIndex:
         if self._n_records is None:
             self._n_records = self.count()
         return self._n_records
-
-    def count_records(self) -> int:
-        """Records in the table (kept: a snapshot never changes)."""
-        return self._records()
-
-    def document_frequency(self, term: str) -> int:
-        """Records holding ``term``: FTS5's ``nHit`` for it."""
-        return self._document_frequency(term)
 
     def average_length(self) -> float:
         """Tokens a record holds on average, over all columns: FTS5's ``avgdl``, from its averages record."""
@@ -411,7 +408,6 @@ class LexicalIndex:
         parts: "cholesterol-lowering" is asked by "cholesterol" and "lowering", and a collection that
         writes the words apart does not lack the subject. Of the 50 dev natural questions, 17 named a word
         no record holds; 7 of them through such joins, 4 only through them."""
-        n_records = self._records()
         compounds = compound_parts(question)
         out: dict[str, float] = {}
         for term in query_terms(question):
@@ -420,8 +416,7 @@ class LexicalIndex:
             n = self._document_frequency(term)
             if n == 0 and term in compounds and all(self._document_frequency(p) for p in compounds[term]):
                 continue
-            n = max(1, n)
-            out[term] = max(1e-6, math.log((n_records - n + 0.5) / (n + 0.5)))
+            out[term] = self.idf(term)
         return out
 
     def absent_words(self, question: str) -> list[str]:
@@ -439,7 +434,6 @@ class LexicalIndex:
             if len(self._df_cache) < 100_000:
                 self._df_cache[term] = n
         return n
-
 
 
 BM25_B = 0.75  # FTS5's fixed b
@@ -509,7 +503,6 @@ class SubsetBM25:
         """Each record's BM25 for ``question``'s searched terms (0 when it holds none), phrase by phrase in
         the MATCH expression's order, with FTS5's operations in FTS5's order: the same floats."""
         total = np.zeros(len(self.rowids), dtype=np.float64)
-        n_records = self.lexical.count_records()
         terms = self.lexical.searched_terms(question)
         missing = [t for t in terms if t not in self._stems]
         if missing:
@@ -518,9 +511,7 @@ class SubsetBM25:
             found = self.postings.get(self._stems[term])
             if found is None:
                 continue
-            hits = self.lexical.document_frequency(term)
-            idf = math.log((n_records - hits + 0.5) / (hits + 0.5))
-            idf = idf if idf > 0 else 1e-6
+            idf = self.lexical.idf(term)
             positions, frequency = found
             total[positions] += idf * (frequency * (BM25_K1 + 1.0)) / (frequency + self._norm[positions])
         return total

@@ -151,6 +151,17 @@ class Consistency:
     misfit_sentence_rows: int = 0  # records whose sentence codes do not fit their sentences (damaged)
 
 
+# A record's passages with their sentence offsets, in passage order: ``compact.sentence_spans`` finds its
+# sentences from them (``spans_by_record``).
+PASSAGE_SPANS = "SELECT pmid, section, sentences FROM chunks WHERE {} ORDER BY pmid, ordinal"
+
+
+def spans_by_record(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[str, Iterator[tuple[str | None, Any]]]]:
+    """``PASSAGE_SPANS``' rows grouped by record, each group as ``compact.sentence_spans`` takes it."""
+    for pmid, group in itertools.groupby(rows, key=lambda row: row[0]):
+        yield pmid, ((section, json.loads(spans)) for _, section, spans in group)
+
+
 def stored_citation(text: str, pmid: str) -> Citation:
     """A record's stored citation, checked as strictly as at ingest: the index is a file like any other."""
     try:
@@ -283,10 +294,9 @@ class Passages:
         lengths = {str(p): n for p, n in self._query("SELECT pmid, length(codes) FROM sentences")}
         misfits = 0
         try:
-            rows = self.db.execute("SELECT pmid, section, sentences FROM chunks ORDER BY pmid, ordinal")
-            for pmid, group in itertools.groupby(rows, key=lambda row: row[0]):
+            for pmid, passages in spans_by_record(self.db.execute(PASSAGE_SPANS.format("1"))):
                 try:
-                    count = len(sentence_spans((section, json.loads(spans)) for _, section, spans in group))
+                    count = len(sentence_spans(passages))
                 except (ValueError, TypeError):
                     count = -1
                 misfits += lengths.get(pmid, 0) != size * count
@@ -380,27 +390,18 @@ class Passages:
             raise IndexStoreError(f"{self.path}: opened without the vectors' dimension; sentences cannot be read")
         marks = ",".join("?" * len(pmids))
         abstracts = dict(self._query(f"SELECT pmid, abstract FROM records WHERE pmid IN ({marks})", list(pmids)))
-        spans = self._passage_spans(pmids)
+        spans = {pmid: sentence_spans(passages) for pmid, passages in spans_by_record(
+            self._query(PASSAGE_SPANS.format(f"pmid IN ({marks})"), list(pmids)))}  # fmt: skip
         codes = {str(p): c for p, c in self._query(f"SELECT pmid, codes FROM sentences WHERE pmid IN ({marks})",
                                                    [int(p) for p in pmids])}  # fmt: skip
         for pmid in pmids:
             if pmid not in abstracts or pmid not in codes:
                 continue
             abstract = unpack_text(abstracts[pmid], pmid)
-            rows = sentence_spans(spans.get(pmid, ()))
+            rows = spans.get(pmid, [])
             vectors = self._sentence_vectors(pmid, codes[pmid], len(rows))
             out[pmid] = [StoredSentence(pmid, s, e, abstract[s:e], section, vectors[i])
                          for i, (s, e, section) in enumerate(rows)]  # fmt: skip
-        return out
-
-    def _passage_spans(self, pmids: Sequence[str]) -> dict[str, list[tuple[str | None, list[list[int]]]]]:
-        """Each record's passages as ``(section, sentence spans)``, in passage order."""
-        marks = ",".join("?" * len(pmids))
-        out: dict[str, list[tuple[str | None, list[list[int]]]]] = {}
-        sql = f"SELECT pmid, section, sentences FROM chunks WHERE pmid IN ({marks}) ORDER BY pmid, ordinal"
-        rows = self._query(sql, list(pmids))
-        for pmid, section, sentences in rows:
-            out.setdefault(pmid, []).append((section, json.loads(sentences)))
         return out
 
     def _sentence_vectors(self, pmid: str, codes: Any, count: int) -> np.ndarray:
@@ -546,13 +547,6 @@ class Snapshot:
                 return out
             wanted = min(limit, wanted * 4)
 
-    def dense_scores(self, query: np.ndarray, chunk_ids: Sequence[int]) -> PassageScores:
-        """Exact cosines of given passages as ``chunk id -> (pmid, cosine)``."""
-        ids = [int(i) for i in chunk_ids]
-        pmids = self.passages.pmids_of(ids)
-        scores = self.vectors.scores(query, ids)
-        return {cid: (pmids[cid], float(s)) for cid, s in zip(ids, scores) if cid in pmids}
-
     def dense_scores_of_records(self, query: np.ndarray, pmids: Sequence[str]) -> PassageScores:
         """Exact cosines of every passage of the given records."""
         ids_by_pmid = self.passages.chunk_ids_of(list(pmids))
@@ -563,4 +557,5 @@ class Snapshot:
 
 __all__ = [
     "Snapshot", "Allowed", "Passages", "StoredChunk", "StoredSentence", "Consistency", "SCHEMA", "PAGE_SIZE",
+    "PASSAGE_SPANS", "spans_by_record",
 ]  # fmt: skip

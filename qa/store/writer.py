@@ -29,7 +29,7 @@ from .durable import fault_point, fsync_dir, fsync_file
 from .layout import MANIFEST, PASSAGES, VECTORS, IndexLayout
 from .lexical import LexicalIndex
 from .manifest import Manifest, file_facts
-from .snapshot import PAGE_SIZE, SCHEMA, Snapshot
+from .snapshot import PAGE_SIZE, PASSAGE_SPANS, SCHEMA, Snapshot, spans_by_record
 from .vectors import VectorIndex, resolve_index_type
 
 # Incoming records of one build, resolved before anything is embedded (TEMP: never in the snapshot).
@@ -185,9 +185,8 @@ class SnapshotWriter:
         if row is None or codes is None:
             return {}
         abstract = unpack_text(row[0], pmid)
-        passages = [(section, json.loads(spans)) for section, spans in self.db.execute(
-            "SELECT section, sentences FROM chunks WHERE pmid=? ORDER BY ordinal", (pmid,))]  # fmt: skip
-        spans = sentence_spans(passages)
+        found = spans_by_record(self.db.execute(PASSAGE_SPANS.format("pmid=?"), (pmid,)))
+        spans = next((sentence_spans(passages) for _, passages in found), [])
         vectors = decode_vectors(codes[0], self.dimension)
         if len(vectors) != len(spans):
             return {}  # damaged: encode them again
