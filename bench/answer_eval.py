@@ -146,7 +146,7 @@ def cases(retriever: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         last = item["turns"][-1]
         response = talk.ask(last["question"])
         sentences = response.answer.sentences
-        row = {"id": item["id"], "kind": item["kind"], "searched_with_context": response.query is not None}
+        row = {"id": item["id"], "kind": item["kind"], "split": item["split"], "searched_with_context": response.query is not None}
         if item["kind"] == "switch":
             alone = retriever.ask(last["question"], 5)
             row["ok"] = response.query is None and [h.pmid for h in response.hits] == [h.pmid for h in alone.hits]
@@ -194,6 +194,7 @@ def run_all(retriever: Any, queries: dict[str, str], qrels: dict[str, dict[str, 
         "conversations": conversations(retriever, load("conversations.jsonl")),
         "refusals": refusals(retriever, load("offtopic.jsonl"), real),
         "cases": cases(retriever, load("cases.jsonl")),
+        "switches": cases(retriever, load("switches.jsonl")),
         "shared_first_sentence": shared_first_sentence(retriever, queries, qrels),
     }
 
@@ -227,6 +228,10 @@ def report_lines(result: dict[str, Any]) -> list[str]:
           for name, key in (("out-of-scope", "out_of_scope"), ("subjects never together", "near_together"))),
         "held-out cases (cases.jsonl)       "
         + ", ".join(f"{c['id']} {c['kind']} {'ok' if c['ok'] else 'MISSED'}" for c in result["cases"]),
+        "switches sharing words (switches)  "
+        + ", ".join(f"{split} {sum(c['ok'] for c in rows)}/{len(rows)}"
+                    for split in ("dev", "test") for rows in [[c for c in result["switches"] if c["split"] == split]])
+        + "; missed: " + (", ".join(c["id"] for c in result["switches"] if not c["ok"]) or "none"),
         f"shared: first answer sentence from the gold record's Results/Conclusions "
         f"{s.get('from gold results/conclusions', 0)}/{s['questions']} = {s['rate']:.1%} "
         f"(from the gold record at all: {s.get('from gold', 0)})",

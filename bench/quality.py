@@ -139,6 +139,9 @@ def main() -> None:
         ]
         >= 0.9 * labelled["refusals"]["out_of_scope"]["test"]["of"],
         "held-out cases all read right (cases.jsonl)": all(c["ok"] for c in labelled["cases"]),
+        "switches sharing words: test half all new topics (switches.jsonl)": all(
+            c["ok"] for c in labelled["switches"] if c["split"] == "test"
+        ),
     }
     results["checks"] = checks
     path = write_results(f"quality-{results['backend']}", results)

@@ -335,12 +335,40 @@ def check_offtopic() -> dict:
     return {"rows": rows}
 
 
+def check_switches(corpus: dict) -> dict:
+    """switches.jsonl: 16 topic switches whose turn 2 shares words or a field with turn 1, 8 dev / 8 test."""
+    rows = read_jsonl(HERE / "switches.jsonl")
+    check_ids("switches.jsonl", rows, "s")
+    splits = collections.Counter(r.get("split") for r in rows)
+    if len(rows) != 16 or splits != {"dev": 8, "test": 8}:
+        fail(f"switches.jsonl: {len(rows)} lines split {dict(splits)}, expected 16 as 8 dev / 8 test")
+    for r in rows:
+        where = f"switches.jsonl {r.get('id')}"
+        turns = r.get("turns")
+        if set(r) != {"id", "kind", "cue", "split", "turns", "note"} or r.get("kind") != "switch" or r.get("cue"):
+            fail(f"{where}: needs id, kind 'switch', cue false, split, turns, note")
+        if not isinstance(turns, list) or len(turns) != 2:
+            fail(f"{where}: needs exactly 2 turns")
+            continue
+        if str(turns[0].get("pmid")) not in corpus:
+            fail(f"{where}: turn 1 PMID {turns[0].get('pmid')} not in corpus")
+        if turns[1].get("pmid") is not None and str(turns[1]["pmid"]) not in corpus:
+            fail(f"{where}: turn 2 PMID {turns[1].get('pmid')} not in corpus (null when no record answers it)")
+        if turns[0].get("pmid") == turns[1].get("pmid"):
+            fail(f"{where}: switch must change PMID")
+        q2 = turns[1].get("question", "")
+        if LEADING_CUE.search(q2) or PRONOUN_CUE.search(q2):
+            fail(f"{where}: turn 2 should be self-contained: {q2!r}")
+    return {"rows": rows}
+
+
 def main() -> int:
     corpus = load_corpus()
     existing = [(q, tokens(q)) for q in load_existing_queries()]
     q = check_questions(corpus, existing)
     c = check_conversations(corpus, existing)
     o = check_offtopic()
+    s = check_switches(corpus)
 
     print(f"corpus: {len(corpus)} records from {len(XML_FILES) + len(MEDLINE_FILES)} files under {SHARED}")
     print(f"questions.jsonl: {len(q['rows'])} questions on {q['pmids']} PMIDs")
@@ -361,6 +389,7 @@ def main() -> int:
     cp = {t["pmid"] for r in c["rows"] for t in r["turns"]}
     print(f"  PMIDs shared with questions.jsonl: {sorted(qp & cp) or 'none'}")
     print(f"offtopic.jsonl: {len(o['rows'])} questions")
+    print(f"switches.jsonl: {len(s['rows'])} switches")
     if problems:
         print(f"\nFAILED: {len(problems)} problem(s)")
         for p in problems:
