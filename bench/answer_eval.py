@@ -146,7 +146,8 @@ def cases(retriever: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         last = item["turns"][-1]
         response = talk.ask(last["question"])
         sentences = response.answer.sentences
-        row = {"id": item["id"], "kind": item["kind"], "split": item["split"], "searched_with_context": response.query is not None}
+        row = {"id": item["id"], "kind": item["kind"], "split": item["split"],
+               "searched_with_context": response.query is not None}  # fmt: skip
         if item["kind"] == "switch":
             alone = retriever.ask(last["question"], 5)
             row["ok"] = response.query is None and [h.pmid for h in response.hits] == [h.pmid for h in alone.hits]

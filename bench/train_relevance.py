@@ -31,7 +31,7 @@ from common import ANSWER_CORPUS, BENCH, PARAPHRASE_QUERIES, REPO, SHARED, corpu
 sys.path.insert(0, str(REPO))
 from qa import Retriever  # noqa: E402
 from qa.ask.evaluate import load_qrels, load_queries  # noqa: E402
-from qa.ask.relevance import FEATURES, Logistic, RelevanceModel  # noqa: E402
+from qa.ask.relevance import FEATURES, Logistic, RelevanceModel, Signals  # noqa: E402
 from qa.embed import quiet_third_party  # noqa: E402
 
 MODEL_FILE = REPO / "qa" / "data" / "relevance.json"
@@ -52,6 +52,15 @@ RARE_GUARD = 0.25
 # for 16 of 467 shared titles (3.4%; at 0.20, 24) and 1 of 30 dev natural questions marked uncertain, none
 # refused. The logistic models are not trained on near_together.
 LACKING_GUARD = 0.25
+# ... and from a sixth of it when the record is not near-certain (relevance under SURE), and no record that
+# lacks that much gives a yes/no verdict. Chosen at stop 29 on dev halves: of near_together dev's 8 plain
+# answers, 3 lack 0.198-0.230, at relevance 0.58-0.88 (cisplatin and hearing loss, HIV and Pap smears, a bone
+# scan for low-risk prostate cancer), and its two yes/no verdicts (both "yes", both wrong) lack 0.180 and
+# 0.198; on the shared train half, no title's best record lies between this bar and LACKING_GUARD under SURE,
+# nor does any dev natural question's (labelled, turns); the verdict gate withholds 9 of the 264 verdicts
+# given on the train half's titles (3.4%).
+DOUBT_LACKING = 0.175
+SURE = 0.9
 
 Group = tuple[np.ndarray, np.ndarray]  # one question: the signals of its top hits, and which is the gold record
 
@@ -150,7 +159,8 @@ def train(sets: dict[str, list[Group]]) -> RelevanceModel:
                   f"and conversation dev halves) and {int((1 - y).sum())} off-scope (out_of_scope dev, offtopic); "
                   f"hit on {len(y_hit)} other hits; floor from 5-fold CV refuses {100 * (real_cv < floor).mean():.1f}% "
                   f"of those real, {100 * (cv[y == 0] < floor).mean():.1f}% of those off-scope")  # fmt: skip
-    return RelevanceModel(hit, scope, round(floor, 4), STRONG, trained_on, RARE_GUARD, LACKING_GUARD)
+    return RelevanceModel(hit, scope, round(floor, 4), STRONG, trained_on, RARE_GUARD, LACKING_GUARD, DOUBT_LACKING,
+                          SURE)  # fmt: skip
 
 
 def rate(refused: np.ndarray) -> str:
@@ -177,8 +187,7 @@ def report(model: RelevanceModel, sets: dict[str, list[Group]]) -> dict:
     print(f"    {'':<46} {'refused':>15} {'uncertain':>15}")
     for label, name in rows:
         best = np.array([model.scope.probabilities(g[0][:1])[0] for g in sets[name]])
-        guarded = np.array([g[0][0][FEATURES.index("rare")] >= model.rare_guard
-                            or g[0][0][FEATURES.index("lacking")] >= model.lacking_guard for g in sets[name]])
+        guarded = np.array([model.guarded(Signals(*g[0][0]), p) for g, p in zip(sets[name], best)])
         refused = best < model.answer_floor
         uncertain = ~refused & ((best < model.strong) | guarded)
         out[name] = {"refused": int(refused.sum()), "uncertain": int(uncertain.sum()), "of": len(refused)}

@@ -246,3 +246,32 @@ def test_the_lacking_guard_marks_only_the_best_record_weak() -> None:
     lacking = replace(best, lacking=model.lacking_guard)
     assert model.labels([0.99, 0.9], [lacking, best]) == ["weak", "weak"]  # no answer when the best is not one
     assert model.labels([0.99, 0.9], [best, lacking]) == ["strong", "strong"]
+
+
+def test_a_record_short_of_a_subject_is_weak_unless_near_certain_and_never_concludes() -> None:
+    """Between ``doubt_lacking`` and ``lacking_guard``, the best record is weak below ``sure`` (a record on
+    cisplatin, asked about cisplatin and permanent hearing loss, read strong at 0.58) and strong above it;
+    either way it gives no verdict. Unjudged hits (no signals) may conclude."""
+    from dataclasses import replace
+
+    from qa.ask.relevance import Signals
+
+    model = RelevanceModel.load()
+    assert 0 < model.doubt_lacking < model.lacking_guard < 1 and model.strong < model.sure < 1
+    short = replace(Signals(0.8, 0.8, 0.3, 0.7, 0.0), lacking=(model.doubt_lacking + model.lacking_guard) / 2)
+    assert model.labels([(model.strong + model.sure) / 2], [short]) == ["weak"]
+    assert model.labels([model.sure], [short]) == ["strong"]
+    assert not model.may_conclude(tuple(short.vector())) and model.may_conclude(())
+    assert model.may_conclude(tuple(replace(short, lacking=0.0).vector()))
+
+
+def test_a_close_record_short_of_one_subject_is_marked_uncertain(retriever: Retriever) -> None:
+    """The short-stay ward record, asked about children with esophagitis (another record's subject): relevance
+    above ``strong`` but under ``sure``, and it lacks a fifth of the question, under ``lacking_guard``."""
+    response = retriever.ask("Does a short stay ward help children with esophagitis?", k=5)
+    top = response.hits[0]
+    model = retriever.relevance
+    assert top.pmid == "10966337" and model.strong <= (top.relevance or 0.0) < model.sure
+    assert model.doubt_lacking <= top.signals[FEATURES.index("lacking")] < model.lacking_guard
+    assert top.relevance_label == "weak" and response.answer.verdict == "unclear"
+    assert response.note is not None and "does not mention esophagitis" in response.note

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from qa import Retriever
+from qa.ask.relevance import FEATURES
 from qa.ask.verdict import (
     VERDICTS,
     VerdictModel,
@@ -120,3 +121,21 @@ def test_yes_no_questions_get_a_verdict_end_to_end_and_others_none(
     assert sum(v == g for v, g in decided) >= 0.7 * len(decided), decided
     other = retriever.ask(IL6_QUESTION, k=3)
     assert other.answer.verdict is None and other.to_dict()["answer"]["verdict"] is None
+
+
+def test_a_record_that_leaves_out_one_of_the_subjects_gives_no_bottom_line(retriever: Retriever) -> None:
+    """Asked about adults with esophagitis, the children's asthma trial is still the closest record, and
+    strong; its conclusion alone reads "yes". But it never mentions esophagitis, which another record
+    does: "Yes, in this collection" would answer a question the record does not ask."""
+    question = "Is dexamethasone as effective as prednisone for asthma in adults with esophagitis?"
+    response = retriever.ask(question, k=5)
+    top = response.hits[0]
+    assert top.pmid == "24785562" and top.relevance_label == "strong"
+    record = retriever.snapshot.passages.record(top.pmid)
+    assert record is not None and retriever.verdicts.read(conclusion_of(record.sections), question) == "yes"
+    model = retriever.relevance
+    assert top.signals[FEATURES.index("lacking")] >= model.doubt_lacking and not model.may_conclude(top.signals)
+    assert response.answer.verdict == "unclear" and response.answer.verdict_pmids[0] == top.pmid
+    # the question the record does answer keeps its bottom line
+    asked = "Is dexamethasone an effective alternative to prednisone for asthma exacerbations in children?"
+    assert retriever.ask(asked, k=5).answer.verdict == "yes"

@@ -123,6 +123,8 @@ class RelevanceModel:
     trained_on: str = ""
     rare_guard: float = 1.0  # a best record never reads strong when this share of the question is rare absent words
     lacking_guard: float = 1.0  # ... nor when this share is subject words other records hold and it lacks
+    doubt_lacking: float = 1.0  # ... nor, below ``sure``, when this share is; no record this short gives a verdict
+    sure: float = 1.0
 
     def judge(self, signals: Sequence[Signals]) -> list[float]:
         """Relevance of each record, best record first: its ``scope`` probability, the others' ``hit`` one."""
@@ -138,11 +140,23 @@ class RelevanceModel:
         asked of a record on statins and stroke): a close record about the rest of the question is not an
         answer."""
         out = ["strong" if r >= self.strong else "weak" for r in relevance]
-        if out and signals and (signals[0].rare >= self.rare_guard or signals[0].lacking >= self.lacking_guard):
+        if out and signals and self.guarded(signals[0], relevance[0]):
             out[0] = "weak"
         if out and out[0] == "weak":  # no record is an answer when the best one is not
             out = ["weak"] * len(out)
         return out
+
+    def guarded(self, best: Signals, relevance: float) -> bool:
+        """Whether the best record reads weak whatever its relevance: the question names rare words no record
+        holds (``rare_guard``), or subject words that other records hold and it lacks (``lacking_guard``; from
+        ``doubt_lacking`` when its relevance is under ``sure``)."""
+        lacking = self.lacking_guard if relevance >= self.sure else min(self.lacking_guard, self.doubt_lacking)
+        return best.rare >= self.rare_guard or best.lacking >= lacking
+
+    def may_conclude(self, signals: Sequence[float]) -> bool:
+        """Whether a record, by its signals (``FEATURES`` order; none: not judged), may give a yes/no verdict:
+        not when it lacks ``doubt_lacking`` of the question's subject words, since "Yes" answers all of it."""
+        return len(signals) != len(FEATURES) or signals[FEATURES.index("lacking")] < self.doubt_lacking
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> RelevanceModel:
@@ -151,10 +165,11 @@ class RelevanceModel:
                 raise ValueError("features")
             model = cls(Logistic.from_dict(data["hit"]), Logistic.from_dict(data["scope"]), float(data["answer_floor"]),
                         float(data["strong"]), str(data.get("trained_on", "")),
-                        float(data.get("rare_guard", 1.0)), float(data.get("lacking_guard", 1.0)))  # fmt: skip
+                        float(data.get("rare_guard", 1.0)), float(data.get("lacking_guard", 1.0)),
+                        float(data.get("doubt_lacking", 1.0)), float(data.get("sure", 1.0)))  # fmt: skip
         except (KeyError, TypeError, ValueError):
             raise QAError(f"{where}: not a relevance model for features {', '.join(FEATURES)}") from None
-        if not (0 <= model.answer_floor <= 1 and 0 <= model.strong <= 1):
+        if not all(0 <= v <= 1 for v in (model.answer_floor, model.strong, model.doubt_lacking, model.sure)):
             raise QAError(f"{where}: relevance thresholds outside 0-1")
         return model
 
@@ -175,7 +190,7 @@ class RelevanceModel:
     def to_dict(self) -> dict[str, Any]:
         return {"features": list(FEATURES), "hit": self.hit.to_dict(), "scope": self.scope.to_dict(),
                 "answer_floor": self.answer_floor, "strong": self.strong, "rare_guard": self.rare_guard,
-                "lacking_guard": self.lacking_guard,
+                "lacking_guard": self.lacking_guard, "doubt_lacking": self.doubt_lacking, "sure": self.sure,
                 "trained_on": self.trained_on}  # fmt: skip
 
 

@@ -177,9 +177,11 @@ class Retriever:
         answer = extract_answer(hits, found.sentences, question_vector, answer_weights or DEFAULT_WEIGHTS)
         uncertain = top is not None and top.relevance_label == "weak"
         if is_yes_no(question) and hits:
-            answer = self._with_verdict(question, answer, list(dict.fromkeys(h.pmid for h in hits))[:VERDICT_RECORDS])
-            if uncertain:  # no bottom line from a record that may not be about the question
-                answer = replace(answer, verdict="unclear")
+            # the best record, and the others that hold the question's subjects (``may_conclude``)
+            speaking = [h.pmid for h in hits if h is hits[0] or self.relevance.may_conclude(h.signals)]
+            answer = self._with_verdict(question, answer, list(dict.fromkeys(speaking))[:VERDICT_RECORDS])
+            if uncertain or not self.relevance.may_conclude(hits[0].signals):  # no bottom line from a record that
+                answer = replace(answer, verdict="unclear")  # may not be about the question, or only part of it
         note = self._uncertain(question, top.pmid) if uncertain and top is not None else None
         return Response(question, found.hits, answer, mode=mode, query=query, filters=filters, note=note)
 
