@@ -87,6 +87,10 @@ def _damaged_copy(small_index: Path, tmp_path: Path, sql: str) -> Path:
         ("UPDATE sentences SET codes = substr(codes, 1, 100) WHERE pmid = {pmid}", "sentences", "sentence codes"),
         ("UPDATE records SET abstract = X'789c0011' WHERE pmid = '{pmid}'", "record", "damaged abstract"),
         ("UPDATE records SET abstract = zeroblob(64) WHERE pmid = '{pmid}'", "sentences", "damaged abstract"),
+        # JSON columns: a large index is not hashed on load, so they are checked as they are read
+        ("UPDATE chunks SET sentences = '[[0, 5], x' WHERE pmid = '{pmid}'", "sentences", "damaged sentence offsets"),
+        ("UPDATE records SET sections = '[[\"A\", 0, -4]]' WHERE pmid = '{pmid}'", "record", "damaged sections"),
+        ("UPDATE records SET mesh = '{{\"a\": 1}}' WHERE pmid = '{pmid}'", "record", "damaged MeSH headings"),
     ],
 )
 def test_a_damaged_sentence_row_or_abstract_is_refused_in_one_line(

@@ -159,7 +159,38 @@ PASSAGE_SPANS = "SELECT pmid, section, sentences FROM chunks WHERE {} ORDER BY p
 def spans_by_record(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[str, Iterator[tuple[str | None, Any]]]]:
     """``PASSAGE_SPANS``' rows grouped by record, each group as ``compact.sentence_spans`` takes it."""
     for pmid, group in itertools.groupby(rows, key=lambda row: row[0]):
-        yield pmid, ((section, json.loads(spans)) for _, section, spans in group)
+        yield pmid, ((section, stored_offsets(spans, pmid, "sentence offsets")) for _, section, spans in group)
+
+
+def stored_offsets(text: Any, pmid: str, what: str, labelled: bool = False) -> list[tuple[Any, ...]]:
+    """A stored JSON list of ``[start, end]`` offsets (``[label, start, end]`` when ``labelled``), checked: a
+    large index is not hashed on load, so a damaged column must be one line, not a traceback."""
+    try:
+        rows = json.loads(text)  # not load_json: its depth scan triples the cost (qa verify reads every row);
+        width = 3 if labelled else 2  # too deep a list ends in RecursionError, caught below
+        if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) != width for r in rows):
+            raise ValueError("not a list of offsets")
+        out = [tuple(r) for r in rows]
+        if any(type(v) is not int or v < 0 for r in out for v in r[width - 2 :]):
+            raise ValueError("offsets that are not whole numbers")
+        if labelled and any(r[0] is not None and not isinstance(r[0], str) for r in out):
+            raise ValueError("a label that is not text")
+        return out
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise IndexStoreError(f"passages.sqlite: PMID {pmid}: damaged {what} ({str(exc)[:80]}); run `qa verify`, "
+                              "then rebuild with qa build --full") from None  # fmt: skip
+
+
+def stored_mesh(text: Any, pmid: str) -> list[str]:
+    """A record's stored MeSH headings, checked as ``stored_offsets`` is."""
+    try:
+        mesh = load_json(text)
+        if not isinstance(mesh, list) or not all(isinstance(m, str) for m in mesh):
+            raise ValueError("not a list of headings")
+        return mesh
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise IndexStoreError(f"passages.sqlite: PMID {pmid}: damaged MeSH headings ({str(exc)[:80]}); run "
+                              "`qa verify`, then rebuild with qa build --full") from None  # fmt: skip
 
 
 def stored_citation(text: str, pmid: str) -> Citation:
@@ -180,8 +211,9 @@ def _record_from_row(row: Sequence[Any]) -> Record:
         journal=journal,
         year=year,
         doi=doi,
-        mesh=tuple(json.loads(mesh)),
-        sections=tuple(Section(label, abstract[s:e]) for label, s, e in json.loads(sections)),
+        mesh=tuple(stored_mesh(mesh, pmid)),
+        sections=tuple(Section(label, abstract[s:e])
+                       for label, s, e in stored_offsets(sections, pmid, "sections", labelled=True)),  # fmt: skip
         citation=stored_citation(citation, pmid),
     )
 
@@ -331,7 +363,7 @@ class Passages:
                 start=start,
                 end=end,
                 text=abstract[start:end],
-                sentences=tuple((s - start, e - start) for s, e in json.loads(sentences)),
+                sentences=tuple((s - start, e - start) for s, e in stored_offsets(sentences, pmid, "sentence offsets")),
                 title=title,
                 journal=journal,
                 year=year,
@@ -419,7 +451,7 @@ class Passages:
             for pmid, title, packed, mesh in self._query(
                 f"SELECT pmid, title, abstract, mesh FROM records WHERE pmid IN ({marks})", batch
             ):
-                yield int(pmid), title, unpack_text(packed, pmid), json.loads(mesh)
+                yield int(pmid), title, unpack_text(packed, pmid), stored_mesh(mesh, pmid)
 
     def record(self, pmid: str) -> Record | None:
         rows = self._query(
@@ -557,5 +589,5 @@ class Snapshot:
 
 __all__ = [
     "Snapshot", "Allowed", "Passages", "StoredChunk", "StoredSentence", "Consistency", "SCHEMA", "PAGE_SIZE",
-    "PASSAGE_SPANS", "spans_by_record",
+    "PASSAGE_SPANS", "spans_by_record", "stored_offsets", "stored_mesh",
 ]  # fmt: skip

@@ -29,7 +29,7 @@ from .durable import fault_point, fsync_dir, fsync_file
 from .layout import MANIFEST, PASSAGES, VECTORS, IndexLayout
 from .lexical import LexicalIndex
 from .manifest import Manifest, file_facts
-from .snapshot import PAGE_SIZE, PASSAGE_SPANS, SCHEMA, Snapshot, spans_by_record
+from .snapshot import PAGE_SIZE, PASSAGE_SPANS, SCHEMA, Snapshot, spans_by_record, stored_mesh
 from .vectors import VectorIndex, resolve_index_type
 
 # Incoming records of one build, resolved before anything is embedded (TEMP: never in the snapshot).
@@ -218,7 +218,7 @@ class SnapshotWriter:
         """Take a stored record out of the lexical index, by the text it was indexed from."""
         row = self.db.execute("SELECT title, abstract, mesh FROM records WHERE pmid=?", (pmid,)).fetchone()
         if row is not None:
-            self.lexical.delete(pmid, row[0], unpack_text(row[1], pmid), json.loads(row[2]))
+            self.lexical.delete(pmid, row[0], unpack_text(row[1], pmid), stored_mesh(row[2], pmid))
 
     def put_record(self, record: Record) -> None:
         """Store a record (replacing an older version and its passages) and index it lexically."""
