@@ -109,9 +109,9 @@ NEW_TOPIC_GAP = 0.30
 TOPIC_FLOOR = 0.25
 # A question names its own subject when the topic's records hold less than this share of its content
 # words (idf-weighted) and the record it finds alone holds at least NEW_SUBJECT_RATIO times their share:
-# "Does vitamin D supplementation prevent fractures?" after a statin question. (Stop 29: a fixed 0.67 for
-# the record found alone, used before, kept a dev switch on the topic whose own record words it otherwise,
-# "more children" for "parity", 0.52 against the topic's 0.13; bench/answers/switches.jsonl.)
+# "Does vitamin D supplementation prevent fractures?" after a statin question. (Stop 29: the fixed 0.67
+# asked of the record found alone before kept a dev switch of bench/answers/switches.jsonl on the topic: its
+# own record holds 0.52 of its words, since it writes "parity" for "more children", the topic's 0.13.)
 NEW_SUBJECT_TOPIC = 0.34
 NEW_SUBJECT_RATIO = 2.0
 NEW_SUBJECT_WORDS = 3
