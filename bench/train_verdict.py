@@ -20,6 +20,7 @@ import csv
 import json
 import sys
 from collections import Counter
+from typing import Any
 
 import numpy as np
 from common import REPO, SHARED, corpus_index, half_of, write_results
@@ -173,7 +174,7 @@ def finetuned_comparison(tune: list[dict], epochs: int = 5, lr: float = 5e-5) ->
     labels = np.array([LABELS.index(t["label"]) for t in tune])
     probabilities = np.zeros((len(tune), len(LABELS)))
 
-    def encoded(rows: list[dict]):  # type: ignore[no-untyped-def]
+    def encoded(rows: list[dict]) -> Any:
         return tokenizer([r["question"] for r in rows], [r["conclusion"] for r in rows], truncation=True,
                          max_length=192, padding=True, return_tensors="pt")  # fmt: skip
 

@@ -108,11 +108,21 @@ def test_a_damaged_sentence_row_or_abstract_is_refused_in_one_line(
     assert words in message and pmid in message and "\n" not in message and "rebuild" in message, message
 
 
-def test_verify_finds_a_record_whose_codes_do_not_fit_its_sentences(small_index: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE sentences SET codes = codes || zeroblob(144) WHERE pmid = {pmid}",
+        "UPDATE chunks SET sentences = '[[0, 5], x' WHERE pmid = '{pmid}'",  # reported, not a crash of verify
+        "UPDATE chunks SET sentences = '[[9, 2]]' WHERE pmid = '{pmid}'",
+    ],
+)
+def test_verify_finds_a_record_whose_codes_do_not_fit_its_sentences(
+    small_index: Path, tmp_path: Path, sql: str
+) -> None:
     from qa.store import verify_index
 
     assert verify_index(small_index).ok
     pmid = _rows(small_index, "SELECT pmid FROM records ORDER BY pmid LIMIT 1")[0][0]
-    _damaged_copy(small_index, tmp_path, f"UPDATE sentences SET codes = codes || zeroblob(144) WHERE pmid = {pmid}")
+    _damaged_copy(small_index, tmp_path, sql.format(pmid=pmid))
     report = verify_index(tmp_path / "index")
     assert not report.ok and any("1 whose codes do not fit their sentences" in p for p in report.problems), report

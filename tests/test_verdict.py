@@ -113,7 +113,8 @@ def test_yes_no_questions_get_a_verdict_end_to_end_and_others_none(
     for qid, question in asked:
         response = retriever.ask(question, k=5)
         assert response.answer.verdict in VERDICTS, question
-        assert response.answer.verdict_pmids[0] == response.hits[0].pmid
+        read = response.answer.verdict_pmids  # the records the verdict was read from: the best one first, or none
+        assert (read[0] == response.hits[0].pmid) if read else response.answer.verdict == "unclear"
         assert response.to_dict()["answer"]["verdict"] == response.answer.verdict
         said.append((response.answer.verdict, gold[qid]))
     decided = [(v, g) for v, g in said if v != "unclear"]
@@ -135,7 +136,32 @@ def test_a_record_that_leaves_out_one_of_the_subjects_gives_no_bottom_line(retri
     assert record is not None and retriever.verdicts.read(conclusion_of(record.sections), question) == "yes"
     model = retriever.relevance
     assert top.signals[FEATURES.index("lacking")] >= model.doubt_lacking and not model.may_conclude(top.signals)
-    assert response.answer.verdict == "unclear" and response.answer.verdict_pmids[0] == top.pmid
+    assert response.answer.verdict == "unclear" and response.answer.verdict_pmids == ()  # nothing was read
+    assert response.note == ("No bottom line: the closest record (24785562) does not mention esophagitis, which "
+                             "other records do, so its findings may answer only part of the question.")  # fmt: skip
     # the question the record does answer keeps its bottom line
     asked = "Is dexamethasone an effective alternative to prednisone for asthma exacerbations in children?"
     assert retriever.ask(asked, k=5).answer.verdict == "yes"
+
+
+def test_verdicts_are_read_only_from_records_that_hold_the_question_s_subjects() -> None:
+    """``concluding``: the best record and the other answering ones, less those short of a subject; nothing
+    when the best record is weak or short itself."""
+    from dataclasses import replace
+
+    from qa.ask.relevance import RelevanceModel, Signals
+    from qa.ask.retrieve import concluding
+    from qa.query import Hit
+
+    model = RelevanceModel.load()
+    whole = tuple(Signals(0.8, 0.8, 0.3, 0.7, 0.0).vector())
+    short = tuple(replace(Signals(0.8, 0.8, 0.3, 0.7, 0.0), lacking=model.doubt_lacking).vector())
+
+    def hit(rank: int, pmid: str, signals: tuple[float, ...], label: str = "strong") -> Hit:
+        return Hit(rank, pmid, None, None, None, None, "text", 1.0, relevance_label=label, signals=signals)
+
+    assert concluding([hit(1, "1", whole), hit(2, "1", whole), hit(3, "2", short), hit(4, "3", whole)], model) == [
+        "1", "3"]  # fmt: skip
+    assert concluding([hit(1, "1", short), hit(2, "2", whole)], model) == []
+    assert concluding([hit(1, "1", whole, "weak"), hit(2, "2", whole)], model) == []
+    assert concluding([hit(1, "1", ())], model) == ["1"]  # not judged (relevance lifted): read as before

@@ -347,9 +347,11 @@ def check_switches(corpus: dict) -> dict:
         turns = r.get("turns")
         if set(r) != {"id", "kind", "cue", "split", "turns", "note"} or r.get("kind") != "switch" or r.get("cue"):
             fail(f"{where}: needs id, kind 'switch', cue false, split, turns, note")
-        if not isinstance(turns, list) or len(turns) != 2:
-            fail(f"{where}: needs exactly 2 turns")
+        if not isinstance(turns, list) or len(turns) != 2 or not all(isinstance(t, dict) for t in turns):
+            fail(f"{where}: needs exactly 2 turns, each an object")
             continue
+        if any(not isinstance(t.get("question"), str) or not t["question"].strip() for t in turns):
+            fail(f"{where}: empty question")
         if str(turns[0].get("pmid")) not in corpus:
             fail(f"{where}: turn 1 PMID {turns[0].get('pmid')} not in corpus")
         if turns[1].get("pmid") is not None and str(turns[1]["pmid"]) not in corpus:

@@ -112,8 +112,11 @@ TOPIC_FLOOR = 0.25
 # "Does vitamin D supplementation prevent fractures?" after a statin question. (Stop 29: the fixed 0.67
 # asked of the record found alone before kept a dev switch of bench/answers/switches.jsonl on the topic: its
 # own record holds 0.52 of its words, since it writes "parity" for "more children", the topic's 0.13.)
+# The record found alone must also hold half of them: a follow-up in lay words ("Were tummy upsets rarer for
+# kids?") can be held by neither, and 0 is twice 0.
 NEW_SUBJECT_TOPIC = 0.34
 NEW_SUBJECT_RATIO = 2.0
+NEW_SUBJECT_OWN = 0.5
 NEW_SUBJECT_WORDS = 3
 
 
@@ -162,7 +165,8 @@ class Conversation:
             return False
         covered = self.retriever.coverage(question, sorted(self.topic_pmids | {found_alone}))
         topic = max((covered[p] for p in self.topic_pmids), default=0.0)
-        return topic < NEW_SUBJECT_TOPIC and covered.get(found_alone, 0.0) >= NEW_SUBJECT_RATIO * topic
+        own = covered.get(found_alone, 0.0)
+        return topic < NEW_SUBJECT_TOPIC and own >= max(NEW_SUBJECT_RATIO * topic, NEW_SUBJECT_OWN)
 
     def ask(self, question: str) -> Response:
         question = check_question(question)

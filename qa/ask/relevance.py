@@ -156,7 +156,11 @@ class RelevanceModel:
     def may_conclude(self, signals: Sequence[float]) -> bool:
         """Whether a record, by its signals (``FEATURES`` order; none: not judged), may give a yes/no verdict:
         not when it lacks ``doubt_lacking`` of the question's subject words, since "Yes" answers all of it."""
-        return len(signals) != len(FEATURES) or signals[FEATURES.index("lacking")] < self.doubt_lacking
+        if not signals:
+            return True
+        if len(signals) != len(FEATURES):
+            raise ValueError(f"{len(signals)} signals, not the {len(FEATURES)} of {', '.join(FEATURES)}")
+        return signals[FEATURES.index("lacking")] < self.doubt_lacking
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> RelevanceModel:

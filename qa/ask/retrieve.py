@@ -177,12 +177,10 @@ class Retriever:
         answer = extract_answer(hits, found.sentences, question_vector, answer_weights or DEFAULT_WEIGHTS)
         uncertain = top is not None and top.relevance_label == "weak"
         if is_yes_no(question) and hits:
-            # the best record, and the others that hold the question's subjects (``may_conclude``)
-            speaking = [h.pmid for h in hits if h is hits[0] or self.relevance.may_conclude(h.signals)]
-            answer = self._with_verdict(question, answer, list(dict.fromkeys(speaking))[:VERDICT_RECORDS])
-            if uncertain or not self.relevance.may_conclude(hits[0].signals):  # no bottom line from a record that
-                answer = replace(answer, verdict="unclear")  # may not be about the question, or only part of it
+            answer = self._with_verdict(question, answer, concluding(hits, self.relevance)[:VERDICT_RECORDS])
         note = self._uncertain(question, top.pmid) if uncertain and top is not None else None
+        if note is None and answer.verdict == "unclear" and not self.relevance.may_conclude(hits[0].signals):
+            note = self._partial(question, hits[0].pmid)  # a plain answer, but no bottom line: say why
         return Response(question, found.hits, answer, mode=mode, query=query, filters=filters, note=note)
 
     def _uncertain(self, question: str, pmid: str) -> str:
@@ -195,6 +193,14 @@ class Retriever:
             return _uncertain(missing)
         return _uncertain((), words_of(question, set(lacking_subjects(shares, holders, pmid))), pmid)
 
+    def _partial(self, question: str, pmid: str) -> str:
+        """Why a plain answer to a yes/no question has no bottom line: its record leaves out a subject."""
+        shares, holders = self.snapshot.lexical.term_holders(question, [pmid])
+        lacking = words_of(question, set(lacking_subjects(shares, holders, pmid)))
+        named = _listed(lacking) if lacking else "some of the question's subjects"
+        return (f"No bottom line: the closest record ({pmid}) does not mention {named}, which other records do, "
+                "so its findings may answer only part of the question.")  # fmt: skip
+
     def cited_records(self, response: Response) -> list[Record]:
         """The records an answer cites, for its references: those of the answer sentences in order, then the
         other strong hits; never a weak one (it is not judged to answer the question)."""
@@ -204,7 +210,8 @@ class Retriever:
         return [r for r in found if r is not None]
 
     def _with_verdict(self, question: str, answer: Answer, pmids: list[str]) -> Answer:
-        """The answer with the bottom line the answering records' conclusions give (``qa.ask.verdict``)."""
+        """The answer with the bottom line the answering records' conclusions give (``qa.ask.verdict``); none
+        read: "unclear"."""
         readings = []
         for pmid in pmids:
             record = self.snapshot.passages.record(pmid)
@@ -414,6 +421,15 @@ class _Found:
     hits: list[Hit]
     query_vector: np.ndarray
     sentences: dict[str, list[StoredSentence]]
+
+
+def concluding(hits: Sequence[Hit], relevance: RelevanceModel) -> list[str]:
+    """The records a yes/no verdict is read from, best first: none when the best record is weak (it may not be
+    about the question) or leaves out a subject of it (``RelevanceModel.may_conclude``); else it and the other
+    answering records that do not."""
+    if not hits or hits[0].relevance_label == "weak" or not relevance.may_conclude(hits[0].signals):
+        return []
+    return list(dict.fromkeys(h.pmid for h in hits if relevance.may_conclude(h.signals)))
 
 
 def _listed(missing: Sequence[str]) -> str:

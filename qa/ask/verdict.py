@@ -210,14 +210,5 @@ def conclusion_of(sections: Sequence[Any], fallback: str = "") -> str:
     return " ".join(found) if found else fallback
 
 
-__all__ = [
-    "VERDICTS",
-    "LABELS",
-    "is_yes_no",
-    "speaks_against",
-    "tokens",
-    "against_question",
-    "VerdictModel",
-    "combine",
-    "conclusion_of",
-]
+__all__ = ["VERDICTS", "LABELS", "is_yes_no", "speaks_against", "tokens", "against_question", "VerdictModel", "combine",
+           "conclusion_of"]

@@ -173,6 +173,8 @@ def stored_offsets(text: Any, pmid: str, what: str, labelled: bool = False) -> l
         out = [tuple(r) for r in rows]
         if any(type(v) is not int or v < 0 for r in out for v in r[width - 2 :]):
             raise ValueError("offsets that are not whole numbers")
+        if any(r[-2] > r[-1] for r in out):
+            raise ValueError("an offset that ends before it starts")
         if labelled and any(r[0] is not None and not isinstance(r[0], str) for r in out):
             raise ValueError("a label that is not text")
         return out
@@ -329,7 +331,7 @@ class Passages:
             for pmid, passages in spans_by_record(self.db.execute(PASSAGE_SPANS.format("1"))):
                 try:
                     count = len(sentence_spans(passages))
-                except (ValueError, TypeError):
+                except (ValueError, TypeError, IndexStoreError):  # damaged offsets: the record is counted
                     count = -1
                 misfits += lengths.get(pmid, 0) != size * count
         except sqlite3.DatabaseError as exc:
