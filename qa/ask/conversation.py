@@ -113,7 +113,7 @@ TOPIC_FLOOR = 0.25
 # asked of the record found alone before kept a dev switch of bench/answers/switches.jsonl on the topic: its
 # own record holds 0.52 of its words, since it writes "parity" for "more children", the topic's 0.13.)
 # The record found alone must also hold half of them: a follow-up in lay words ("Were tummy upsets rarer for
-# kids?") can be held by neither, and 0 is twice 0.
+# kids?") can be held by neither, and 0 is twice 0 (the dev switch the ratio was made for holds 0.52).
 NEW_SUBJECT_TOPIC = 0.34
 NEW_SUBJECT_RATIO = 2.0
 NEW_SUBJECT_OWN = 0.5
