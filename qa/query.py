@@ -192,7 +192,7 @@ class Response:
     mode: str = "hybrid"
     query: str | None = None  # what was searched, when a follow-up was expanded with earlier context
     filters: Filters = field(default_factory=Filters)
-    note: str | None = None  # why there are no hits, or how a follow-up was read
+    note: str | None = None  # why no hits, why uncertain or no bottom line, or how a follow-up was read
 
     def to_dict(self) -> dict[str, Any]:
         """The ``qa ask --json`` object: ``question``, ``query``, ``mode``, ``answer``, ``hits``, ``note``."""

@@ -178,7 +178,10 @@ class AskOut(BaseModel):
     mode: str
     answer: AnswerOut
     hits: list[HitOut]
-    note: Optional[str] = Field(description="Why there are no hits, or how a follow-up was read.")
+    note: Optional[str] = Field(
+        description="Why there are no hits, why the answer is uncertain or has no bottom line, or how a follow-up "
+        "was read."
+    )
     context: Optional[ContextOut] = Field(description="Send this back as `previous` to ask a follow-up.")
 
 
