@@ -204,7 +204,7 @@ def run_all(retriever: Any, queries: dict[str, str], qrels: dict[str, dict[str, 
 
 
 def _by_split(rows: list[dict[str, Any]]) -> str:
-    """ "dev 8/8, test 6/8; missed: s12, s14": how many rows of each half read right, and which did not."""
+    """ "dev 8/8, test 5/8; missed: s12, s14, s15": how many rows of each half read right, and which did not."""
     halves = [f"{split} {sum(r['ok'] for r in rows if r['split'] == split)}/{sum(r['split'] == split for r in rows)}"
               for split in ("dev", "test")]  # fmt: skip
     return ", ".join(halves) + "; missed: " + (", ".join(r["id"] for r in rows if not r["ok"]) or "none")

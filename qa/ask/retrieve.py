@@ -183,20 +183,23 @@ class Retriever:
             note = self._partial(question, hits[0].pmid)  # a plain answer, but no bottom line: say why
         return Response(question, found.hits, answer, mode=mode, query=query, filters=filters, note=note)
 
+    def _left_out(self, question: str, pmid: str) -> tuple[list[str], list[str]]:
+        """The question's words, as written, that no record mentions (as ``absent_words``), and those that
+        ``pmid`` lacks while other records hold them (``lacking_subjects``): what a reader should check."""
+        lexical = self.snapshot.lexical
+        shares, holders = lexical.term_holders(question, [pmid])
+        missing = words_of(question, set(lexical.covered(shares, holders, [pmid])[1]))
+        return missing, words_of(question, set(lacking_subjects(shares, holders, pmid)))
+
     def _uncertain(self, question: str, pmid: str) -> str:
         """The warning over a weak answer: what no record mentions, or else what the best record leaves out
         of the question that other records hold, so that a reader knows what to check."""
-        lexical = self.snapshot.lexical
-        shares, holders = lexical.term_holders(question, [pmid])
-        missing = words_of(question, set(lexical.covered(shares, holders, [pmid])[1]))  # as ``absent_words``
-        if missing:
-            return _uncertain(missing)
-        return _uncertain((), words_of(question, set(lacking_subjects(shares, holders, pmid))), pmid)
+        missing, lacking = self._left_out(question, pmid)
+        return _uncertain(missing) if missing else _uncertain((), lacking, pmid)
 
     def _partial(self, question: str, pmid: str) -> str:
         """Why a plain answer to a yes/no question has no bottom line: its record leaves out a subject."""
-        shares, holders = self.snapshot.lexical.term_holders(question, [pmid])
-        lacking = words_of(question, set(lacking_subjects(shares, holders, pmid)))
+        lacking = self._left_out(question, pmid)[1]
         named = _listed(lacking) if lacking else "some of the question's subjects"
         return (f"No bottom line: the closest record ({pmid}) does not mention {named}, which other records do, "
                 "so its findings may answer only part of the question.")  # fmt: skip

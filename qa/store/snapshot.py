@@ -179,8 +179,7 @@ def stored_offsets(text: Any, pmid: str, what: str, labelled: bool = False) -> l
             raise ValueError("a label that is not text")
         return out
     except (ValueError, TypeError, RecursionError) as exc:
-        raise IndexStoreError(f"passages.sqlite: PMID {pmid}: damaged {what} ({str(exc)[:80]}); run `qa verify`, "
-                              "then rebuild with qa build --full") from None  # fmt: skip
+        raise _damaged(pmid, what, exc) from None
 
 
 def stored_mesh(text: Any, pmid: str) -> list[str]:
@@ -191,8 +190,13 @@ def stored_mesh(text: Any, pmid: str) -> list[str]:
             raise ValueError("not a list of headings")
         return mesh
     except (ValueError, TypeError, RecursionError) as exc:
-        raise IndexStoreError(f"passages.sqlite: PMID {pmid}: damaged MeSH headings ({str(exc)[:80]}); run "
-                              "`qa verify`, then rebuild with qa build --full") from None  # fmt: skip
+        raise _damaged(pmid, "MeSH headings", exc) from None
+
+
+def _damaged(pmid: str, what: str, exc: Exception) -> IndexStoreError:
+    """The one-line refusal of a damaged stored column."""
+    return IndexStoreError(f"passages.sqlite: PMID {pmid}: damaged {what} ({str(exc)[:80]}); run `qa verify`, "
+                           "then rebuild with qa build --full")  # fmt: skip
 
 
 def stored_citation(text: str, pmid: str) -> Citation:
@@ -331,7 +335,7 @@ class Passages:
             for pmid, passages in spans_by_record(self.db.execute(PASSAGE_SPANS.format("1"))):
                 try:
                     count = len(sentence_spans(passages))
-                except (ValueError, TypeError, IndexStoreError):  # damaged offsets: the record is counted
+                except IndexStoreError:  # damaged offsets (``stored_offsets``): the record is counted
                     count = -1
                 misfits += lengths.get(pmid, 0) != size * count
         except sqlite3.DatabaseError as exc:
