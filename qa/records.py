@@ -164,24 +164,27 @@ def _article(noun: str) -> str:
     return "an" if noun[0] in "aeiou" else "a"
 
 
-def too_long(where: str, pmid: str, field: str, size: int) -> IngestError:
-    """The one-line refusal of a field over its cap in ``FIELD_CAPS``."""
-    return IngestError(
-        f"{where}: PMID {pmid} has {_article(field)} {field} of {size:,} characters "
-        f"(more than {FIELD_CAPS[field]:,}); not a PubMed {field}"
-    )
+def too_long(where: str, pmid: str, field: str, size: int, cap: int | None = None) -> IngestError:
+    """The one-line refusal of a field over ``cap`` characters (by default its cap in ``FIELD_CAPS``)."""
+    limit = FIELD_CAPS[field] if cap is None else cap
+    what = f"; not a PubMed {field}" if cap is None else ""
+    return IngestError(f"{where}: PMID {pmid} has {_article(field)} {field} of {size:,} characters "
+                       f"(more than {limit:,}){what}")  # fmt: skip
 
 
-def field_text(value: object, field: str, where: str, pmid: str) -> str | None:
-    """One text field cleaned for storage (None if empty), refused beyond its cap in ``FIELD_CAPS``.
+def field_text(value: object, field: str, where: str, pmid: str, cap: int | None = None) -> str | None:
+    """One text field cleaned for storage (None if empty), refused beyond ``cap`` characters (by default
+    its cap in ``FIELD_CAPS``), and refused unless it is text: a JSON list or object is not an abstract.
 
     The cap is checked on the raw text, before cleaning, so a huge value is never split into words.
     """
     if value is None:
         return None
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > FIELD_CAPS[field]:
-        raise too_long(where, pmid, field, len(text))
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise IngestError(f"{where}: PMID {pmid}: {field} must be text (got {preview(value)})")
+    text = str(value)
+    if len(text) > (FIELD_CAPS[field] if cap is None else cap):
+        raise too_long(where, pmid, field, len(text), cap)
     return clean_text(text) or None
 
 
@@ -290,18 +293,6 @@ def _record_from_dict(obj: dict, where: str) -> Event:
     )
 
 
-def text_field(value: object, cap: int, name: str, where: str, pmid: str) -> str | None:
-    """One field cleaned for storage (None when empty); refused beyond ``cap`` characters."""
-    if value is None:
-        return None
-    if not isinstance(value, (str, int)) or isinstance(value, bool):
-        raise IngestError(f"{where}: PMID {pmid}: {name} must be text (got {preview(value)})")
-    text = str(value)
-    if len(text) > cap:
-        raise IngestError(f"{where}: PMID {pmid} has a {name} of {len(text):,} characters (more than {cap:,})")
-    return clean_text(text) or None
-
-
 def text_list(values: object, cap: int, name: str, where: str, pmid: str) -> tuple[str, ...]:
     if values is None:
         return ()
@@ -309,7 +300,7 @@ def text_list(values: object, cap: int, name: str, where: str, pmid: str) -> tup
         raise IngestError(f"{where}: PMID {pmid}: {name} must be a list of strings")
     if len(values) > MAX_LIST_ITEMS:
         raise IngestError(f"{where}: PMID {pmid} has {len(values):,} {name} (more than {MAX_LIST_ITEMS:,})")
-    return tuple(dict.fromkeys(t for t in (text_field(v, cap, name, where, pmid) for v in values) if t))
+    return tuple(dict.fromkeys(t for t in (field_text(v, name, where, pmid, cap) for v in values) if t))
 
 
 def small_number(value: object, top: int, name: str, where: str, pmid: str) -> int | None:
@@ -337,7 +328,7 @@ def author_from_dict(obj: object, where: str, pmid: str) -> Author:
         raise IngestError(f'{where}: PMID {pmid}: each of "authors" must be an object')
 
     def name(key: str, cap: int = MAX_NAME_CHARS) -> str | None:
-        return text_field(obj.get(key), cap, f"author {key}", where, pmid)
+        return field_text(obj.get(key), f"author {key}", where, pmid, cap)
 
     return Author(name("last"), name("fore"), name("initials"), name("collective"),
                   name("affiliation", MAX_AFFILIATION_CHARS))  # fmt: skip
@@ -356,7 +347,7 @@ def citation_from_dict(obj: object, where: str, pmid: str) -> Citation:
         raise IngestError(f"{where}: PMID {pmid} has {len(authors):,} authors (more than {MAX_AUTHORS:,})")
 
     def short(key: str) -> str | None:
-        return text_field(obj.get(key), MAX_SHORT_CHARS, key.replace("_", " "), where, pmid)
+        return field_text(obj.get(key), key.replace("_", " "), where, pmid, MAX_SHORT_CHARS)
 
     return Citation(
         authors=checked_authors([author_from_dict(a, where, pmid) for a in authors], where, pmid),
@@ -437,7 +428,6 @@ __all__ = [
     "MAX_NAME_CHARS",
     "MAX_AFFILIATION_CHARS",
     "MAX_SHORT_CHARS",
-    "text_field",
     "text_list",
     "checked_authors",
     "citation_from_dict",

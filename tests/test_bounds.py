@@ -188,6 +188,18 @@ def test_field_caps(fields: dict, fragment: str) -> None:
     assert str(info.value).startswith("f.jsonl:1: PMID 1 has ") and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [{"title": {"text": "x"}}, {"journal": 3.5}, {"doi": ["10.1/x"]}, {"mesh": [["Humans"]]},
+     {"sections": [{"label": ["L"], "text": "x"}]}, {"sections": [{"label": "L", "text": {"t": 1}}]}],
+)  # fmt: skip
+def test_a_text_field_that_is_not_text_is_refused(fields: dict) -> None:
+    """A JSON object or list where text belongs was once stored as its Python repr ("{'text': 'x'}")."""
+    with pytest.raises(IngestError, match="must be text") as info:
+        record_from_dict({"pmid": "1", "abstract": "x", **fields}, "f.jsonl:1")
+    assert str(info.value).startswith("f.jsonl:1: PMID 1: ") and "\n" not in str(info.value)
+
+
 def test_field_caps_in_xml_and_medline(tmp_path: Path) -> None:
     mesh = "".join(f"<MeshHeading><DescriptorName>T{n}</DescriptorName></MeshHeading>" for n in range(1_001))
     xml = xml_file(

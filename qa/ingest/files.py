@@ -49,7 +49,6 @@ from ..records import (
     parse_year,
     preview,
     record_from_dict,
-    text_field,
     text_list,
 )
 
@@ -362,10 +361,10 @@ def _xml_article(art: Element, path: Path) -> Event:
 
 def _xml_author(el: Element, where: str, pmid: str) -> Author:
     def name(tag: str) -> str | None:
-        return text_field(_raw(el.find(tag)), MAX_NAME_CHARS, f"author {tag}", where, pmid)
+        return field_text(_raw(el.find(tag)), f"author {tag}", where, pmid, MAX_NAME_CHARS)
 
-    affiliation = text_field(_raw(el.find("AffiliationInfo/Affiliation")), MAX_AFFILIATION_CHARS, "affiliation",
-                             where, pmid)  # fmt: skip
+    affiliation = field_text(_raw(el.find("AffiliationInfo/Affiliation")), "affiliation", where, pmid,
+                             MAX_AFFILIATION_CHARS)  # fmt: skip
     return Author(name("LastName"), name("ForeName"), name("Initials"), name("CollectiveName"), affiliation)
 
 
@@ -373,7 +372,7 @@ def _xml_citation(art: Element, article: Element, where: str, pmid: str) -> Cita
     """Authors, issue, pages, dates, publication types, PMC ID, language and keywords of one article."""
 
     def short(el: Element | None, name: str) -> str | None:
-        return text_field(_raw(el), MAX_SHORT_CHARS, name, where, pmid)
+        return field_text(_raw(el), name, where, pmid, MAX_SHORT_CHARS)
 
     issue = article.find("Journal/JournalIssue")
     pub = issue.find("PubDate") if issue is not None else None
@@ -517,7 +516,7 @@ def _medline_authors(rec: dict, where: str, pmid: str) -> tuple[Author, ...]:
     full, short, groups = _listed(rec, "FAU"), _listed(rec, "AU"), _listed(rec, "CN")
 
     def part(v: str | None, key: str) -> str | None:
-        return text_field(v, MAX_NAME_CHARS, f"author {key}", where, pmid)
+        return field_text(v, f"author {key}", where, pmid, MAX_NAME_CHARS)
 
     authors = []
     for i, name in enumerate(full or short):
@@ -527,19 +526,19 @@ def _medline_authors(rec: dict, where: str, pmid: str) -> tuple[Author, ...]:
             last, fore = name.rpartition(" ")[0] or name, ""
         initials = short[i].rpartition(" ")[2] if i < len(short) and " " in short[i] else None
         authors.append(Author(part(last, "last"), part(fore.strip() or None, "fore"), part(initials, "initials")))
-    authors += [Author(collective=text_field(g, MAX_NAME_CHARS, "group name", where, pmid)) for g in groups]
+    authors += [Author(collective=field_text(g, "group name", where, pmid, MAX_NAME_CHARS)) for g in groups]
     affiliations = _listed(rec, "AD")
     if authors and affiliations:
         first = authors[0]
         authors[0] = Author(first.last, first.fore, first.initials, first.collective,
-                            text_field(affiliations[0], MAX_AFFILIATION_CHARS, "affiliation", where, pmid))  # fmt: skip
+                            field_text(affiliations[0], "affiliation", where, pmid, MAX_AFFILIATION_CHARS))  # fmt: skip
     return checked_authors(authors, where, pmid)
 
 
 def _medline_citation(rec: dict, where: str, pmid: str) -> Citation:
     def short(tag: str, name: str) -> str | None:
         value = rec.get(tag)
-        return text_field(value if isinstance(value, str) else None, MAX_SHORT_CHARS, name, where, pmid)
+        return field_text(value if isinstance(value, str) else None, name, where, pmid, MAX_SHORT_CHARS)
 
     pub_date = short("DP", "publication date")
     words = (pub_date or "").split()
