@@ -113,7 +113,11 @@ def conversations(retriever: Any, items: list[dict[str, Any]]) -> dict[str, Any]
 def refusals(retriever: Any, offtopic: list[dict[str, Any]], real: list[str]) -> dict[str, Any]:
     refused = [o["id"] for o in offtopic if not retriever.ask(o["question"], 5).hits]
     lost = [q for q in real if not retriever.ask(q, 1).hits]
-    return {"offtopic_refused": len(refused), "offtopic": len(offtopic),
+    in_scope = load("in_scope.jsonl")
+    natural = {split: [q["question"] for q in in_scope if q["split"] == split] for split in ("dev", "test")}
+    return {"in_scope": {split: {"refused": sum(q in lost for q in asked), "of": len(asked)}
+                         for split, asked in natural.items()},  # fmt: skip
+            "offtopic_refused": len(refused), "offtopic": len(offtopic),
             "offtopic_rate": round(len(refused) / len(offtopic), 4),
             "out_of_scope": unanswerable(retriever, load("out_of_scope.jsonl")),
             "near_together": unanswerable(retriever, load("near_together.jsonl")),
@@ -210,8 +214,15 @@ def _by_split(rows: list[dict[str, Any]]) -> str:
     return ", ".join(halves) + "; missed: " + (", ".join(r["id"] for r in rows if not r["ok"]) or "none")
 
 
+def _follow_ups(rows: list[dict[str, Any]]) -> str:
+    """ "read as follow-ups 12/12, answer holds the marked sentence 9/12": the follow-ups of switches.jsonl."""
+    kept, held = sum(r["searched_with_context"] for r in rows), sum(r["ok"] for r in rows)
+    return f"read as follow-ups {kept}/{len(rows)}, answer holds the marked sentence {held}/{len(rows)}"
+
+
 def report_lines(result: dict[str, Any]) -> list[str]:
     a, c, r, s = result["answers"], result["conversations"], result["refusals"], result["shared_first_sentence"]
+    switches = result["switches"]
 
     def rate(d: dict[str, Any]) -> str:
         return f"{d['held']}/{d['of']} = {d['rate']:.1%}"
@@ -230,6 +241,9 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         f"topic switches = standalone hits   {share(c['switch_equals_standalone'])}",
         f"nothing relevant: off-topic refused {r['offtopic_refused']}/{r['offtopic']} = {r['offtopic_rate']:.1%}; "
         f"real questions refused {r['real_refused']}/{r['real']}",
+        "  in-scope natural questions       "
+        + ", ".join(f"{k} {v['refused']}/{v['of']} refused" for k, v in r["in_scope"].items())
+        + "  (dev trained on, test never)",
         "out-of-scope refused               "
         + ", ".join(f"{k} {v['refused']}/{v['of']} = {v['refused'] / v['of']:.1%}"
                     for k, v in r["out_of_scope"].items())  # fmt: skip
@@ -239,7 +253,8 @@ def report_lines(result: dict[str, Any]) -> list[str]:
           for name, key in (("out-of-scope", "out_of_scope"), ("subjects never together", "near_together"))),
         "held-out cases (cases.jsonl)       "
         + ", ".join(f"{c['id']} {c['kind']} {'ok' if c['ok'] else 'MISSED'}" for c in result["cases"]),
-        "switches sharing words (switches)  " + _by_split(result["switches"]),
+        "switches sharing words (switches)  " + _by_split([r for r in switches if r["kind"] == "switch"]),
+        "  follow-ups in other words (dev)  " + _follow_ups([r for r in switches if r["kind"] == "follow_up"]),
         f"shared: first answer sentence from the gold record's Results/Conclusions "
         f"{s.get('from gold results/conclusions', 0)}/{s['questions']} = {s['rate']:.1%} "
         f"(from the gold record at all: {s.get('from gold', 0)})",

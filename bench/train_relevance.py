@@ -6,16 +6,17 @@
 Two logistic models over the same signals (``qa.ask.relevance``):
 - ``scope``, for the best record: positives are the best hits of real questions -- the shared questions
   whose query id hashes to the train half (sha256, last hex digit even), and the dev halves of the 60
-  labelled questions and the 40 conversations' first turns (natural wording, weighted up so that they
-  count as much as the titles); negatives are the best hits of the dev half of
-  bench/answers/out_of_scope.jsonl and of all of bench/answers/offtopic.jsonl.
+  labelled questions, the 40 conversations' first turns and the 60 questions of
+  bench/answers/in_scope.jsonl (natural wording, weighted up so that they count as much as the titles);
+  negatives are the best hits of the dev half of bench/answers/out_of_scope.jsonl and of all of
+  bench/answers/offtopic.jsonl.
 - ``hit``, for every other record: of the train-half shared questions, the gold record's hit is
   relevant and the other records among the top 10 are not.
 The answer floor is the highest that refuses at most 1% of the dev titles and at most 1% of the dev
 natural questions (of 50: none), on 5-fold cross-validated probabilities.
 Reported on what was never trained or tuned on: the test halves of the
-shared questions, the labelled questions, the conversations and the out-of-scope set, and the 30
-paraphrased questions.
+shared questions, the labelled questions, the conversations, the in-scope questions and the out-of-scope set,
+and the 30 paraphrased questions.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ LACKING_GUARD = 0.25
 DOUBT_LACKING = 0.175
 SURE = 0.9
 
+NATURAL_DEV = ("labelled_dev", "turns_dev", "inscope_dev")  # the natural-language real questions trained on
 Group = tuple[np.ndarray, np.ndarray]  # one question: the signals of its top hits, and which is the gold record
 
 
@@ -91,6 +93,7 @@ def signal_sets() -> dict[str, list[Group]]:
     for qid, text in queries.items():
         shared["train" if half_of(qid) == "tune" else "test"].append((text, next(iter(qrels[qid]))))
     oos = jsonl(BENCH / "answers" / "out_of_scope.jsonl")
+    in_scope = jsonl(BENCH / "answers" / "in_scope.jsonl")
     questions = jsonl(BENCH / "answers" / "questions.jsonl")
     turns = [(c["split"], c["turns"][0]) for c in jsonl(BENCH / "answers" / "conversations.jsonl")]
     sets: dict[str, list[Group]] = {}
@@ -99,6 +102,8 @@ def signal_sets() -> dict[str, list[Group]]:
         sets["shared_test"] = collect(retriever, shared["test"])
         for split in ("dev", "test"):
             sets[f"oos_{split}"] = collect(retriever, [(o["question"], None) for o in oos if o["split"] == split])
+            sets[f"inscope_{split}"] = collect(retriever, [(q["question"], q["pmid"]) for q in in_scope
+                                                           if q["split"] == split])  # fmt: skip
         offtopic = jsonl(BENCH / "answers" / "offtopic.jsonl")
         sets["offtopic"] = collect(retriever, [(o["question"], None) for o in offtopic])
         together = jsonl(BENCH / "answers" / "near_together.jsonl")  # not trained on yet: both halves held out
@@ -127,7 +132,7 @@ def fit(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[Logistic, obj
 def scope_data(sets: dict[str, list[Group]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Best hits: x, y, sample weights, and which rows are natural-language real questions."""
     real = [(g, 1.0, False) for g in sets["shared_train"]]
-    real += [(g, NATURAL_WEIGHT, True) for name in ("labelled_dev", "turns_dev") for g in sets[name]]
+    real += [(g, NATURAL_WEIGHT, True) for name in NATURAL_DEV for g in sets[name]]
     off = [(g, 1.0, False) for name in ("oos_dev", "offtopic") for g in sets[name]]
     rows = real + off
     x = np.stack([g[0][0] for g, _, _ in rows])
@@ -155,8 +160,9 @@ def train(sets: dict[str, list[Group]]) -> RelevanceModel:
     # the paraphrases, for 89.6% of out-of-scope questions; this rule, 0.5% and 67% (stop 24's note).
     titles, typed = cv[(y == 1) & ~natural], cv[(y == 1) & natural]
     floor = float(min(np.quantile(titles, MAX_REFUSED), np.sort(typed)[int(MAX_REFUSED * len(typed))] - 1e-4))
-    trained_on = (f"bench/train_relevance.py: scope on {int(y.sum())} real questions (shared train half, labelled "
-                  f"and conversation dev halves) and {int((1 - y).sum())} off-scope (out_of_scope dev, offtopic); "
+    trained_on = (f"bench/train_relevance.py: scope on {int(y.sum())} real questions (shared train half; "
+                  f"labelled, conversation and in-scope dev halves) and {int((1 - y).sum())} off-scope "
+                  f"(out_of_scope dev, offtopic); "
                   f"hit on {len(y_hit)} other hits; floor from 5-fold CV refuses {100 * (real_cv < floor).mean():.1f}% "
                   f"of those real, {100 * (cv[y == 0] < floor).mean():.1f}% of those off-scope")  # fmt: skip
     return RelevanceModel(hit, scope, round(floor, 4), STRONG, trained_on, RARE_GUARD, LACKING_GUARD, DOUBT_LACKING,
@@ -175,14 +181,15 @@ def report(model: RelevanceModel, sets: dict[str, list[Group]]) -> dict:
     print("\nbest hit's scope relevance: refused under the answer floor; answered but marked uncertain under strong")
     print("  never trained or tuned on:")
     rows = [("shared questions, test half", "shared_test"), ("labelled questions, test half", "labelled_test"),
-            ("conversation first turns, test half", "turns_test"), ("paraphrased questions (30)", "paraphrase"),
+            ("conversation first turns, test half", "turns_test"),
+            ("in-scope natural questions, test half", "inscope_test"), ("paraphrased questions (30)", "paraphrase"),
             ("out-of-scope, test half (should be refused)", "oos_test"),
             ("subjects never together, dev half (refuse)", "together_dev"),
             ("subjects never together, test half (refuse)", "together_test"),
             ("  trained on: shared questions, train half", "shared_train"),
-            ("  trained on: labelled + turns, dev halves", "natural_dev"),
+            ("  trained on: labelled, turns, in-scope dev", "natural_dev"),
             ("  trained on: out-of-scope dev + offtopic", "off_dev")]  # fmt: skip
-    sets = {**sets, "natural_dev": sets["labelled_dev"] + sets["turns_dev"],
+    sets = {**sets, "natural_dev": [g for name in NATURAL_DEV for g in sets[name]],
             "off_dev": sets["oos_dev"] + sets["offtopic"]}  # fmt: skip
     print(f"    {'':<46} {'refused':>15} {'uncertain':>15}")
     for label, name in rows:
@@ -192,7 +199,8 @@ def report(model: RelevanceModel, sets: dict[str, list[Group]]) -> dict:
         uncertain = ~refused & ((best < model.strong) | guarded)
         out[name] = {"refused": int(refused.sum()), "uncertain": int(uncertain.sum()), "of": len(refused)}
         print(f"    {label:<46} {rate(refused):>15} {rate(uncertain):>15}")
-    held_real = [g for name in ("shared_test", "labelled_test", "turns_test", "paraphrase") for g in sets[name]]
+    held_out = ("shared_test", "labelled_test", "turns_test", "inscope_test", "paraphrase")
+    held_real = [g for name in held_out for g in sets[name]]
     refused = np.array([model.scope.probabilities(g[0][:1])[0] < model.answer_floor for g in held_real])
     out["held_out_real"] = {"refused": int(refused.sum()), "of": len(refused)}
     print(f"    {'all real questions held out':<46} {rate(refused)}")

@@ -464,6 +464,42 @@ def test_a_new_subject_on_the_topic_s_disease_starts_a_new_topic(retriever: Retr
         assert talk.ask(follow_up).query == f"{DEXAMETHASONE} {follow_up}", follow_up
 
 
+def test_subject_words_the_topic_lacks_start_a_new_topic(retriever: Retriever) -> None:
+    """Asthmatic smokers and inhaled corticosteroids, after the dexamethasone question: the record found alone
+    holds under half of the question's words (the old rule's bar), but subject words that other records hold
+    and the topic's record lacks weigh NEW_SUBJECT_LACKING of it."""
+    from qa.ask.conversation import NEW_SUBJECT_LACKING, NEW_SUBJECT_OWN
+
+    question = "Do asthmatic smokers respond worse to inhaled corticosteroids?"
+    talk = Conversation(retriever, k=5)
+    talk.ask(DEXAMETHASONE)
+    switch, alone = talk.ask(question), retriever.ask(question, k=5)
+    own = retriever.coverage(question, [alone.hits[0].pmid])[alone.hits[0].pmid]
+    assert own < NEW_SUBJECT_OWN and retriever.lacking_share(question, ["24785562"]) >= NEW_SUBJECT_LACKING
+    assert switch.query is None and [h.pmid for h in switch.hits] == [h.pmid for h in alone.hits]
+
+
+def test_a_follow_up_gets_no_bottom_line_its_record_does_not_speak_to(retriever: Retriever) -> None:
+    """Read as follow-ups of the dexamethasone question, these were answered "Yes" from its record: one names a
+    treatment no record mentions (then no hit is judged to answer it), one a subject the record lacks (then
+    no verdict, and the note says how to ask it on its own). A follow-up the record speaks to keeps its "Yes"."""
+    def follow(question: str):  # type: ignore[no-untyped-def]
+        talk = Conversation(retriever, k=5)
+        talk.ask(DEXAMETHASONE)
+        response = talk.ask(question)
+        assert response.query == f"{DEXAMETHASONE} {question}"
+        return response
+
+    absent = follow("Does bronchial thermoplasty help adults with severe asthma?")
+    assert all(h.relevance_label == "weak" for h in absent.hits) and absent.answer.verdict == "unclear"
+    assert absent.note is not None and absent.note.startswith("Uncertain: no record mentions bronchial or thermoplasty")
+    lacked = follow("Are children with asthma more often depressed or anxious?")
+    assert lacked.hits[0].relevance_label == "strong" and lacked.answer.verdict == "unclear"
+    assert lacked.note is not None and "read as a follow-up" in lacked.note and "depressed or anxious" in lacked.note
+    kept = follow("Did children given dexamethasone vomit less than those given prednisone?")
+    assert kept.answer.verdict == "yes" and kept.note is None
+
+
 def test_a_first_question_that_reads_like_a_follow_up_says_so(retriever: Retriever) -> None:
     response = Conversation(retriever).ask("and what about their safety?")
     assert response.query is None and response.note is not None and response.note.startswith(NO_EARLIER_QUESTION)

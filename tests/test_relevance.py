@@ -69,6 +69,14 @@ def test_absent_subjects_are_refused_with_what_came_closest(retriever: Retriever
     assert retriever.ask(question, k=5, relevance_floor=None).hits  # the floor can be lifted
 
 
+def test_a_question_of_common_words_only_is_refused(retriever: Retriever) -> None:
+    """ "the of and to in" names nothing a record could answer (the model read it just over the floor)."""
+    response = retriever.ask("the of and to in", k=5)
+    wordless = f"{NOTHING_RELEVANT} The question has no word to look for beyond common ones."
+    assert response.hits == [] and response.note == wordless
+    assert retriever.ask("the of and to in", k=5, relevance_floor=None).hits  # the floor can be lifted
+
+
 @pytest.mark.parametrize(
     "question",
     [
@@ -266,12 +274,17 @@ def test_a_record_short_of_a_subject_is_weak_unless_near_certain_and_never_concl
 
 
 def test_a_close_record_short_of_one_subject_is_marked_uncertain(retriever: Retriever) -> None:
-    """The short-stay ward record, asked about children with esophagitis (another record's subject): relevance
-    above ``strong`` but under ``sure``, and it lacks a fifth of the question, under ``lacking_guard``."""
-    response = retriever.ask("Does a short stay ward help children with esophagitis?", k=5)
+    """A staging bone scan for low-risk prostate cancer: the closest record reads above ``strong`` but under
+    ``sure``, and lacks a fifth of the question (under ``lacking_guard``), so it is weak and concludes nothing.
+    The short-stay ward record asked about children with esophagitis (another record's subject) reads weak."""
+    response = retriever.ask("Is a staging bone scan needed for low-risk prostate cancer?", k=5)
     top = response.hits[0]
     model = retriever.relevance
-    assert top.pmid == "10966337" and model.strong <= (top.relevance or 0.0) < model.sure
+    assert top.pmid == "14697414" and model.strong <= (top.relevance or 0.0) < model.sure
     assert model.doubt_lacking <= top.signals[FEATURES.index("lacking")] < model.lacking_guard
     assert top.relevance_label == "weak" and response.answer.verdict == "unclear"
+    assert response.note is not None and "does not mention low-risk" in response.note
+    response = retriever.ask("Does a short stay ward help children with esophagitis?", k=5)
+    assert response.hits[0].pmid == "10966337" and response.hits[0].relevance_label == "weak"
+    assert response.answer.verdict == "unclear"
     assert response.note is not None and "does not mention esophagitis" in response.note

@@ -335,18 +335,22 @@ def check_offtopic() -> dict:
     return {"rows": rows}
 
 
+SWITCH_COUNTS = {("switch", "dev"): 20, ("switch", "test"): 8, ("follow_up", "dev"): 12}
+
+
 def check_switches(corpus: dict) -> dict:
-    """switches.jsonl: 16 topic switches whose turn 2 shares words or a field with turn 1, 8 dev / 8 test."""
+    """switches.jsonl: two-turn chats whose turn 2 shares words or a field with turn 1: 28 topic switches
+    (20 dev / 8 test) and 12 dev follow-ups in words the record does not use."""
     rows = read_jsonl(HERE / "switches.jsonl")
     check_ids("switches.jsonl", rows, "s")
-    splits = collections.Counter(r.get("split") for r in rows)
-    if len(rows) != 16 or splits != {"dev": 8, "test": 8}:
-        fail(f"switches.jsonl: {len(rows)} lines split {dict(splits)}, expected 16 as 8 dev / 8 test")
+    counts = collections.Counter((r.get("kind"), r.get("split")) for r in rows)
+    if counts != SWITCH_COUNTS:
+        fail(f"switches.jsonl: counts {dict(counts)}, expected {SWITCH_COUNTS}")
     for r in rows:
         where = f"switches.jsonl {r.get('id')}"
         turns = r.get("turns")
-        if set(r) != {"id", "kind", "cue", "split", "turns", "note"} or r.get("kind") != "switch" or r.get("cue"):
-            fail(f"{where}: needs id, kind 'switch', cue false, split, turns, note")
+        if set(r) != {"id", "kind", "cue", "split", "turns", "note"} or r.get("cue") is not False:
+            fail(f"{where}: needs id, kind, cue false, split, turns, note")
         if not isinstance(turns, list) or len(turns) != 2 or not all(isinstance(t, dict) for t in turns):
             fail(f"{where}: needs exactly 2 turns, each an object")
             continue
@@ -354,14 +358,50 @@ def check_switches(corpus: dict) -> dict:
             fail(f"{where}: empty question")
         if str(turns[0].get("pmid")) not in corpus:
             fail(f"{where}: turn 1 PMID {turns[0].get('pmid')} not in corpus")
-        if turns[1].get("pmid") is not None and str(turns[1]["pmid"]) not in corpus:
-            fail(f"{where}: turn 2 PMID {turns[1].get('pmid')} not in corpus (null when no record answers it)")
-        if turns[0].get("pmid") == turns[1].get("pmid"):
-            fail(f"{where}: switch must change PMID")
+        if r.get("kind") == "switch":
+            if turns[1].get("pmid") is not None and str(turns[1]["pmid"]) not in corpus:
+                fail(f"{where}: turn 2 PMID {turns[1].get('pmid')} not in corpus (null when no record answers it)")
+            if turns[0].get("pmid") == turns[1].get("pmid"):
+                fail(f"{where}: switch must change PMID")
+        elif turns[0].get("pmid") != turns[1].get("pmid"):
+            fail(f"{where}: a follow-up keeps turn 1's PMID")
+        else:
+            check_answers(where, str(turns[1]["pmid"]), turns[1].get("answers"), corpus, collections.Counter())
         q2 = turns[1].get("question", "")
         if LEADING_CUE.search(q2) or PRONOUN_CUE.search(q2):
-            fail(f"{where}: turn 2 should be self-contained: {q2!r}")
-    return {"rows": rows}
+            fail(f"{where}: turn 2 should have no cue word: {q2!r}")
+    return {"rows": rows, "counts": counts}
+
+
+IN_SCOPE_KINDS = {"clinician": 24, "plain": 24, "short": 12}
+
+
+def check_in_scope(corpus: dict, existing) -> dict:
+    """in_scope.jsonl: 60 natural questions the collection answers, each on its own record, 30 dev / 30 test
+    alternating in file order, balanced within each kind."""
+    rows = read_jsonl(HERE / "in_scope.jsonl")
+    check_ids("in_scope.jsonl", rows, "i")
+    kinds = collections.Counter(r.get("kind") for r in rows)
+    by = collections.Counter((r.get("kind"), r.get("split")) for r in rows)
+    if len(rows) != 60 or kinds != IN_SCOPE_KINDS or any(by[(k, "dev")] != by[(k, "test")] for k in kinds):
+        fail(f"in_scope.jsonl: {len(rows)} lines, kinds {dict(kinds)}, by split {dict(by)}")
+    best = 0.0
+    for i, r in enumerate(rows):
+        where = f"in_scope.jsonl {r.get('id')}"
+        if set(r) != {"id", "split", "kind", "question", "pmid", "note"}:
+            fail(f"{where}: needs exactly id, split, kind, question, pmid, note")
+            continue
+        if r["split"] != ("dev" if i % 2 == 0 else "test"):
+            fail(f"{where}: splits alternate dev/test in file order")
+        if str(r["pmid"]) not in corpus:
+            fail(f"{where}: PMID {r['pmid']} not in corpus")
+        if r["kind"] == "short" and not 3 <= len(r["question"].split()) <= 6:
+            fail(f"{where}: a short question has 3 to 6 words")
+        best = max(best, not_a_copy(where, r["question"], existing))
+    pmids = [r.get("pmid") for r in rows]
+    if len(set(pmids)) != len(pmids):
+        fail("in_scope.jsonl: a PMID is used twice")
+    return {"rows": rows, "by": by, "max_jaccard": best}
 
 
 def main() -> int:
@@ -371,6 +411,7 @@ def main() -> int:
     c = check_conversations(corpus, existing)
     o = check_offtopic()
     s = check_switches(corpus)
+    i = check_in_scope(corpus, existing)
 
     print(f"corpus: {len(corpus)} records from {len(XML_FILES) + len(MEDLINE_FILES)} files under {SHARED}")
     print(f"questions.jsonl: {len(q['rows'])} questions on {q['pmids']} PMIDs")
@@ -391,7 +432,9 @@ def main() -> int:
     cp = {t["pmid"] for r in c["rows"] for t in r["turns"]}
     print(f"  PMIDs shared with questions.jsonl: {sorted(qp & cp) or 'none'}")
     print(f"offtopic.jsonl: {len(o['rows'])} questions")
-    print(f"switches.jsonl: {len(s['rows'])} switches")
+    print(f"switches.jsonl: {len(s['rows'])} conversations: {dict(s['counts'])}")
+    print(f"in_scope.jsonl: {len(i['rows'])} questions: {dict(i['by'])}")
+    print(f"  max token Jaccard vs existing queries: {i['max_jaccard']:.2f}")
     if problems:
         print(f"\nFAILED: {len(problems)} problem(s)")
         for p in problems:
