@@ -4,7 +4,8 @@
 - follow-ups: is the right record first after a follow-up; do topic switches get the standalone ranking?
 - nothing relevant: are the 30 off-topic questions refused, and is any real question refused?
 - shared: on the 1,000 shared questions, is the first answer sentence from the gold record's Results or
-  Conclusions?
+  Conclusions; are the hits labelled strong the gold record, and the weak ones not; is the bottom line
+  PubMedQA's expert verdict?
 """
 
 from __future__ import annotations
@@ -166,35 +167,86 @@ def cases(retriever: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def shared_first_sentence(
-    retriever: Any, queries: dict[str, str], qrels: dict[str, dict[str, int]], weights: Any = None
-) -> dict[str, Any]:
-    """How often the first answer sentence comes from the gold record's Results or Conclusions."""
+VERDICT_OF = {"yes": "yes", "no": "no", "maybe": "mixed"}  # PubMedQA's "maybe" is our "mixed"
+SAID = ("yes", "no", "mixed", "unclear")
+
+
+def judged(tally: Counter[str], key: str, response: Any, gold: set[str]) -> None:
+    """Count, under ``key``, the shown hits by label and whether each is the gold record (hit relevance), and the
+    answer sentences by whether they come from it: a weak hit that is the gold record is a miss of the label."""
+    for hit in response.hits:
+        label = hit.relevance_label or "unjudged"
+        tally[f"{key}:{label}"] += 1
+        tally[f"{key}:{label} gold"] += hit.pmid in gold
+    tally[f"{key}:sentences"] += len(response.answer.sentences)
+    tally[f"{key}:sentences gold"] += sum(s.pmid in gold for s in response.answer.sentences)
+
+
+def shared_answers(retriever: Any, queries: dict[str, str], qrels: dict[str, dict[str, int]],
+                   decisions: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    """The shared questions, each asked once (k=5) and read four ways:
+    - the first answer sentence: from the gold record's Results or Conclusions ("first"), and from the record
+      ranked first when that is the gold one ("agreement");
+    - hit relevance by half: of the hits labelled strong, and of those labelled weak, how many are the gold
+      record; and how many answer sentences come from it ("judged");
+    - the bottom line against PubMedQA's expert verdict (``decisions``), by half, as a confusion table
+      ("verdict"; "unclear" also when the question is refused)."""
+    from common import half_of
+
     from qa.ask.answer import section_kind
 
+    first: Counter[str] = Counter()
+    agreement: Counter[str] = Counter()
     tally: Counter[str] = Counter()
+    verdicts: dict[str, Counter[tuple[str, str]]] = {"tune": Counter(), "test": Counter()}
     for qid, text in queries.items():
         gold = set(qrels.get(qid, {}))
         if not gold:
             continue
-        tally["questions"] += 1
-        answer = retriever.ask(text, 5, answer_weights=weights).answer
-        if not answer.sentences:
-            tally["no answer"] += 1
+        response = retriever.ask(text, 5)
+        half = half_of(qid)
+        judged(tally, half, response, gold)
+        if qid in decisions:
+            verdicts[half][(VERDICT_OF[decisions[qid]], response.answer.verdict or "unclear")] += 1
+        sentences = response.answer.sentences
+        first["questions"] += 1
+        if response.hits and response.hits[0].pmid in gold:
+            agreement["questions_ranked_first"] += 1
+            agreement["no_answer"] += not sentences
+            agreement["first_sentence_from_it"] += bool(sentences) and sentences[0].pmid == response.hits[0].pmid
+        if not sentences:
+            first["no answer"] += 1
             continue
-        first = answer.sentences[0]
-        tally["first sentence is a question"] += first.text.rstrip().endswith("?")
-        if first.pmid in gold:
-            tally["from gold"] += 1
-            if section_kind(first.section) == 1:
-                tally["from gold results/conclusions"] += 1
-    n = tally["questions"]
-    if not n:
-        return {"questions": 0, "rate": None}
-    return {**dict(tally), "rate": round(tally["from gold results/conclusions"] / n, 4)}
+        first["first sentence is a question"] += sentences[0].text.rstrip().endswith("?")
+        if sentences[0].pmid in gold:
+            first["from gold"] += 1
+            first["from gold results/conclusions"] += section_kind(sentences[0].section) == 1
+    n, ranked = first["questions"], agreement["questions_ranked_first"]
+    return {"first": {**dict(first), "rate": round(first["from gold results/conclusions"] / n, 4) if n else None},
+            "agreement": {**dict(agreement), "share": round(agreement["first_sentence_from_it"] / ranked, 4)
+                          if ranked else 0.0},
+            "judged": judged_halves(tally, ("tune", "test")),
+            "verdict": {half: {g: {said: table[(g, said)] for said in SAID} for g in ("yes", "no", "mixed")}
+                        for half, table in verdicts.items()}}  # fmt: skip
 
 
-def run_all(retriever: Any, queries: dict[str, str], qrels: dict[str, dict[str, int]], real: list[str]) -> dict:
+def judged_halves(tally: Counter[str], halves: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """``judged``'s counts as {half: {"strong": n, "strong gold": n, ..., "sentences gold": n}}."""
+    names = ("strong", "strong gold", "weak", "weak gold", "sentences", "sentences gold")
+    return {half: {name: tally[f"{half}:{name}"] for name in names} for half in halves}
+
+
+def labelled_judgements(retriever: Any) -> dict[str, dict[str, int]]:
+    """Hit relevance and answer sentences, as ``shared_answers`` reads them, on our own questions that name their
+    record (``questions.jsonl``, ``in_scope.jsonl``), by split."""
+    tally: Counter[str] = Counter()
+    for item in load("questions.jsonl") + load("in_scope.jsonl"):
+        judged(tally, item["split"], retriever.ask(item["question"], 5), {item["pmid"]})
+    return judged_halves(tally, ("dev", "test"))
+
+
+def run_all(retriever: Any, real: list[str]) -> dict:
+    """Every hand-labelled set, on the index that holds its records (the shared questions: ``shared_answers``)."""
     questions = load("questions.jsonl")
     cached = cache_questions(retriever, questions)
     return {
@@ -203,7 +255,7 @@ def run_all(retriever: Any, queries: dict[str, str], qrels: dict[str, dict[str, 
         "refusals": refusals(retriever, load("offtopic.jsonl"), real),
         "cases": cases(retriever, load("cases.jsonl")),
         "switches": cases(retriever, load("switches.jsonl")),
-        "shared_first_sentence": shared_first_sentence(retriever, queries, qrels),
+        "judged": labelled_judgements(retriever),
     }
 
 
@@ -218,6 +270,43 @@ def _follow_ups(rows: list[dict[str, Any]]) -> str:
     """ "read as follow-ups 12/12, answer holds the marked sentence 9/12": the follow-ups of switches.jsonl."""
     kept, held = sum(r["searched_with_context"] for r in rows), sum(r["ok"] for r in rows)
     return f"read as follow-ups {kept}/{len(rows)}, answer holds the marked sentence {held}/{len(rows)}"
+
+
+def _ratio(n: int, of: int) -> str:
+    return f"{n}/{of} = {n / of:.1%}" if of else "0/0"
+
+
+def _judged_lines(result: dict[str, Any]) -> list[str]:
+    """Hit relevance and the answer sentences' records, on the shared halves and on our own two halves."""
+    halves = [("shared tune", result["shared"]["judged"]["tune"]), ("test", result["shared"]["judged"]["test"]),
+              ("ours dev", result["judged"]["dev"]), ("test", result["judged"]["test"])]  # fmt: skip
+
+    def line(name: str, key: str) -> str:
+        return f"{name:<35}" + ", ".join(f"{half} {_ratio(t[key + ' gold'], t[key])}" for half, t in halves)
+
+    return [line("hits labelled strong: gold record", "strong"), line("hits labelled weak: gold record", "weak"),
+            line("answer sentences from gold record", "sentences")]  # fmt: skip
+
+
+def verdict_shares(table: dict[str, dict[str, int]]) -> tuple[int, int, int]:
+    """(questions, bottom lines given, right ones) of one half's confusion table; "unclear" is not given."""
+    of = sum(sum(row.values()) for row in table.values())
+    given = sum(n for row in table.values() for said, n in row.items() if said != "unclear")
+    return of, given, sum(table[g][g] for g in table)
+
+
+def _verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]]) -> list[str]:
+    """The end-to-end bottom line against PubMedQA's, per half, and the held-out half's confusion table."""
+    summary = []
+    for half, table in verdicts.items():
+        of, given, right = verdict_shares(table)
+        summary.append(f"{half} {'(trained on)' if half == 'tune' else '(never tuned on)'}: given {_ratio(given, of)}, "
+                       f"right on {_ratio(right, given)} of those, {right / of if of else 0:.1%} of all")  # fmt: skip
+    test = verdicts["test"]
+    rows = [f"    {g:<8}" + "".join(f"{test[g][said]:>9}" for said in SAID) for g in test]
+    return ["verdict, end to end (shared)       " + "; ".join(summary),
+            "  test half (rows: PubMedQA's verdict, columns: the bottom line given)",
+            "    " + " " * 8 + "".join(f"{said:>9}" for said in SAID), *rows]  # fmt: skip
 
 
 def report_lines(result: dict[str, Any]) -> list[str]:
@@ -258,7 +347,9 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         f"shared: first answer sentence from the gold record's Results/Conclusions "
         f"{s.get('from gold results/conclusions', 0)}/{s['questions']} = {s['rate']:.1%} "
         f"(from the gold record at all: {s.get('from gold', 0)})",
+        *(_judged_lines(result) if "shared" in result else []),
+        *(_verdict_lines(result["shared"]["verdict"]) if "shared" in result else []),
     ]
 
 
-__all__ = ["run_all", "report_lines", "cache_questions", "answer_rate", "load", "Path"]
+__all__ = ["run_all", "report_lines", "verdict_shares", "cache_questions", "answer_rate", "load", "Path"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ ANSWER_CORPUS = CORPUS + [
 ]
 SHARED_QUERIES = SHARED / "pubmedqa" / "queries.jsonl"
 SHARED_QRELS = SHARED / "pubmedqa" / "qrels.tsv"
+SHARED_DECISIONS = SHARED / "pubmedqa" / "decisions.tsv"  # PubMedQA's expert yes / no / maybe per question
 PARAPHRASE_QUERIES = BENCH / "paraphrase" / "queries.jsonl"
 PARAPHRASE_QRELS = BENCH / "paraphrase" / "qrels.tsv"
 CACHE = BENCH / ".cache"
@@ -57,6 +59,12 @@ def corpus_index(rebuild: bool = False, backend: str | None = None, corpus: list
         build_index(corpus, index, full=True, backend=backend)
         stamp_file.write_text(json.dumps(stamp))
     return index
+
+
+def load_decisions() -> list[dict[str, str]]:
+    """The rows of decisions.tsv: query-id, pmid and PubMedQA's expert decision (yes, no or maybe)."""
+    with open(SHARED_DECISIONS, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
 
 
 def half_of(query_id: str) -> str:

@@ -6,9 +6,12 @@ Builds (once, cached in bench/.cache) an index of ../shared/data/pubmedqa/pubmed
 the seed record, runs `qa eval --json` for dense, lexical and hybrid on the 1,000 shared questions and
 on the 30 paraphrased questions in bench/paraphrase/, and measures how often the extractive answer's
 first sentence comes from the relevant abstract when that abstract is ranked first, and from its
-Results or Conclusions. On a second index that adds the unstructured sample abstracts, it runs the
-hand-labelled sets of bench/answers/: marked answer sentences, two-turn conversations (follow-ups
-and topic switches) and off-topic questions (see bench/answer_eval.py).
+Results or Conclusions; on the same asks, hit relevance (how many hits labelled strong, and weak, are
+the gold record), how many answer sentences come from it, and the bottom line against PubMedQA's
+expert verdict per half (decisions.tsv), with the held-out half's confusion table. On a second index
+that adds the unstructured sample abstracts, it runs the hand-labelled sets of bench/answers/: marked
+answer sentences, two-turn conversations (follow-ups and topic switches), off-topic and out-of-scope
+questions, and hit relevance on our own questions (see bench/answer_eval.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from common import (  # noqa: I001
     SHARED_QRELS,
     SHARED_QUERIES,
     corpus_index,
+    load_decisions,
     write_results,
 )
 
@@ -45,50 +49,27 @@ def run_eval(index, queries, qrels) -> dict:
     return json.loads(proc.stdout)
 
 
-def answer_agreement(index) -> dict:
-    """Share of questions, among those whose PMID is ranked first, whose answer starts in that abstract."""
-    sys.path.insert(0, str(REPO))
+def labelled_sets(answer_index, shared_index) -> dict:
+    """The hand-labelled sets on their own index; the shared questions (first sentence, hit relevance, verdicts)
+    on the shared index."""
+    from answer_eval import load, run_all, shared_answers
+
     from qa import Retriever
     from qa.ask.evaluate import load_qrels, load_queries
     from qa.embed import quiet_third_party
 
     quiet_third_party()
-    queries, qrels = load_queries(SHARED_QUERIES), load_qrels(SHARED_QRELS)
-    top_first = agree = empty = 0
-    with Retriever(index) as retriever:
-        for qid, text in queries.items():
-            response = retriever.ask(text, k=5)
-            if not response.hits or response.hits[0].pmid not in qrels.get(qid, {}):
-                continue
-            top_first += 1
-            if not response.answer.sentences:
-                empty += 1
-            elif response.answer.sentences[0].pmid == response.hits[0].pmid:
-                agree += 1
-    return {
-        "questions_ranked_first": top_first,
-        "first_sentence_from_it": agree,
-        "no_answer": empty,
-        "share": round(agree / top_first, 4) if top_first else 0.0,
-    }
-
-
-def labelled_sets(answer_index, shared_index) -> dict:
-    """The hand-labelled sets on their own index; the shared first-sentence figure on the shared index."""
-    from answer_eval import conversations, load, refusals, run_all, shared_first_sentence  # noqa: F401
-
-    from qa import Retriever
-    from qa.ask.evaluate import load_qrels, load_queries
-
     real = [q["question"] for q in load("questions.jsonl")]
     real += [c["turns"][0]["question"] for c in load("conversations.jsonl")]
     real += [q["question"] for q in load("in_scope.jsonl")]  # every in-scope question, so each half is counted
     real += list(load_queries(PARAPHRASE_QUERIES).values())
     queries, qrels = load_queries(SHARED_QUERIES), load_qrels(SHARED_QRELS)
     with Retriever(answer_index) as retriever:
-        result = run_all(retriever, {}, {}, real + list(queries.values()))
+        result = run_all(retriever, real + list(queries.values()))
+    decisions = {row["query-id"]: row["decision"] for row in load_decisions()}
     with Retriever(shared_index) as retriever:
-        result["shared_first_sentence"] = shared_first_sentence(retriever, queries, qrels)
+        result["shared"] = shared_answers(retriever, queries, qrels, decisions)
+    result["shared_first_sentence"] = result["shared"]["first"]
     return result
 
 
@@ -101,8 +82,8 @@ def main() -> None:
     started = time.perf_counter()
     shared = run_eval(index, SHARED_QUERIES, SHARED_QRELS)
     paraphrase = run_eval(index, PARAPHRASE_QUERIES, PARAPHRASE_QRELS)
-    answers = answer_agreement(index)
     labelled = labelled_sets(corpus_index(args.rebuild, backend=args.backend, corpus=ANSWER_CORPUS), index)
+    answers = labelled["shared"]["agreement"]
     results = {
         "backend": IndexStore(index).manifest().backend,
         "shared": shared,
@@ -144,6 +125,11 @@ def main() -> None:
             c["ok"] for c in labelled["switches"] if c["split"] == "test" and c["kind"] == "switch"
         ),
     }
+    from answer_eval import verdict_shares
+
+    of, given, right = verdict_shares(labelled["shared"]["verdict"]["test"])
+    checks["verdicts given right >= 80% (shared test half, never tuned on)"] = right >= 0.8 * given
+    checks["verdict accuracy >= 80% of all questions, 'unclear' counted wrong (shared test half)"] = right >= 0.8 * of
     results["checks"] = checks
     path = write_results(f"quality-{results['backend']}", results)
 

@@ -16,14 +16,13 @@ end (retrieval, the relevance model, the records it combines). Anchors (PubMedQA
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections import Counter
 from typing import Any
 
 import numpy as np
-from common import REPO, SHARED, corpus_index, half_of, write_results
+from common import REPO, SHARED, corpus_index, half_of, load_decisions, write_results
 
 sys.path.insert(0, str(REPO))
 from qa import Retriever  # noqa: E402
@@ -41,15 +40,14 @@ def items() -> list[dict]:
     with open(SHARED / "pubmedqa" / "queries.jsonl", encoding="utf-8") as fh:
         questions = {o["_id"]: o["text"] for o in map(json.loads, fh)}
     out = []
-    with open(SHARED / "pubmedqa" / "decisions.tsv", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            record = records[row["pmid"]]
-            question = questions[row["query-id"]]
-            conclusion = conclusion_of(record.sections)
-            text = against_question(conclusion, question)  # what the model reads
-            out.append({"qid": row["query-id"], "question": question, "pmid": row["pmid"],
-                        "label": row["decision"], "text": text, "conclusion": conclusion,
-                        "split": half_of(row["query-id"])})  # fmt: skip
+    for row in load_decisions():
+        record = records[row["pmid"]]
+        question = questions[row["query-id"]]
+        conclusion = conclusion_of(record.sections)
+        text = against_question(conclusion, question)  # what the model reads
+        out.append({"qid": row["query-id"], "question": question, "pmid": row["pmid"],
+                    "label": row["decision"], "text": text, "conclusion": conclusion,
+                    "split": half_of(row["query-id"])})  # fmt: skip
     return out
 
 
