@@ -194,11 +194,13 @@ def shared_answers(retriever: Any, queries: dict[str, str], qrels: dict[str, dic
     from common import half_of
 
     from qa.ask.answer import section_kind
+    from qa.ask.verdict import asks_about_safety, is_yes_no
 
     first: Counter[str] = Counter()
     agreement: Counter[str] = Counter()
     tally: Counter[str] = Counter()
     verdicts: dict[str, Counter[tuple[str, str]]] = {"tune": Counter(), "test": Counter()}
+    safety: dict[str, Counter[tuple[str, str]]] = {"tune": Counter(), "test": Counter()}
     for qid, text in queries.items():
         gold = set(qrels.get(qid, {}))
         if not gold:
@@ -208,6 +210,8 @@ def shared_answers(retriever: Any, queries: dict[str, str], qrels: dict[str, dic
         judged(tally, half, response, gold)
         if qid in decisions:
             verdicts[half][(VERDICT_OF[decisions[qid]], response.answer.verdict or "unclear")] += 1
+            if is_yes_no(text) and asks_about_safety(text):
+                safety[half][(VERDICT_OF[decisions[qid]], response.answer.verdict or "unclear")] += 1
         sentences = response.answer.sentences
         first["questions"] += 1
         if response.hits and response.hits[0].pmid in gold:
@@ -227,7 +231,9 @@ def shared_answers(retriever: Any, queries: dict[str, str], qrels: dict[str, dic
                           if ranked else 0.0},
             "judged": judged_halves(tally, ("tune", "test")),
             "verdict": {half: {g: {said: table[(g, said)] for said in SAID} for g in ("yes", "no", "mixed")}
-                        for half, table in verdicts.items()}}  # fmt: skip
+                        for half, table in verdicts.items()},
+            "safety": {half: {g: {said: table[(g, said)] for said in SAID} for g in ("yes", "no", "mixed")}
+                       for half, table in safety.items()}}  # fmt: skip
 
 
 def judged_halves(tally: Counter[str], halves: tuple[str, ...]) -> dict[str, dict[str, int]]:
@@ -295,8 +301,10 @@ def verdict_shares(table: dict[str, dict[str, int]]) -> tuple[int, int, int]:
     return of, given, sum(table[g][g] for g in table)
 
 
-def _verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]]) -> list[str]:
-    """The end-to-end bottom line against PubMedQA's, per half, and the held-out half's confusion table."""
+def _verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]],
+                   safety: dict[str, dict[str, dict[str, int]]]) -> list[str]:  # fmt: skip
+    """The end-to-end bottom line against PubMedQA's, per half, and the held-out half's confusion table; then the
+    same shares for the yes/no questions that ask whether something is safe (``reads_safe`` answers those)."""
     summary = []
     for half, table in verdicts.items():
         of, given, right = verdict_shares(table)
@@ -306,7 +314,10 @@ def _verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]]) -> list[str]:
     rows = [f"    {g:<8}" + "".join(f"{test[g][said]:>9}" for said in SAID) for g in test]
     return ["verdict, end to end (shared)       " + "; ".join(summary),
             "  test half (rows: PubMedQA's verdict, columns: the bottom line given)",
-            "    " + " " * 8 + "".join(f"{said:>9}" for said in SAID), *rows]  # fmt: skip
+            "    " + " " * 8 + "".join(f"{said:>9}" for said in SAID), *rows,
+            "  asking whether it is safe         " + "; ".join(
+                f"{half}: given {_ratio(verdict_shares(t)[1], verdict_shares(t)[0])}, right on "
+                f"{_ratio(verdict_shares(t)[2], verdict_shares(t)[1])}" for half, t in safety.items())]  # fmt: skip
 
 
 def report_lines(result: dict[str, Any]) -> list[str]:
@@ -348,7 +359,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         f"{s.get('from gold results/conclusions', 0)}/{s['questions']} = {s['rate']:.1%} "
         f"(from the gold record at all: {s.get('from gold', 0)})",
         *(_judged_lines(result) if "shared" in result else []),
-        *(_verdict_lines(result["shared"]["verdict"]) if "shared" in result else []),
+        *(_verdict_lines(result["shared"]["verdict"], result["shared"]["safety"]) if "shared" in result else []),
     ]
 
 

@@ -14,9 +14,12 @@ from qa.ask.verdict import (
     VERDICTS,
     VerdictModel,
     against_question,
+    asks_about_safety,
     combine,
     conclusion_of,
     is_yes_no,
+    names_population,
+    reads_safe,
     speaks_against,
     tokens,
 )
@@ -165,3 +168,48 @@ def test_verdicts_are_read_only_from_records_that_hold_the_question_s_subjects()
     assert concluding([hit(1, "1", short), hit(2, "2", whole)], model) == []
     assert concluding([hit(1, "1", whole, "weak"), hit(2, "2", whole)], model) == []
     assert concluding([hit(1, "1", ())], model) == ["1"]  # not judged (relevance lifted): read as before
+
+
+def test_a_safety_question_is_answered_by_what_the_conclusion_says_of_harms(
+    pubmedqa_records: list[Record],
+) -> None:
+    """The classifier learned "does the finding hold": asked whether epidural analgesia is safe for HIPEC, it read
+    "does not seem to be associated with a worse risk of ... spinal haematoma" as "no", and asked whether metformin
+    is safe in pregnancy, it read "no benefit in metformin co-treatment before and during IVF" as "No". A safety
+    question is answered by what the conclusion says of harms, and not at all when it says nothing of them."""
+    model = VerdictModel.load()
+    records = {r.pmid: r for r in pubmedqa_records}
+
+    def conclusion(pmid: str) -> str:
+        return conclusion_of(records[pmid].sections)
+
+    epidural, epidural_asked = conclusion("22154448"), "Is epidural analgesia safe for surgery with HIPEC?"
+    metformin, metformin_asked = conclusion("21593045"), "Is metformin safe in pregnancy?"
+    for text, question in ((epidural, epidural_asked), (metformin, metformin_asked)):
+        probabilities = model.probabilities(text, question)
+        assert max(probabilities, key=probabilities.__getitem__) == "no"  # what the classifier alone says
+    assert reads_safe(epidural) == "yes" and model.read(epidural, epidural_asked) == "yes"
+    assert "benefit" in metformin and reads_safe(metformin) is None and model.read(metformin, metformin_asked) is None
+    assert reads_safe(conclusion("18847643")) == "no"  # "a significant complication rate related to anticoagulation"
+    for pmid in ("17704864", "27136599", "23347337", "16968183"):  # "a safe and feasible technique", "can safely ..."
+        assert reads_safe(conclusion(pmid)) == "yes", pmid
+    assert reads_safe("It is not safe.") == "no" and reads_safe("There were no major complications.") == "yes"
+    assert reads_safe("Safe, but with a higher risk of bleeding.") == "maybe"
+    assert reads_safe("Further studies are needed to show whether it can be done safely.") is None
+    assert asks_about_safety("Can a negative D-dimer safely rule out PE?") and not asks_about_safety(
+        "Can teaching change attitudes towards patient safety?")  # fmt: skip
+    assert names_population("pregnancy") and names_population("children") and not names_population("surgery")
+
+
+def test_safety_questions_end_to_end(retriever: Retriever) -> None:
+    """Asked as a user would: the trauma record's "significant complication rate" reads "no" (PubMedQA's experts
+    say no; the classifier alone read "yes"), and a record that finds TAVI safe gives no bottom line asked about
+    pregnancy, which other records of the index mention and it does not."""
+    trauma = retriever.ask("Therapeutic anticoagulation in the trauma patient: is it safe?", k=5)
+    assert trauma.hits[0].pmid == "18847643" and trauma.answer.verdict == "no"
+    plain = retriever.ask("Can TAVI be performed safely without balloon predilatation?", k=5)
+    assert plain.hits[0].pmid == "27491658" and plain.answer.verdict == "yes"
+    pregnant = retriever.ask("Can TAVI be performed safely without balloon predilatation in pregnancy?", k=5)
+    assert pregnant.hits[0].pmid == "27491658" and pregnant.answer.verdict == "unclear"
+    assert pregnant.note == ("No bottom line: the closest record (27491658) does not mention pregnancy, which other "
+                             "records do, so it does not say whether this is safe there.")  # fmt: skip

@@ -24,7 +24,7 @@ from ..store.lexical import words_of
 from ..store.snapshot import PassageScores, StoredSentence
 from .answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer
 from .relevance import RelevanceModel, Signals, english_frequency, lacking_subjects, rare_in_english, record_signals
-from .verdict import VerdictModel, combine, conclusion_of, is_yes_no
+from .verdict import VerdictModel, asks_about_safety, combine, conclusion_of, is_yes_no, names_population
 
 SEARCH_DEPTH = 50  # records each side contributes before fusion (at least 4 x k)
 NOTHING_RELEVANT = "Nothing in this collection answers that; try other words, or index more records."
@@ -200,12 +200,21 @@ class Retriever:
         more often depressed or anxious?" after dexamethasone for asthma) found the topic's record strong and
         printed its "Yes"."""
         readers = concluding(hits, self.relevance)[:VERDICT_RECORDS]
+        lacked: list[str] = []
+        if asks_about_safety(question) and readers:
+            readers, lacked = self._holding_population(question, readers)
         reached = [p for p in readers if not follow_up or self.coverage(question, [p])[p] >= FOLLOW_UP_VERDICT_COVERAGE]
         answer = self._with_verdict(question, answer, reached)
         if answer.verdict != "unclear":
             return answer, None
         if not self.relevance.may_conclude(hits[0].signals):
             return answer, self._partial(question, hits[0].pmid)
+        if lacked:
+            return answer, (f"No bottom line: the closest record ({hits[0].pmid}) does not mention {_listed(lacked)}, "
+                            "which other records do, so it does not say whether this is safe there.")  # fmt: skip
+        if reached and asks_about_safety(question):  # ``reads_safe`` found nothing said of harms
+            return answer, (f"No bottom line: the conclusion of {reached[0]} says nothing of harms, complications or "
+                            "adverse events, so it does not answer whether this is safe.")  # fmt: skip
         if readers and not reached:
             shares, holders = self.snapshot.lexical.term_holders(question, [readers[0]])
             unheld = sorted((t for t in shares if readers[0] not in holders.get(t, ())), key=english_frequency)
@@ -214,6 +223,15 @@ class Retriever:
             return answer, (f"No bottom line: read as a follow-up, so answered from the topic's record ({readers[0]})"
                             f"{named}; if this is a new question, ask it on its own.")  # fmt: skip
         return answer, None
+
+    def _holding_population(self, question: str, pmids: list[str]) -> tuple[list[str], list[str]]:
+        """Of ``pmids``, those that name each population word of a safety question ("pregnancy", "children";
+        ``names_population``) that some record holds, and the words the first of them lacks: a record that
+        finds day-case cholecystectomy safe does not say it is safe in pregnancy."""
+        _, holders = self.snapshot.lexical.term_holders(question, pmids)
+        wanted = [t for t in holders if names_population(t)]
+        kept = [p for p in pmids if all(p in holders[t] for t in wanted)]
+        return kept, words_of(question, {t for t in wanted if pmids[0] not in holders[t]})
 
     def _followed_up(self, question: str, found: _Found) -> _Found:
         """A follow-up's hits are judged on the topic's question with it, where its own words weigh little. When

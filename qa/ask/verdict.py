@@ -74,6 +74,68 @@ _AGAINST = re.compile(
 )
 
 
+# A question about safety ("Is metformin safe in pregnancy?", "Can a negative D-dimer safely rule out PE?") is
+# answered by what a conclusion says of harms, not of benefit: the classifier, which learned "does the finding
+# hold", read "no benefit in metformin co-treatment before and during IVF" as "No" to the safety question, and
+# "does not seem to be associated with a worse risk of ... spinal haematoma" (safe) as "no" too. Questions
+# whether something is harmful ("dangerous", "risky") stay with the classifier: of the tune half's three, the
+# rule read none (such words mostly describe a subject: "risky sexual behavior").
+_ASKS_SAFE = re.compile(r"\b(?:safe|safely)\b", re.IGNORECASE)
+_ASKS_BENEFIT = re.compile(r"\b(?:effective|efficacious|beneficial|feasible|useful|superior|better|improve\w*)\b",
+                           re.IGNORECASE)  # fmt: skip
+# A sentence that only asks for more study says nothing of safety ("studies are needed to determine which regimen
+# is appropriate to safely anticoagulate").
+_HEDGED = re.compile(r"\b(?:needed|required|warranted|necessary) to\b|\bremains? (?:unclear|unknown|to be)\b"
+                     r"|\bfurther (?:studies|research|trials)\b|\bwhether\b", re.IGNORECASE)  # fmt: skip
+_SAFE = re.compile(r"\b(?:safe|safely|well[- ]tolerated)\b"
+                   r"|\b(?:low|acceptable|minimal|few|no|rare|negligible)\s+(?:\w+\s+){0,2}?(?:complications?"
+                   r"|morbidity|mortality|toxicity|toxicities|adverse (?:events?|effects?|outcomes?)"
+                   r"|side[- ]effects?)\b", re.IGNORECASE)  # fmt: skip
+_HARM = re.compile(r"\b(?:unsafe|harmful|dangerous|hazardous|contraindicated|should be avoided)\b"
+                   r"|\b(?:significant|high|higher|increased|increases?|excess|excessive|substantial|considerable"
+                   r"|greater|worse|elevated)\s+(?:\w+\s+){0,3}?(?:complications?|morbidity|mortality|toxicity"
+                   r"|adverse|risks?|harms?|bleeding|deaths?|side[- ]effects?)\b", re.IGNORECASE)  # fmt: skip
+_NEGATED = re.compile(r"\b(?:not|no|never|without|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
+_SAFETY_CLAUSES = re.compile(r"(?<=[.;])\s+|,\s+(?:and|but|whereas|although|while)\s+")
+
+
+# Who a safety question is asked for: a record on day-case cholecystectomy read "safe", asked whether it is safe
+# in pregnancy (near_together nt011). Written from clinical usage, not mined; as a gate on every verdict it would
+# have cost 5 right ones of the shared questions ("elderly" asked, "geriatric" written), on safety ones none.
+_POPULATION = re.compile(r"(?:pregnan|child|infan|neonat|newborn|preterm|paediatric|pediatric|adolescen|teen"
+                         r"|elderly|older|octogenarian|nonagenarian|breastfe|lactat)\w*", re.IGNORECASE)  # fmt: skip
+
+
+def names_population(term: str) -> bool:
+    """Whether a question term names who is treated ("pregnancy", "children", "elderly"): a safety finding in
+    one population does not carry to another."""
+    return bool(_POPULATION.fullmatch(term))
+
+
+def asks_about_safety(question: str) -> bool:
+    """Whether a question asks if something is safe ("Is it safe ...", "Can ... safely ...")."""
+    return bool(_ASKS_SAFE.search(question))
+
+
+def reads_safe(text: str) -> str | None:
+    """What a conclusion says of safety: "yes" (safe: "can safely be performed", "no major complications",
+    "not associated with a worse risk of ..."), "no" (not: "a significant complication rate", "not safe"),
+    "maybe" (both), or None (it does not speak of harms at all: "no benefit" is not "unsafe"). A clause that
+    negates a harm before naming it reads safe, one that negates "safe" reads not safe."""
+    said: set[str] = set()
+    for clause in _SAFETY_CLAUSES.split(text):
+        if _HEDGED.search(clause):
+            continue
+        found = [(m, False) for m in _SAFE.finditer(clause)] + [(m, True) for m in _HARM.finditer(clause)]
+        for match, is_harm in found:
+            before = clause[max(0, match.start() - 60) : match.start()]
+            negated = bool(_NEGATED.search(before)) and not match.group(0).lower().startswith(("no ", "few "))
+            said.add("no" if is_harm != negated else "yes")
+    if not said:
+        return None
+    return "maybe" if len(said) > 1 else said.pop()
+
+
 def speaks_against(text: str) -> bool:
     """Whether ``text`` says in so many words that a finding does not hold ("cast doubt on", "did not
     reduce", "is not justified"): such a conclusion is never read as a plain "yes"."""
@@ -160,12 +222,13 @@ class VerdictModel:
 
     def read(self, text: str, question: str = "") -> str | None:
         """What one conclusion says: "yes", "no" or "maybe"; None when the model is not sure enough, or when
-        it would say "yes" to a conclusion that speaks against a finding (``speaks_against``)."""
+        it would say "yes" to a conclusion that speaks against a finding (``speaks_against``). A question about
+        safety is answered by what the conclusion says of harms (``reads_safe``), not by the classifier."""
         probabilities = self.probabilities(text, question)
         label = max(probabilities, key=probabilities.__getitem__)
-        if label == "yes" and speaks_against(text):
-            return None
-        return label if probabilities[label] >= self.abstain else None
+        sure = probabilities[label] >= self.abstain and not (label == "yes" and speaks_against(text))
+        read = label if sure else None
+        return _safety_verdict(text, question, read) if asks_about_safety(question) else read
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> VerdictModel:
@@ -194,6 +257,16 @@ class VerdictModel:
                 "trained_on": self.trained_on}  # fmt: skip
 
 
+def _safety_verdict(text: str, question: str, read: str | None) -> str | None:
+    """A safety question's reading: what the conclusion says of harms (``reads_safe``), none when it says
+    nothing of them; "maybe" when the question also asks whether it works ("safe and effective") and the
+    classifier's sure reading of the conclusion says otherwise."""
+    safe = reads_safe(text)
+    if safe in ("yes", "no") and _ASKS_BENEFIT.search(question) and read in ("yes", "no") and read != safe:
+        return "maybe"
+    return safe
+
+
 def combine(readings: Sequence[str | None]) -> str:
     """One verdict from the records' readings, best record first: agreement, disagreement, or nothing."""
     said = [r for r in readings if r is not None]
@@ -210,5 +283,5 @@ def conclusion_of(sections: Sequence[Any], fallback: str = "") -> str:
     return " ".join(found) if found else fallback
 
 
-__all__ = ["VERDICTS", "LABELS", "is_yes_no", "speaks_against", "tokens", "against_question", "VerdictModel", "combine",
-           "conclusion_of"]
+__all__ = ["VERDICTS", "LABELS", "is_yes_no", "asks_about_safety", "names_population", "reads_safe",
+           "speaks_against", "tokens", "against_question", "VerdictModel", "combine", "conclusion_of"]
