@@ -251,6 +251,23 @@ def labelled_judgements(retriever: Any) -> dict[str, dict[str, int]]:
     return judged_halves(tally, ("dev", "test"))
 
 
+def natural_verdicts(retriever: Any, items: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
+    """The bottom line of our natural yes/no questions (``verdicts.jsonl``) against the verdict written from the
+    record's conclusions, by split and kind: how many got one, how many got the written one ("unclear" written:
+    the record does not answer the question as asked, so no bottom line is the right one), and how many got
+    the opposite of a written "yes" or "no" (the error a clinician pays most for)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for item in items:
+        said = retriever.ask(item["question"], 5).answer.verdict or "unclear"
+        for kind in (item["kind"], "all"):
+            row = out.setdefault(item["split"], {}).setdefault(kind, Counter())
+            row["of"] += 1
+            row["given"] += said != "unclear"
+            row["right"] += said == item["verdict"]
+            row["opposite"] += {said, item["verdict"]} == {"yes", "no"}
+    return {split: {kind: dict(row) for kind, row in kinds.items()} for split, kinds in out.items()}
+
+
 def run_all(retriever: Any, real: list[str]) -> dict:
     """Every hand-labelled set, on the index that holds its records (the shared questions: ``shared_answers``)."""
     questions = load("questions.jsonl")
@@ -262,6 +279,7 @@ def run_all(retriever: Any, real: list[str]) -> dict:
         "cases": cases(retriever, load("cases.jsonl")),
         "switches": cases(retriever, load("switches.jsonl")),
         "judged": labelled_judgements(retriever),
+        "verdicts": natural_verdicts(retriever, load("verdicts.jsonl")),
     }
 
 
@@ -320,6 +338,17 @@ def _verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]],
                 f"{_ratio(verdict_shares(t)[2], verdict_shares(t)[1])}" for half, t in safety.items())]  # fmt: skip
 
 
+def _natural_verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]]) -> list[str]:
+    """One line per split of ``natural_verdicts``: all, then by kind."""
+    lines = []
+    for split in ("dev", "test"):
+        kinds = verdicts.get(split, {})
+        parts = [f"{kind} {row['right']}/{row['of']} right ({row['given']} given, {row['opposite']} opposite)"
+                 for kind, row in sorted(kinds.items(), key=lambda kv: kv[0] != "all")]  # fmt: skip
+        lines.append(f"  {split:<4} " + ", ".join(parts))
+    return ["verdict, our natural questions (verdicts.jsonl; dev read while building, test never)", *lines]
+
+
 def report_lines(result: dict[str, Any]) -> list[str]:
     a, c, r, s = result["answers"], result["conversations"], result["refusals"], result["shared_first_sentence"]
     switches = result["switches"]
@@ -360,6 +389,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         f"(from the gold record at all: {s.get('from gold', 0)})",
         *(_judged_lines(result) if "shared" in result else []),
         *(_verdict_lines(result["shared"]["verdict"], result["shared"]["safety"]) if "shared" in result else []),
+        *(_natural_verdict_lines(result["verdicts"]) if "verdicts" in result else []),
     ]
 
 

@@ -11,7 +11,8 @@ the gold record), how many answer sentences come from it, and the bottom line ag
 expert verdict per half (decisions.tsv), with the held-out half's confusion table. On a second index
 that adds the unstructured sample abstracts, it runs the hand-labelled sets of bench/answers/: marked
 answer sentences, two-turn conversations (follow-ups and topic switches), off-topic and out-of-scope
-questions, and hit relevance on our own questions (see bench/answer_eval.py).
+questions, hit relevance on our own questions, and the bottom line of our natural yes/no questions
+(verdicts.jsonl) against the one their records give (see bench/answer_eval.py).
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ def main() -> None:
     of, given, right = verdict_shares(labelled["shared"]["verdict"]["test"])
     checks["verdicts given right >= 80% (shared test half, never tuned on)"] = right >= 0.8 * given
     checks["verdict accuracy >= 80% of all questions, 'unclear' counted wrong (shared test half)"] = right >= 0.8 * of
+    natural = labelled["verdicts"]["test"]["all"]
+    checks["no bottom line opposite to the record's (our natural test half, verdicts.jsonl)"] = not natural["opposite"]
     results["checks"] = checks
     path = write_results(f"quality-{results['backend']}", results)
 

@@ -201,10 +201,11 @@ def test_a_safety_question_is_answered_by_what_the_conclusion_says_of_harms(
     assert names_population("pregnancy") and names_population("children") and not names_population("surgery")
 
 
-def test_safety_questions_end_to_end(retriever: Retriever) -> None:
+def test_safety_and_population_questions_end_to_end(retriever: Retriever) -> None:
     """Asked as a user would: the trauma record's "significant complication rate" reads "no" (PubMedQA's experts
     say no; the classifier alone read "yes"), and a record that finds TAVI safe gives no bottom line asked about
-    pregnancy, which other records of the index mention and it does not."""
+    pregnancy, which other records of the index mention and it does not; nor does a trial in children, asked
+    about adults."""
     trauma = retriever.ask("Therapeutic anticoagulation in the trauma patient: is it safe?", k=5)
     assert trauma.hits[0].pmid == "18847643" and trauma.answer.verdict == "no"
     plain = retriever.ask("Can TAVI be performed safely without balloon predilatation?", k=5)
@@ -212,4 +213,10 @@ def test_safety_questions_end_to_end(retriever: Retriever) -> None:
     pregnant = retriever.ask("Can TAVI be performed safely without balloon predilatation in pregnancy?", k=5)
     assert pregnant.hits[0].pmid == "27491658" and pregnant.answer.verdict == "unclear"
     assert pregnant.note == ("No bottom line: the closest record (27491658) does not mention pregnancy, which other "
-                             "records do, so it does not say whether this is safe there.")  # fmt: skip
+                             "records do, so what it found may not hold there.")  # fmt: skip
+    # not only for safety: the pediatric dexamethasone trial reads "yes" for children (the test above), not adults
+    adults = retriever.ask("Is dexamethasone an effective alternative to prednisone for asthma exacerbations in "
+                           "adults?", k=5)  # fmt: skip
+    assert adults.hits[0].pmid == "24785562" and adults.answer.verdict == "unclear", adults.note
+    assert adults.note is not None and adults.note.startswith("No bottom line: the closest record (24785562) does not "
+                                                             "mention adults")

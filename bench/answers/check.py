@@ -404,6 +404,48 @@ def check_in_scope(corpus: dict, existing) -> dict:
     return {"rows": rows, "by": by, "max_jaccard": best}
 
 
+VERDICT_KINDS = {"safety": 24, "effect": 24, "population": 12}
+YES_NO_OPENING = re.compile(r"^(is|are|was|were|do|does|did|can|could|should|would|will|has|have|had|may|might|must)\b",
+                            re.I)  # fmt: skip
+
+
+def check_verdicts(corpus: dict, existing) -> dict:
+    """verdicts.jsonl: 60 natural yes/no questions, each on its own record, with the verdict its conclusions give
+    ("unclear" for every "population" one: the record does not study who is asked about), v01-v30 dev and
+    v31-v60 test, balanced by kind; each "evidence" quoted exactly from the record."""
+    rows = read_jsonl(HERE / "verdicts.jsonl")
+    check_ids("verdicts.jsonl", rows, "v")
+    by = collections.Counter((r.get("kind"), r.get("split")) for r in rows)
+    kinds = collections.Counter(r.get("kind") for r in rows)
+    if len(rows) != 60 or kinds != VERDICT_KINDS or any(by[(k, "dev")] != by[(k, "test")] for k in kinds):
+        fail(f"verdicts.jsonl: {len(rows)} lines, kinds {dict(kinds)}, by split {dict(by)}")
+    best = 0.0
+    for i, r in enumerate(rows):
+        where = f"verdicts.jsonl {r.get('id')}"
+        if set(r) != {"id", "split", "kind", "question", "pmid", "verdict", "evidence", "note"}:
+            fail(f"{where}: needs exactly id, split, kind, question, pmid, verdict, evidence, note")
+            continue
+        if r["split"] != ("dev" if i < 30 else "test"):
+            fail(f"{where}: v01-v30 are dev, v31-v60 test")
+        if r["verdict"] not in ("yes", "no", "mixed", "unclear") or (r["kind"] == "population") > (
+                r["verdict"] == "unclear"):  # fmt: skip
+            fail(f"{where}: verdict {r['verdict']!r} (yes, no, mixed or unclear; unclear for population)")
+        q = r["question"].strip()
+        if not (YES_NO_OPENING.match(q) or q.endswith("?")):
+            fail(f"{where}: not a yes/no question: {q!r}")
+        rec = corpus.get(str(r["pmid"]))
+        if rec is None:
+            fail(f"{where}: PMID {r['pmid']} not in corpus")
+        elif collapse(r["evidence"]) not in collapse(" ".join(text for _, text in rec["sections"])):
+            fail(f"{where}: evidence not found verbatim in PMID {r['pmid']}")
+        best = max(best, not_a_copy(where, q, existing))
+    pmids = [r.get("pmid") for r in rows]
+    if len(set(pmids)) != len(pmids):
+        fail("verdicts.jsonl: a PMID is used twice")
+    return {"rows": rows, "by": by, "verdicts": collections.Counter((r.get("split"), r.get("verdict")) for r in rows),
+            "max_jaccard": best}  # fmt: skip
+
+
 def main() -> int:
     corpus = load_corpus()
     existing = [(q, tokens(q)) for q in load_existing_queries()]
@@ -412,6 +454,7 @@ def main() -> int:
     o = check_offtopic()
     s = check_switches(corpus)
     i = check_in_scope(corpus, existing)
+    v = check_verdicts(corpus, existing)
 
     print(f"corpus: {len(corpus)} records from {len(XML_FILES) + len(MEDLINE_FILES)} files under {SHARED}")
     print(f"questions.jsonl: {len(q['rows'])} questions on {q['pmids']} PMIDs")
@@ -435,6 +478,8 @@ def main() -> int:
     print(f"switches.jsonl: {len(s['rows'])} conversations: {dict(s['counts'])}")
     print(f"in_scope.jsonl: {len(i['rows'])} questions: {dict(i['by'])}")
     print(f"  max token Jaccard vs existing queries: {i['max_jaccard']:.2f}")
+    print(f"verdicts.jsonl: {len(v['rows'])} questions: {dict(v['by'])}; verdicts {dict(v['verdicts'])}")
+    print(f"  max token Jaccard vs existing queries: {v['max_jaccard']:.2f}")
     if problems:
         print(f"\nFAILED: {len(problems)} problem(s)")
         for p in problems:

@@ -201,7 +201,7 @@ class Retriever:
         printed its "Yes"."""
         readers = concluding(hits, self.relevance)[:VERDICT_RECORDS]
         lacked: list[str] = []
-        if asks_about_safety(question) and readers:
+        if readers:
             readers, lacked = self._holding_population(question, readers)
         reached = [p for p in readers if not follow_up or self.coverage(question, [p])[p] >= FOLLOW_UP_VERDICT_COVERAGE]
         answer = self._with_verdict(question, answer, reached)
@@ -211,7 +211,7 @@ class Retriever:
             return answer, self._partial(question, hits[0].pmid)
         if lacked:
             return answer, (f"No bottom line: the closest record ({hits[0].pmid}) does not mention {_listed(lacked)}, "
-                            "which other records do, so it does not say whether this is safe there.")  # fmt: skip
+                            "which other records do, so what it found may not hold there.")  # fmt: skip
         if reached and asks_about_safety(question):  # ``reads_safe`` found nothing said of harms
             return answer, (f"No bottom line: the conclusion of {reached[0]} says nothing of harms, complications or "
                             "adverse events, so it does not answer whether this is safe.")  # fmt: skip
@@ -225,9 +225,10 @@ class Retriever:
         return answer, None
 
     def _holding_population(self, question: str, pmids: list[str]) -> tuple[list[str], list[str]]:
-        """Of ``pmids``, those that name each population word of a safety question ("pregnancy", "children";
+        """Of ``pmids``, those that name each population word of the question ("pregnancy", "children";
         ``names_population``) that some record holds, and the words the first of them lacks: a record that
-        finds day-case cholecystectomy safe does not say it is safe in pregnancy."""
+        finds day-case cholecystectomy safe does not say it is safe in pregnancy, nor does a trial in children
+        say what a treatment does for adults."""
         _, holders = self.snapshot.lexical.term_holders(question, pmids)
         wanted = [t for t in holders if names_population(t)]
         kept = [p for p in pmids if all(p in holders[t] for t in wanted)]
