@@ -56,6 +56,9 @@ def test_records_that_disagree_are_mixed() -> None:
     assert combine(["yes", "yes"]) == "yes" and combine(["no", None]) == "no"
     assert combine(["yes", "no"]) == "mixed" and combine(["maybe"]) == "mixed"
     assert combine([None, None]) == "unclear" and combine([]) == "unclear"
+    # the best record leads: silent, it leaves no bottom line to a lesser one ("Yes" from a record on another
+    # valve disease, asked about mitral replacement, whose own record found it deadlier)
+    assert combine([None, "yes"]) == "unclear" and combine([None, "yes", "no"]) == "unclear"
 
 
 def test_the_classifier_reads_the_held_out_conclusions_well_above_the_majority(
@@ -191,6 +194,9 @@ def test_a_safety_question_is_answered_by_what_the_conclusion_says_of_harms(
     assert reads_safe(epidural) == "yes" and model.read(epidural, epidural_asked) == "yes"
     assert "benefit" in metformin and reads_safe(metformin) is None and model.read(metformin, metformin_asked) is None
     assert reads_safe(conclusion("18847643")) == "no"  # "a significant complication rate related to anticoagulation"
+    # a hyphenated word between the cue and the harm: "higher in-hospital and late mortality"
+    assert "in-hospital" in conclusion("22440363") and reads_safe(conclusion("22440363")) == "no"
+    assert reads_safe("There were few long-term complications.") == "yes"
     for pmid in ("17704864", "27136599", "23347337", "16968183"):  # "a safe and feasible technique", "can safely ..."
         assert reads_safe(conclusion(pmid)) == "yes", pmid
     assert reads_safe("It is not safe.") == "no" and reads_safe("There were no major complications.") == "yes"

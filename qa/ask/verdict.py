@@ -10,7 +10,7 @@ logistic model over them (yes / no / maybe), trained on the tuning half
 of PubMedQA's expert verdicts (``bench/train_verdict.py``; weights in ``qa/data/verdict.json``, plain
 JSON). A record whose most likely verdict is below the model's ``abstain`` probability says nothing.
 Then: records that agree give their verdict, records that disagree give "mixed", a record that reads
-"maybe" gives "mixed", and nothing decided gives "unclear".
+"maybe" gives "mixed", and nothing decided, or nothing read from the best record, gives "unclear".
 
 One rule sits above the classifier: a conclusion that speaks against a finding in so many words ("cast doubt
 on", "did not improve", "is not justified", "no significant benefit": ``speaks_against``) never reads as a
@@ -88,12 +88,12 @@ _ASKS_BENEFIT = re.compile(r"\b(?:effective|efficacious|beneficial|feasible|usef
 _HEDGED = re.compile(r"\b(?:needed|required|warranted|necessary) to\b|\bremains? (?:unclear|unknown|to be)\b"
                      r"|\bfurther (?:studies|research|trials)\b|\bwhether\b", re.IGNORECASE)  # fmt: skip
 _SAFE = re.compile(r"\b(?:safe|safely|well[- ]tolerated)\b"
-                   r"|\b(?:low|acceptable|minimal|few|no|rare|negligible)\s+(?:\w+\s+){0,2}?(?:complications?"
+                   r"|\b(?:low|acceptable|minimal|few|no|rare|negligible)\s+(?:[\w-]+\s+){0,2}?(?:complications?"
                    r"|morbidity|mortality|toxicity|toxicities|adverse (?:events?|effects?|outcomes?)"
                    r"|side[- ]effects?)\b", re.IGNORECASE)  # fmt: skip
 _HARM = re.compile(r"\b(?:unsafe|harmful|dangerous|hazardous|contraindicated|should be avoided)\b"
                    r"|\b(?:significant|high|higher|increased|increases?|excess|excessive|substantial|considerable"
-                   r"|greater|worse|elevated)\s+(?:\w+\s+){0,3}?(?:complications?|morbidity|mortality|toxicity"
+                   r"|greater|worse|elevated)\s+(?:[\w-]+\s+){0,3}?(?:complications?|morbidity|mortality|toxicity"
                    r"|adverse|risks?|harms?|bleeding|deaths?|side[- ]effects?)\b", re.IGNORECASE)  # fmt: skip
 _NEGATED = re.compile(r"\b(?:not|no|never|without|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
 _SAFETY_CLAUSES = re.compile(r"(?<=[.;])\s+|,\s+(?:and|but|whereas|although|while)\s+")
@@ -269,9 +269,13 @@ def _safety_verdict(text: str, question: str, read: str | None) -> str | None:
 
 
 def combine(readings: Sequence[str | None]) -> str:
-    """One verdict from the records' readings, best record first: agreement, disagreement, or nothing."""
+    """One verdict from the records' readings, best record first: agreement, disagreement, or nothing. The best
+    record leads: when it says nothing, a lesser one does not give the bottom line alone. Asked whether mitral
+    valve replacement is as safe as repair, the closest record's conclusion read nothing and a record on
+    prosthetic valve endocarditis ("single-valve replacement may be a safe strategy") printed "Yes"; its record
+    found replacement deadlier. Of the 1,000 shared questions, one bottom line came so, and it was wrong."""
     said = [r for r in readings if r is not None]
-    if not said:
+    if not said or readings[0] is None:
         return "unclear"
     if "maybe" in said or ("yes" in said and "no" in said):
         return "mixed"
