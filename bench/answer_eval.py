@@ -114,8 +114,8 @@ def conversations(retriever: Any, items: list[dict[str, Any]]) -> dict[str, Any]
 def refusals(retriever: Any, offtopic: list[dict[str, Any]], real: list[str]) -> dict[str, Any]:
     refused = [o["id"] for o in offtopic if not retriever.ask(o["question"], 5).hits]
     lost = [q for q in real if not retriever.ask(q, 1).hits]
-    in_scope = load("in_scope.jsonl")
-    natural = {split: [q["question"] for q in in_scope if q["split"] == split] for split in ("dev", "test")}
+    in_scope = load("in_scope.jsonl") + [v for v in load("verdicts.jsonl") if v["split"] == "fresh"]
+    natural = {split: [q["question"] for q in in_scope if q["split"] == split] for split in splits_of(in_scope)}
     return {"in_scope": {split: {"refused": sum(q in lost for q in asked), "of": len(asked)}
                          for split, asked in natural.items()},  # fmt: skip
             "offtopic_refused": len(refused), "offtopic": len(offtopic),
@@ -125,11 +125,19 @@ def refusals(retriever: Any, offtopic: list[dict[str, Any]], real: list[str]) ->
             "real_refused": len(lost), "real": len(real), "real_refused_questions": lost[:20]}  # fmt: skip
 
 
+SPLITS = ("dev", "test", "fresh")  # fresh: a second held-out batch, written after every rule it is measured on
+
+
+def splits_of(items: list[dict[str, Any]]) -> list[str]:
+    """The splits ``items`` use, in SPLITS order: "fresh" only where a set has such a batch."""
+    return [split for split in SPLITS if any(i["split"] == split for i in items)]
+
+
 def unanswerable(retriever: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
     """Per split, questions the collection cannot answer: refused, answered under "Uncertain", or answered
     plainly (the best record strong: what a reader would take for evidence)."""
     by_split = {}
-    for split in ("dev", "test"):
+    for split in splits_of(items):
         responses = [(o["question"], retriever.ask(o["question"], 5)) for o in items if o["split"] == split]
         kept = [q for q, r in responses if r.hits]
         plain = [q for q, r in responses if r.hits and r.hits[0].relevance_label == "strong"]
@@ -341,12 +349,12 @@ def _verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]],
 def _natural_verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]]) -> list[str]:
     """One line per split of ``natural_verdicts``: all, then by kind."""
     lines = []
-    for split in ("dev", "test"):
-        kinds = verdicts.get(split, {})
+    for split in (s for s in SPLITS if s in verdicts):
+        kinds = verdicts[split]
         parts = [f"{kind} {row['right']}/{row['of']} right ({row['given']} given, {row['opposite']} opposite)"
                  for kind, row in sorted(kinds.items(), key=lambda kv: kv[0] != "all")]  # fmt: skip
         lines.append(f"  {split:<4} " + ", ".join(parts))
-    return ["verdict, our natural questions (verdicts.jsonl; dev read while building, test never)", *lines]
+    return ["verdict, our natural questions (verdicts.jsonl; dev read while building, test and fresh never)", *lines]
 
 
 def report_lines(result: dict[str, Any]) -> list[str]:
@@ -372,11 +380,11 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         f"real questions refused {r['real_refused']}/{r['real']}",
         "  in-scope natural questions       "
         + ", ".join(f"{k} {v['refused']}/{v['of']} refused" for k, v in r["in_scope"].items())
-        + "  (dev trained on, test never)",
+        + "  (dev trained on, test and fresh never)",
         "out-of-scope refused               "
         + ", ".join(f"{k} {v['refused']}/{v['of']} = {v['refused'] / v['of']:.1%}"
                     for k, v in r["out_of_scope"].items())  # fmt: skip
-        + "  (dev trained on, test never)",
+        + "  (dev trained on, test and fresh never)",
         *(f"  {name:<32} " + ", ".join(f"{k} {v['refused']} refused, {v['uncertain']} uncertain, {v['plain']} plain"
                                       for k, v in r[key].items())  # fmt: skip
           for name, key in (("out-of-scope", "out_of_scope"), ("subjects never together", "near_together"))),

@@ -63,6 +63,7 @@ def labelled_sets(answer_index, shared_index) -> dict:
     real = [q["question"] for q in load("questions.jsonl")]
     real += [c["turns"][0]["question"] for c in load("conversations.jsonl")]
     real += [q["question"] for q in load("in_scope.jsonl")]  # every in-scope question, so each half is counted
+    real += [v["question"] for v in load("verdicts.jsonl") if v["split"] == "fresh"]  # counted with in_scope's
     real += list(load_queries(PARAPHRASE_QUERIES).values())
     queries, qrels = load_queries(SHARED_QUERIES), load_qrels(SHARED_QRELS)
     with Retriever(answer_index) as retriever:
@@ -133,6 +134,8 @@ def main() -> None:
     checks["verdict accuracy >= 80% of all questions, 'unclear' counted wrong (shared test half)"] = right >= 0.8 * of
     natural = labelled["verdicts"]["test"]["all"]
     checks["no bottom line opposite to the record's (our natural test half, verdicts.jsonl)"] = not natural["opposite"]
+    fresh = labelled["verdicts"].get("fresh", {}).get("all", {"opposite": 0})
+    checks["no bottom line opposite to the record's (our natural fresh batch, verdicts.jsonl)"] = not fresh["opposite"]
     results["checks"] = checks
     path = write_results(f"quality-{results['backend']}", results)
 

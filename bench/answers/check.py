@@ -192,7 +192,7 @@ def not_a_copy(where: str, q: str, existing: list[tuple[str, set]]) -> float:
 def check_ids(name: str, rows: list[dict], prefix: str) -> None:
     ids = [r.get("id") for r in rows]
     for i, x in enumerate(ids, 1):
-        if not isinstance(x, str) or not re.fullmatch(prefix + r"\d{2}", x):
+        if not isinstance(x, str) or not re.fullmatch(prefix + r"\d{2,3}", x):
             fail(f"{name}: line {i}: bad id {x!r}")
     dup = [x for x, c in collections.Counter(ids).items() if c > 1]
     if dup:
@@ -404,29 +404,33 @@ def check_in_scope(corpus: dict, existing) -> dict:
     return {"rows": rows, "by": by, "max_jaccard": best}
 
 
-VERDICT_KINDS = {"safety": 24, "effect": 24, "population": 12}
+VERDICT_KINDS = {"safety": 24, "effect": 24, "population": 12}  # dev and test, half each
+FRESH_VERDICT_KINDS = {"effect": 16, "safety": 12, "association": 12}  # v61-v100, written at stop 33
 YES_NO_OPENING = re.compile(r"^(is|are|was|were|do|does|did|can|could|should|would|will|has|have|had|may|might|must)\b",
                             re.I)  # fmt: skip
 
 
 def check_verdicts(corpus: dict, existing) -> dict:
-    """verdicts.jsonl: 60 natural yes/no questions, each on its own record, with the verdict its conclusions give
+    """verdicts.jsonl: 100 natural yes/no questions, each on its own record, with the verdict its conclusions give
     ("unclear" for every "population" one: the record does not study who is asked about), v01-v30 dev and
-    v31-v60 test, balanced by kind; each "evidence" quoted exactly from the record."""
+    v31-v60 test, balanced by kind, and v61-v100 "fresh" (a second held-out batch); each "evidence" quoted
+    exactly from the record."""
     rows = read_jsonl(HERE / "verdicts.jsonl")
     check_ids("verdicts.jsonl", rows, "v")
     by = collections.Counter((r.get("kind"), r.get("split")) for r in rows)
-    kinds = collections.Counter(r.get("kind") for r in rows)
-    if len(rows) != 60 or kinds != VERDICT_KINDS or any(by[(k, "dev")] != by[(k, "test")] for k in kinds):
-        fail(f"verdicts.jsonl: {len(rows)} lines, kinds {dict(kinds)}, by split {dict(by)}")
+    kinds = collections.Counter(r.get("kind") for r in rows[:60])
+    fresh = collections.Counter(r.get("kind") for r in rows[60:])
+    if (len(rows) != 100 or kinds != VERDICT_KINDS or fresh != FRESH_VERDICT_KINDS
+            or any(by[(k, "dev")] != by[(k, "test")] for k in kinds)):  # fmt: skip
+        fail(f"verdicts.jsonl: {len(rows)} lines, kinds {dict(kinds)}, fresh {dict(fresh)}, by split {dict(by)}")
     best = 0.0
     for i, r in enumerate(rows):
         where = f"verdicts.jsonl {r.get('id')}"
         if set(r) != {"id", "split", "kind", "question", "pmid", "verdict", "evidence", "note"}:
             fail(f"{where}: needs exactly id, split, kind, question, pmid, verdict, evidence, note")
             continue
-        if r["split"] != ("dev" if i < 30 else "test"):
-            fail(f"{where}: v01-v30 are dev, v31-v60 test")
+        if r["split"] != ("dev" if i < 30 else "test" if i < 60 else "fresh"):
+            fail(f"{where}: v01-v30 are dev, v31-v60 test, v61-v100 fresh")
         if r["verdict"] not in ("yes", "no", "mixed", "unclear") or (r["kind"] == "population") > (
                 r["verdict"] == "unclear"):  # fmt: skip
             fail(f"{where}: verdict {r['verdict']!r} (yes, no, mixed or unclear; unclear for population)")
