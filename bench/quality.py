@@ -134,6 +134,10 @@ def main() -> None:
     checks["verdict accuracy >= 80% of all questions, 'unclear' counted wrong (shared test half)"] = right >= 0.8 * of
     natural = labelled["verdicts"]["test"]["all"]
     checks["no bottom line opposite to the record's (our natural test half, verdicts.jsonl)"] = not natural["opposite"]
+    scope = labelled["refusals"]["out_of_scope"].get("fresh")
+    if scope:
+        name = "out-of-scope fresh batch refused >= 90% (written after every rule)"
+        checks[name] = scope["refused"] >= 0.9 * scope["of"]
     fresh = labelled["verdicts"].get("fresh", {}).get("all", {"opposite": 0})
     checks["no bottom line opposite to the record's (our natural fresh batch, verdicts.jsonl)"] = not fresh["opposite"]
     results["checks"] = checks

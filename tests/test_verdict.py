@@ -226,3 +226,16 @@ def test_safety_and_population_questions_end_to_end(retriever: Retriever) -> Non
     assert adults.hits[0].pmid == "24785562" and adults.answer.verdict == "unclear", adults.note
     assert adults.note is not None and adults.note.startswith("No bottom line: the closest record (24785562) does not "
                                                              "mention adults")
+
+
+def test_no_bottom_line_when_no_record_names_a_subject_of_the_question(retriever: Retriever) -> None:
+    """"Yes" or "No" answers the whole question: a subject word that no record holds (lithium, Zipf 3.6: too
+    common for the rare-word guard, held by no record for ``lacking``) leaves the closest record's findings
+    shown, without a bottom line, and the note names the word."""
+    plain = retriever.ask("Therapeutic anticoagulation in the trauma patient: is it safe?", k=5)
+    asked = retriever.ask("Therapeutic anticoagulation in the trauma patient on lithium: is it safe?", k=5)
+    assert plain.answer.verdict == "no" and asked.hits and asked.hits[0].pmid == "18847643"
+    assert asked.answer.verdict == "unclear" and asked.answer.sentences
+    assert asked.note == ("No bottom line: no record mentions lithium, so what the closest record (18847643) "
+                          "found may answer only part of the question.")  # fmt: skip
+
