@@ -209,11 +209,11 @@ class Retriever:
         printed its "Yes"."""
         readers = concluding(hits, self.relevance)[:VERDICT_RECORDS]
         lacked: list[str] = []
-        unheld = self._unheld_subjects(question) if readers else []
-        if unheld:
-            readers = []
-        if readers:
-            readers, lacked = self._holding_population(question, readers)
+        unheld: list[str] = []
+        if readers:  # one pass over the question's terms serves both gates
+            shares, holders = self.snapshot.lexical.term_holders(question, readers)
+            unheld = self._unheld_subjects(question, shares, holders)
+            readers, lacked = ([], []) if unheld else _holding_population(question, readers, holders)
         reached = [p for p in readers if not follow_up or self.coverage(question, [p])[p] >= FOLLOW_UP_VERDICT_COVERAGE]
         answer = self._with_verdict(question, answer, reached)
         if answer.verdict != "unclear":
@@ -238,27 +238,17 @@ class Retriever:
                             f"{named}; if this is a new question, ask it on its own.")  # fmt: skip
         return answer, None
 
-    def _unheld_subjects(self, question: str) -> list[str]:
+    def _unheld_subjects(self, question: str, shares: dict[str, float], holders: dict[str, set[str]]) -> list[str]:
         """The question's subject words (rarer in English than ``LACKING_ZIPF``) that no record holds, when they
         weigh ``doubt_lacking`` of it: then no record can give its bottom line. Asked "Does lithium lower the risk
         of suicide in bipolar disorder?" (bench/answers/out_of_scope.jsonl, fresh), a bipolar record that never
         names lithium read "No": lithium (Zipf 3.6) is too common for the rare-word guard, and no record holds it
-        for ``lacking``. On the shared tune half it withholds 3 of 253 bottom lines, all right ones."""
-        _, absent = self.snapshot.lexical.coverage(question, [])
-        subjects = {t: share for t, share in absent.items() if english_frequency(t) < LACKING_ZIPF}
+        for ``lacking``. On the shared tune half it withholds 3 of 253 bottom lines, all right ones. ``shares`` and
+        ``holders``: ``term_holders``' answer for the question."""
+        subjects = {t: share for t, share in shares.items() if t not in holders and english_frequency(t) < LACKING_ZIPF}
         if sum(subjects.values()) < self.relevance.doubt_lacking:
             return []
         return words_of(question, set(subjects))
-
-    def _holding_population(self, question: str, pmids: list[str]) -> tuple[list[str], list[str]]:
-        """Of ``pmids``, those that name each population word of the question ("pregnancy", "children";
-        ``names_population``) that some record holds, and the words the first of them lacks: a record that
-        finds day-case cholecystectomy safe does not say it is safe in pregnancy, nor does a trial in children
-        say what a treatment does for adults."""
-        _, holders = self.snapshot.lexical.term_holders(question, pmids)
-        wanted = [t for t in holders if names_population(t)]
-        kept = [p for p in pmids if all(p in holders[t] for t in wanted)]
-        return kept, words_of(question, {t for t in wanted if pmids[0] not in holders[t]})
 
     def _followed_up(self, question: str, found: _Found) -> _Found:
         """A follow-up's hits are judged on the topic's question with it, where its own words weigh little. When
@@ -528,6 +518,16 @@ def concluding(hits: Sequence[Hit], relevance: RelevanceModel) -> list[str]:
     if not hits or hits[0].relevance_label == "weak" or not relevance.may_conclude(hits[0].signals):
         return []
     return list(dict.fromkeys(h.pmid for h in hits if relevance.may_conclude(h.signals)))
+
+
+def _holding_population(question: str, pmids: list[str], holders: dict[str, set[str]]) -> tuple[list[str], list[str]]:
+    """Of ``pmids``, those that name each population word of the question ("pregnancy", "children";
+    ``names_population``) that some record holds, and the words the first of them lacks: a record that finds
+    day-case cholecystectomy safe does not say it is safe in pregnancy, nor does a trial in children say what a
+    treatment does for adults. ``holders``: ``term_holders``' answer for the question and ``pmids``."""
+    wanted = [t for t in holders if names_population(t)]
+    kept = [p for p in pmids if all(p in holders[t] for t in wanted)]
+    return kept, words_of(question, {t for t in wanted if pmids[0] not in holders[t]})
 
 
 def _listed(missing: Sequence[str]) -> str:
