@@ -138,8 +138,10 @@ def main() -> None:
     if scope:
         name = "out-of-scope fresh batch refused >= 90% (written after every rule)"
         checks[name] = scope["refused"] >= 0.9 * scope["of"]
-    fresh = labelled["verdicts"].get("fresh", {}).get("all", {"opposite": 0})
-    checks["no bottom line opposite to the record's (our natural fresh batch, verdicts.jsonl)"] = not fresh["opposite"]
+    fresh = labelled["verdicts"].get("fresh")
+    if fresh:
+        name = "no bottom line opposite to the record's (our natural fresh batch, verdicts.jsonl)"
+        checks[name] = not fresh["all"]["opposite"]
     results["checks"] = checks
     path = write_results(f"quality-{results['backend']}", results)
 
