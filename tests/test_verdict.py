@@ -18,7 +18,6 @@ from qa.ask.verdict import (
     combine,
     conclusion_of,
     is_yes_no,
-    names_population,
     reads_safe,
     speaks_against,
     tokens,
@@ -131,10 +130,10 @@ def test_yes_no_questions_get_a_verdict_end_to_end_and_others_none(
 
 
 def test_a_record_that_leaves_out_one_of_the_subjects_gives_no_bottom_line(retriever: Retriever) -> None:
-    """Asked about adults with esophagitis, the children's asthma trial is still the closest record, and
+    """Asked about patients with esophagitis, the children's asthma trial is still the closest record, and
     strong; its conclusion alone reads "yes". But it never mentions esophagitis, which another record
     does: "Yes, in this collection" would answer a question the record does not ask."""
-    question = "Is dexamethasone as effective as prednisone for asthma in adults with esophagitis?"
+    question = "Is dexamethasone as effective as prednisone for asthma in patients with esophagitis?"
     response = retriever.ask(question, k=5)
     top = response.hits[0]
     assert top.pmid == "24785562" and top.relevance_label == "strong"
@@ -204,7 +203,6 @@ def test_a_safety_question_is_answered_by_what_the_conclusion_says_of_harms(
     assert reads_safe("Further studies are needed to show whether it can be done safely.") is None
     assert asks_about_safety("Can a negative D-dimer safely rule out PE?") and not asks_about_safety(
         "Can teaching change attitudes towards patient safety?")  # fmt: skip
-    assert names_population("pregnancy") and names_population("children") and not names_population("surgery")
 
 
 def test_safety_and_population_questions_end_to_end(retriever: Retriever) -> None:
@@ -218,14 +216,15 @@ def test_safety_and_population_questions_end_to_end(retriever: Retriever) -> Non
     assert plain.hits[0].pmid == "27491658" and plain.answer.verdict == "yes"
     pregnant = retriever.ask("Can TAVI be performed safely without balloon predilatation in pregnancy?", k=5)
     assert pregnant.hits[0].pmid == "27491658" and pregnant.answer.verdict == "unclear"
-    assert pregnant.note == ("No bottom line: the closest record (27491658) does not mention pregnancy, which other "
-                             "records do, so what it found may not hold there.")  # fmt: skip
+    assert {h.relevance_label for h in pregnant.hits} == {"weak"}  # shown as less related, not as the answer
+    assert pregnant.note == ("Uncertain: the closest record (27491658) does not mention pregnancy, which other records "
+                             "do, so it may not answer this question; read it before relying on it.")  # fmt: skip
     # not only for safety: the pediatric dexamethasone trial reads "yes" for children (the test above), not adults
     adults = retriever.ask("Is dexamethasone an effective alternative to prednisone for asthma exacerbations in "
                            "adults?", k=5)  # fmt: skip
     assert adults.hits[0].pmid == "24785562" and adults.answer.verdict == "unclear", adults.note
-    assert adults.note is not None and adults.note.startswith("No bottom line: the closest record (24785562) does not "
-                                                             "mention adults")
+    assert adults.hits[0].relevance_label == "weak" and adults.note is not None
+    assert adults.note.startswith("Uncertain: the closest record (24785562) does not mention adults")
 
 
 def test_no_bottom_line_when_no_record_names_a_subject_of_the_question(retriever: Retriever) -> None:

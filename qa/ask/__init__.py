@@ -3,6 +3,7 @@
 - ``retrieve``: ``Retriever`` -- dense, lexical and hybrid search with filters, over one snapshot
 - ``answer``: the answer block -- the sentences that state the finding, each cited by PMID
 - ``conversation``: ``Conversation`` -- follow-ups, topics and chat commands
+- ``relevance``, ``verdict``, ``population``: does a record answer the question, its bottom line, whom it studies
 - ``evaluate``: MRR, nDCG and recall against BEIR-format judgements (``qa eval``)
 """
 

@@ -20,9 +20,10 @@ from ..embed import Embedder, check_same_model, is_exported
 from ..query import DEFAULT_MODE, MODES, Answer, Filters, Hit, Mode, Response, check_k, check_mode, check_question
 from ..records import Record
 from ..store import IndexStore, Manifest, Snapshot, set_threads
-from ..store.lexical import words_of
+from ..store.lexical import LexicalIndex, words_of
 from ..store.snapshot import PassageScores, StoredSentence
 from .answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer
+from .population import POPULATION_WORDS, population_of
 from .relevance import (
     LACKING_ZIPF,
     RelevanceModel,
@@ -32,7 +33,7 @@ from .relevance import (
     rare_in_english,
     record_signals,
 )
-from .verdict import VerdictModel, asks_about_safety, combine, conclusion_of, is_yes_no, names_population
+from .verdict import VerdictModel, asks_about_safety, combine, conclusion_of, is_yes_no
 
 SEARCH_DEPTH = 50  # records each side contributes before fusion (at least 4 x k)
 NOTHING_RELEVANT = "Nothing in this collection answers that; try other words, or index more records."
@@ -213,7 +214,7 @@ class Retriever:
         if readers:  # one pass over the question's terms serves both gates
             shares, holders = self.snapshot.lexical.term_holders(question, readers)
             unheld = self._unheld_subjects(question, shares, holders)
-            readers, lacked = ([], []) if unheld else _holding_population(question, readers, holders)
+            readers, lacked = ([], []) if unheld else studying_population(self.snapshot.lexical, question, readers)
         reached = [p for p in readers if not follow_up or self.coverage(question, [p])[p] >= FOLLOW_UP_VERDICT_COVERAGE]
         answer = self._with_verdict(question, answer, reached)
         if answer.verdict != "unclear":
@@ -267,7 +268,8 @@ class Retriever:
         lexical = self.snapshot.lexical
         shares, holders = lexical.term_holders(question, [pmid])
         missing = words_of(question, set(lexical.covered(shares, holders, [pmid])[1]))
-        return missing, words_of(question, set(lacking_subjects(shares, holders, pmid)))
+        lacking = words_of(question, set(lacking_subjects(shares, holders, pmid)))
+        return missing, list(dict.fromkeys(lacking + studying_population(lexical, question, [pmid])[1]))
 
     def _uncertain(self, question: str, pmid: str) -> str:
         """The warning over a weak answer: what no record mentions, or else what the best record leaves out
@@ -422,7 +424,10 @@ class Retriever:
         pmids = list(by_record)  # in rank order: the best record first
         signals = [by_record[p] for p in pmids]
         scores = self.relevance.judge(signals)
-        relevance, label = dict(zip(pmids, scores)), dict(zip(pmids, self.relevance.labels(scores, signals)))
+        labels = self.relevance.labels(scores, signals)
+        if labels and labels[0] == "strong" and studying_population(snapshot.lexical, question, pmids[:1])[1]:
+            labels = ["weak"] * len(labels)  # the best record does not study whom the question asks about
+        relevance, label = dict(zip(pmids, scores)), dict(zip(pmids, labels))
         return [replace(h, relevance=relevance[h.pmid], relevance_label=label[h.pmid],
                         signals=tuple(by_record[h.pmid].vector().tolist())) for h in hits]  # fmt: skip
 
@@ -520,14 +525,24 @@ def concluding(hits: Sequence[Hit], relevance: RelevanceModel) -> list[str]:
     return list(dict.fromkeys(h.pmid for h in hits if relevance.may_conclude(h.signals)))
 
 
-def _holding_population(question: str, pmids: list[str], holders: dict[str, set[str]]) -> tuple[list[str], list[str]]:
-    """Of ``pmids``, those that name each population word of the question ("pregnancy", "children";
-    ``names_population``) that some record holds, and the words the first of them lacks: a record that finds
-    day-case cholecystectomy safe does not say it is safe in pregnancy, nor does a trial in children say what a
-    treatment does for adults. ``holders``: ``term_holders``' answer for the question and ``pmids``."""
-    wanted = [t for t in holders if names_population(t)]
-    kept = [p for p in pmids if all(p in holders[t] for t in wanted)]
-    return kept, words_of(question, {t for t in wanted if pmids[0] not in holders[t]})
+def studying_population(lexical: LexicalIndex, question: str, pmids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Of ``pmids``, those that study each population the question names ("pregnancy", "children";
+    ``qa.ask.population``) where some record of the collection does, and the question's words for those the
+    first of them does not study: a record that finds day-case cholecystectomy safe does not say it is safe in
+    pregnancy, nor does a trial in children say what a treatment does for adults."""
+    asked: dict[str, list[str]] = {}
+    for term in lexical.term_weights(question):
+        name = population_of(term)
+        if name is not None:
+            asked.setdefault(name, []).append(term)
+    kept, lacked = list(pmids), set()
+    for name, terms in asked.items():
+        holding, holders = lexical.holding_any(POPULATION_WORDS[name], pmids)
+        if holding:
+            kept = [p for p in kept if p in holders]
+            if pmids and pmids[0] not in holders:
+                lacked.update(terms)
+    return kept, words_of(question, lacked)
 
 
 def _listed(missing: Sequence[str]) -> str:

@@ -99,20 +99,6 @@ _NEGATED = re.compile(r"\b(?:not|no|never|without|neither|nor|cannot)\b|n't\b", 
 _SAFETY_CLAUSES = re.compile(r"(?<=[.;])\s+|,\s+(?:and|but|whereas|although|while)\s+")
 
 
-# Who a yes/no question is asked for: a record on day-case cholecystectomy read "safe", asked whether it is safe
-# in pregnancy (near_together nt011), and a trial of tonsil-bed packing in children read "yes", asked about adults
-# (verdicts.jsonl v27). Written from clinical usage, not mined. On the shared titles it withholds 4 of the 552
-# bottom lines given, all right ones ("elderly" asked, "geriatric" written).
-_POPULATION = re.compile(r"(?:pregnan|child|infan|neonat|newborn|preterm|paediatric|pediatric|adolescen|teen|adult"
-                         r"|elderly|older|octogenarian|nonagenarian|breastfe|lactat)\w*", re.IGNORECASE)  # fmt: skip
-
-
-def names_population(term: str) -> bool:
-    """Whether a question term names who is treated ("pregnancy", "children", "elderly"): a finding in one
-    population does not carry to another."""
-    return bool(_POPULATION.fullmatch(term))
-
-
 def asks_about_safety(question: str) -> bool:
     """Whether a question asks if something is safe ("Is it safe ...", "Can ... safely ...")."""
     return bool(_ASKS_SAFE.search(question))
@@ -288,5 +274,5 @@ def conclusion_of(sections: Sequence[Any], fallback: str = "") -> str:
     return " ".join(found) if found else fallback
 
 
-__all__ = ["VERDICTS", "LABELS", "is_yes_no", "asks_about_safety", "names_population", "reads_safe",
+__all__ = ["VERDICTS", "LABELS", "is_yes_no", "asks_about_safety", "reads_safe",
            "speaks_against", "tokens", "against_question", "VerdictModel", "combine", "conclusion_of"]

@@ -384,6 +384,20 @@ class LexicalIndex:
                 holders[term] = {str(rowid) for (rowid,) in rows}
         return {term: weight / total for term, weight in weights.items()}, holders
 
+    def holding_any(self, patterns: Sequence[str], pmids: Sequence[str]) -> tuple[int, set[str]]:
+        """How many records hold any of ``patterns`` (FTS5 phrases or prefixes, ``'"child"*'``), and which of
+        ``pmids`` do: whether a record names a population in any of its words (``qa.ask.population``)."""
+        if not patterns:
+            return 0, set()
+        expression = "(" + " OR ".join(patterns) + ")"
+        holding = self._document_frequency(expression)
+        if not holding or not pmids:
+            return holding, set()
+        wanted = json.dumps([int(p) for p in pmids])
+        sql = "SELECT rowid FROM lexical WHERE lexical MATCH ? AND rowid IN (SELECT value FROM json_each(?))"
+        rows = self._query(sql, (expression, wanted))
+        return holding, {str(rowid) for (rowid,) in rows}
+
     def _held_as(self, term: str) -> str | None:
         """The FTS5 pattern by which some record holds ``term``, or None when none does: the word itself; a
         word it starts ("tonsils" in "tonsillectomy"); its American spelling ("nebulised" as "nebulized");
@@ -425,11 +439,12 @@ class LexicalIndex:
         return words_of(question, set(self.coverage(question, [])[1]))
 
     def _document_frequency(self, term: str) -> int:
-        """Records holding ``term`` (a bare term, or an FTS5 pattern such as a quoted prefix ``"tonsil"*``)."""
+        """Records holding ``term`` (a bare term, or an FTS5 pattern: a quoted prefix ``"tonsil"*``, or an
+        expression in parentheses)."""
         # A snapshot never changes, so counts can be kept for the life of this reader.
         n = self._df_cache.get(term)
         if n is None:
-            pattern = term if term.startswith('"') else f'"{term}"'
+            pattern = term if term.startswith(('"', "(")) else f'"{term}"'
             (n,) = self._query("SELECT count(*) FROM lexical WHERE lexical MATCH ?", (pattern,))[0]
             if len(self._df_cache) < 100_000:
                 self._df_cache[term] = n
