@@ -114,7 +114,7 @@ def conversations(retriever: Any, items: list[dict[str, Any]]) -> dict[str, Any]
 def refusals(retriever: Any, offtopic: list[dict[str, Any]], real: list[str]) -> dict[str, Any]:
     refused = [o["id"] for o in offtopic if not retriever.ask(o["question"], 5).hits]
     lost = [q for q in real if not retriever.ask(q, 1).hits]
-    in_scope = load("in_scope.jsonl") + [v for v in load("verdicts.jsonl") if v["split"] == "fresh"]
+    in_scope = load("in_scope.jsonl") + [v for v in load("verdicts.jsonl") if v["split"] in FRESH]
     natural = {split: [q["question"] for q in in_scope if q["split"] == split] for split in splits_of(in_scope)}
     return {"in_scope": {split: {"refused": sum(q in lost for q in asked), "of": len(asked)}
                          for split, asked in natural.items()},  # fmt: skip
@@ -125,7 +125,9 @@ def refusals(retriever: Any, offtopic: list[dict[str, Any]], real: list[str]) ->
             "real_refused": len(lost), "real": len(real), "real_refused_questions": lost[:20]}  # fmt: skip
 
 
-SPLITS = ("dev", "test", "fresh")  # fresh: a second held-out batch, written after every rule it is measured on
+# fresh, fresh2: later held-out batches, each written after every rule it was first measured on
+SPLITS = ("dev", "test", "fresh", "fresh2")
+FRESH = ("fresh", "fresh2")
 
 
 def splits_of(items: list[dict[str, Any]]) -> list[str]:
@@ -294,7 +296,7 @@ def run_all(retriever: Any, real: list[str]) -> dict:
 def _by_split(rows: list[dict[str, Any]]) -> str:
     """ "dev 8/8, test 5/8; missed: s12, s14, s15": how many rows of each half read right, and which did not."""
     halves = [f"{split} {sum(r['ok'] for r in rows if r['split'] == split)}/{sum(r['split'] == split for r in rows)}"
-              for split in ("dev", "test")]  # fmt: skip
+              for split in splits_of(rows)]  # fmt: skip
     return ", ".join(halves) + "; missed: " + (", ".join(r["id"] for r in rows if not r["ok"]) or "none")
 
 
@@ -353,8 +355,9 @@ def _natural_verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]]) -> li
         kinds = verdicts[split]
         parts = [f"{kind} {row['right']}/{row['of']} right ({row['given']} given, {row['opposite']} opposite)"
                  for kind, row in sorted(kinds.items(), key=lambda kv: kv[0] != "all")]  # fmt: skip
-        lines.append(f"  {split:<4} " + ", ".join(parts))
-    return ["verdict, our natural questions (verdicts.jsonl; dev read while building, test and fresh never)", *lines]
+        lines.append(f"  {split:<6} " + ", ".join(parts))
+    return ["verdict, our natural questions (verdicts.jsonl; dev read while building, test and fresh batches never)",
+            *lines]
 
 
 def report_lines(result: dict[str, Any]) -> list[str]:
@@ -391,7 +394,9 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         "held-out cases (cases.jsonl)       "
         + ", ".join(f"{c['id']} {c['kind']} {'ok' if c['ok'] else 'MISSED'}" for c in result["cases"]),
         "switches sharing words (switches)  " + _by_split([r for r in switches if r["kind"] == "switch"]),
-        "  follow-ups in other words (dev)  " + _follow_ups([r for r in switches if r["kind"] == "follow_up"]),
+        *(f"  follow-ups in other words ({split})".ljust(36)
+          + _follow_ups([r for r in switches if r["kind"] == "follow_up" and r["split"] == split])
+          for split in splits_of([r for r in switches if r["kind"] == "follow_up"])),
         f"shared: first answer sentence from the gold record's Results/Conclusions "
         f"{s.get('from gold results/conclusions', 0)}/{s['questions']} = {s['rate']:.1%} "
         f"(from the gold record at all: {s.get('from gold', 0)})",

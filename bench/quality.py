@@ -53,7 +53,7 @@ def run_eval(index, queries, qrels) -> dict:
 def labelled_sets(answer_index, shared_index) -> dict:
     """The hand-labelled sets on their own index; the shared questions (first sentence, hit relevance, verdicts)
     on the shared index."""
-    from answer_eval import load, run_all, shared_answers
+    from answer_eval import FRESH, load, run_all, shared_answers
 
     from qa import Retriever
     from qa.ask.evaluate import load_qrels, load_queries
@@ -63,7 +63,7 @@ def labelled_sets(answer_index, shared_index) -> dict:
     real = [q["question"] for q in load("questions.jsonl")]
     real += [c["turns"][0]["question"] for c in load("conversations.jsonl")]
     real += [q["question"] for q in load("in_scope.jsonl")]  # every in-scope question, so each half is counted
-    real += [v["question"] for v in load("verdicts.jsonl") if v["split"] == "fresh"]  # counted with in_scope's
+    real += [v["question"] for v in load("verdicts.jsonl") if v["split"] in FRESH]  # counted with in_scope's
     real += list(load_queries(PARAPHRASE_QUERIES).values())
     queries, qrels = load_queries(SHARED_QUERIES), load_qrels(SHARED_QRELS)
     with Retriever(answer_index) as retriever:
@@ -127,21 +127,25 @@ def main() -> None:
             c["ok"] for c in labelled["switches"] if c["split"] == "test" and c["kind"] == "switch"
         ),
     }
-    from answer_eval import verdict_shares
+    from answer_eval import FRESH, verdict_shares
 
     of, given, right = verdict_shares(labelled["shared"]["verdict"]["test"])
     checks["verdicts given right >= 80% (shared test half, never tuned on)"] = right >= 0.8 * given
     checks["verdict accuracy >= 80% of all questions, 'unclear' counted wrong (shared test half)"] = right >= 0.8 * of
     natural = labelled["verdicts"]["test"]["all"]
     checks["no bottom line opposite to the record's (our natural test half, verdicts.jsonl)"] = not natural["opposite"]
-    scope = labelled["refusals"]["out_of_scope"].get("fresh")
-    if scope:
-        name = "out-of-scope fresh batch refused >= 90% (written after every rule)"
-        checks[name] = scope["refused"] >= 0.9 * scope["of"]
-    fresh = labelled["verdicts"].get("fresh")
-    if fresh:
-        name = "no bottom line opposite to the record's (our natural fresh batch, verdicts.jsonl)"
-        checks[name] = not fresh["all"]["opposite"]
+    for batch in FRESH:  # each held-out batch written after the rules, where a set has one
+        scope = labelled["refusals"]["out_of_scope"].get(batch)
+        if scope:
+            name = f"out-of-scope {batch} batch refused >= 90% (written after every rule)"
+            checks[name] = scope["refused"] >= 0.9 * scope["of"]
+        fresh = labelled["verdicts"].get(batch)
+        if fresh:
+            name = f"no bottom line opposite to the record's (our natural {batch} batch, verdicts.jsonl)"
+            checks[name] = not fresh["all"]["opposite"]
+        switched = [c["ok"] for c in labelled["switches"] if c["split"] == batch and c["kind"] == "switch"]
+        if switched:
+            checks[f"switches sharing words: {batch} batch all new topics (switches.jsonl)"] = all(switched)
     results["checks"] = checks
     path = write_results(f"quality-{results['backend']}", results)
 

@@ -335,12 +335,16 @@ def check_offtopic() -> dict:
     return {"rows": rows}
 
 
-SWITCH_COUNTS = {("switch", "dev"): 20, ("switch", "test"): 8, ("follow_up", "dev"): 12}
+# s41-s64, written at stop 34 after every rule: s41-s49 and s59-s61 became dev after one measurement, the rest
+# stay held out ("fresh")
+SWITCH_COUNTS = {("switch", "dev"): 29, ("switch", "test"): 8, ("follow_up", "dev"): 15,
+                 ("switch", "fresh"): 9, ("follow_up", "fresh"): 3}
 
 
 def check_switches(corpus: dict) -> dict:
     """switches.jsonl: two-turn chats whose turn 2 shares words or a field with turn 1: 28 topic switches
-    (20 dev / 8 test) and 12 dev follow-ups in words the record does not use."""
+    (20 dev / 8 test) and 12 dev follow-ups in words the record does not use; then s41-s64: 18 switches and 6
+    follow-ups written after every rule they were first measured on, half of them held out ("fresh")."""
     rows = read_jsonl(HERE / "switches.jsonl")
     check_ids("switches.jsonl", rows, "s")
     counts = collections.Counter((r.get("kind"), r.get("split")) for r in rows)
@@ -406,21 +410,23 @@ def check_in_scope(corpus: dict, existing) -> dict:
 
 VERDICT_KINDS = {"safety": 24, "effect": 24, "population": 12}  # dev and test, half each
 FRESH_VERDICT_KINDS = {"effect": 16, "safety": 12, "association": 12}  # v61-v100, written at stop 33
+FRESH2_VERDICT_KINDS = {"comparison": 14, "effect": 10, "safety": 8, "association": 8}  # v101-v140, stop 34
 YES_NO_OPENING = re.compile(r"^(is|are|was|were|do|does|did|can|could|should|would|will|has|have|had|may|might|must)\b",
                             re.I)  # fmt: skip
 
 
 def check_verdicts(corpus: dict, existing) -> dict:
-    """verdicts.jsonl: 100 natural yes/no questions, each on its own record, with the verdict its conclusions give
+    """verdicts.jsonl: 140 natural yes/no questions, each on its own record, with the verdict its conclusions give
     ("unclear" for every "population" one: the record does not study who is asked about), v01-v30 dev and
-    v31-v60 test, balanced by kind, and v61-v100 "fresh" (a second held-out batch); each "evidence" quoted
-    exactly from the record."""
+    v31-v60 test, balanced by kind, v61-v100 "fresh" and v101-v140 "fresh2" (later held-out batches); each
+    "evidence" quoted exactly from the record."""
     rows = read_jsonl(HERE / "verdicts.jsonl")
     check_ids("verdicts.jsonl", rows, "v")
     by = collections.Counter((r.get("kind"), r.get("split")) for r in rows)
     kinds = collections.Counter(r.get("kind") for r in rows[:60])
-    fresh = collections.Counter(r.get("kind") for r in rows[60:])
-    if (len(rows) != 100 or kinds != VERDICT_KINDS or fresh != FRESH_VERDICT_KINDS
+    fresh = collections.Counter(r.get("kind") for r in rows[60:100])
+    fresh2 = collections.Counter(r.get("kind") for r in rows[100:])
+    if (len(rows) != 140 or kinds != VERDICT_KINDS or fresh != FRESH_VERDICT_KINDS or fresh2 != FRESH2_VERDICT_KINDS
             or any(by[(k, "dev")] != by[(k, "test")] for k in kinds)):  # fmt: skip
         fail(f"verdicts.jsonl: {len(rows)} lines, kinds {dict(kinds)}, fresh {dict(fresh)}, by split {dict(by)}")
     best = 0.0
@@ -429,8 +435,8 @@ def check_verdicts(corpus: dict, existing) -> dict:
         if set(r) != {"id", "split", "kind", "question", "pmid", "verdict", "evidence", "note"}:
             fail(f"{where}: needs exactly id, split, kind, question, pmid, verdict, evidence, note")
             continue
-        if r["split"] != ("dev" if i < 30 else "test" if i < 60 else "fresh"):
-            fail(f"{where}: v01-v30 are dev, v31-v60 test, v61-v100 fresh")
+        if r["split"] != ("dev" if i < 30 else "test" if i < 60 else "fresh" if i < 100 else "fresh2"):
+            fail(f"{where}: v01-v30 are dev, v31-v60 test, v61-v100 fresh, v101-v140 fresh2")
         if r["verdict"] not in ("yes", "no", "mixed", "unclear") or (r["kind"] == "population") > (
                 r["verdict"] == "unclear"):  # fmt: skip
             fail(f"{where}: verdict {r['verdict']!r} (yes, no, mixed or unclear; unclear for population)")
