@@ -451,17 +451,27 @@ def test_a_new_subject_on_the_topic_s_disease_starts_a_new_topic(retriever: Retr
     nearly as close to the topic's record as to its own (0.24 apart, under NEW_TOPIC_GAP), and its own record
     holds only 0.54 of its words ("phlegm samples" are "induced sputum" there); but the topic's record holds
     0.17 of them. Stop 28's fixed bar (0.67 for the record found alone) read it as a follow-up. Follow-ups in
-    lay words that neither record holds well stay on the topic."""
+    lay words that neither record holds well stay on the topic. A question on readmission, which the topic's
+    record never mentions, finds a record that answers it (``STANDALONE_GAP``, stop 34): it names its own
+    subject, and the answer says it was read as a new question, so a reader who meant the topic's patients
+    sees that it was not read so."""
     talk = Conversation(retriever, k=5)
     talk.ask(DEXAMETHASONE)
     question = "Can phlegm samples classify adult asthma by inflammation type?"
     switch, alone = talk.ask(question), retriever.ask(question, k=5)
     assert alone.hits[0].pmid == "27044366"
     assert switch.query is None and [h.pmid for h in switch.hits] == [h.pmid for h in alone.hits]
-    for follow_up in ("Were tummy upsets rarer for kids?", "How often did patients need readmission within ten days?"):
-        talk = Conversation(retriever, k=5)
-        talk.ask(DEXAMETHASONE)
-        assert talk.ask(follow_up).query == f"{DEXAMETHASONE} {follow_up}", follow_up
+    assert switch.note is not None and switch.note.startswith('Read as a new question, not as a follow-up of "Is')
+    talk = Conversation(retriever, k=5)
+    talk.ask(DEXAMETHASONE)
+    follow_up = "Were tummy upsets rarer for kids?"
+    assert talk.ask(follow_up).query == f"{DEXAMETHASONE} {follow_up}", follow_up
+    talk = Conversation(retriever, k=5)
+    talk.ask(DEXAMETHASONE)
+    readmission = talk.ask("How often did patients need readmission within ten days?")
+    assert readmission.query is None and readmission.hits[0].pmid != "24785562"
+    assert readmission.hits[0].relevance_label == "strong" and "readmission" not in " ".join(
+        s.text for s in retriever.snapshot.passages.sentences(["24785562"])["24785562"]).lower()  # fmt: skip
 
 
 def test_subject_words_the_topic_lacks_start_a_new_topic(retriever: Retriever) -> None:

@@ -98,11 +98,25 @@ def parse_filters(text: str, current: Filters | None = None) -> Filters:
 
 
 NO_EARLIER_QUESTION = "This reads like a follow-up, but there is no earlier question: searched it on its own."
+# Shown when a question after a topic is asked on its own: a reader who meant a follow-up sees that it was not
+# read as one, and can name the topic's subject in it.
+NEW_QUESTION = 'Read as a new question, not as a follow-up of "{topic}".'
+
+
+def _clipped(text: str, most: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[: most - 3].rstrip() + "..."
 # How much closer a question must be to the records it finds alone than to the topic's records to
 # start a new topic (cosines; chosen on the dev conversations of bench/answers: follow-ups <= 0.13,
 # topic switches >= 0.57 there).
 VAGUE_COSINE = 0.40  # a question this far from its best passage cannot stand alone ("and their safety?")
 NEW_TOPIC_GAP = 0.30
+# ... or this much, for a question whose wording does not lean on the topic (``sounds_like_follow_up``) and that
+# finds on its own a record judged to answer it: stop 34, on the dev switches of bench/answers/switches.jsonl,
+# two that share the topic's words ("men" and "deaths", "30-day mortality") find their own records 0.25-0.26
+# closer than the topic's, while no dev follow-up without a cue word finds another record more than 0.05 closer
+# (those with one, up to 0.13). Such a question names what the topic's records lack and another record answers.
+STANDALONE_GAP = 0.15
 # A vague question follows up if it is at least this close to the topic's records or its wording
 # points back ("and their safety?"); otherwise ("best pizza in Rome") it is asked on its own
 # (dev follow-ups: >= 0.36).
@@ -163,7 +177,19 @@ class Conversation:
         if alone[0].cosine < VAGUE_COSINE:  # too vague to stand alone: "and their safety?", or off-topic
             return context if to_topic >= TOPIC_FLOOR or sounds_like_follow_up(question) else None
         # A new subject finds its own records far more closely than the topic's; a follow-up does not.
-        return None if alone[0].cosine - to_topic >= self.new_topic_gap else context
+        gap = alone[0].cosine - to_topic
+        if gap >= self.new_topic_gap:
+            return None
+        return None if gap >= STANDALONE_GAP and self._answered_alone(question) else context
+
+    def _answered_alone(self, question: str) -> bool:
+        """Whether a question whose wording does not lean on the topic finds, on its own, a record the relevance
+        model judges to answer it (``strong``). A follow-up in lay words ("Were tummy upsets rarer for kids?")
+        can find another record closer than the topic's, but not one that answers it (relevance 0.01)."""
+        if sounds_like_follow_up(question):
+            return False
+        found = self.retriever.search(question, 1, mode=self.mode, filters=self.filters)
+        return bool(found) and found[0].relevance_label == "strong"
 
     def _names_a_new_subject(self, question: str, found_alone: str) -> bool:
         """Whether a complete question (three content words or more, no word pointing back) has content words
@@ -189,6 +215,9 @@ class Conversation:
             if not self.topic and sounds_like_follow_up(question):
                 note = f"{NO_EARLIER_QUESTION} {response.note}" if response.note else NO_EARLIER_QUESTION
                 response = replace(response, note=note)
+            elif self.topic:
+                note = NEW_QUESTION.format(topic=_clipped(self.topic[-1]))
+                response = replace(response, note=f"{note} {response.note}" if response.note else note)
             if response.hits:  # a standalone question that found something anchors the follow-ups after it
                 self.topic.append(question)
                 cited = {s.pmid for s in response.answer.sentences}
@@ -254,4 +283,5 @@ class Conversation:
         raise QAError(f"Unknown command {cmd}; type /help")
 
 
-__all__ = ["Conversation", "sounds_like_follow_up", "parse_filters", "CHAT_HELP", "NO_EARLIER_QUESTION", "DEFAULT_MODE"]
+__all__ = ["Conversation", "sounds_like_follow_up", "parse_filters", "CHAT_HELP", "NO_EARLIER_QUESTION", "NEW_QUESTION",
+           "DEFAULT_MODE"]
