@@ -19,7 +19,7 @@ from ..errors import QAError
 from ..query import DEFAULT_MODE, MAX_CHAT_K, Filters, Mode, Response, check_mode, check_question
 from ..records import normalize_pmid
 from ..store.lexical import STOPWORDS
-from .retrieve import Retriever
+from .retrieve import Retriever, clipped
 
 CHAT_HELP = """Type a question and press Enter. A follow-up ("and its side effects?") is searched
 together with the previous question; /new starts a fresh topic. Commands:
@@ -102,10 +102,6 @@ NO_EARLIER_QUESTION = "This reads like a follow-up, but there is no earlier ques
 # read as one, and can name the topic's subject in it.
 NEW_QUESTION = 'Read as a new question, not as a follow-up of "{topic}".'
 
-
-def _clipped(text: str, most: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= most else text[: most - 3].rstrip() + "..."
 # How much closer a question must be to the records it finds alone than to the topic's records to
 # start a new topic (cosines; chosen on the dev conversations of bench/answers: follow-ups <= 0.13,
 # topic switches >= 0.57 there).
@@ -216,7 +212,7 @@ class Conversation:
                 note = f"{NO_EARLIER_QUESTION} {response.note}" if response.note else NO_EARLIER_QUESTION
                 response = replace(response, note=note)
             elif self.topic:
-                note = NEW_QUESTION.format(topic=_clipped(self.topic[-1]))
+                note = NEW_QUESTION.format(topic=clipped(self.topic[-1], 60))
                 response = replace(response, note=f"{note} {response.note}" if response.note else note)
             if response.hits:  # a standalone question that found something anchors the follow-ups after it
                 self.topic.append(question)

@@ -211,8 +211,8 @@ class Retriever:
         readers = concluding(hits, self.relevance)[:VERDICT_RECORDS]
         lacked: list[str] = []
         unheld: list[str] = []
-        if readers:  # one pass over the question's terms serves both gates
-            shares, holders = self.snapshot.lexical.term_holders(question, readers)
+        if readers:  # which terms some record holds: no per-record lookup is needed for the unheld ones
+            shares, holders = self.snapshot.lexical.term_holders(question, [])
             unheld = self._unheld_subjects(question, shares, holders)
             readers, lacked = ([], []) if unheld else studying_population(self.snapshot.lexical, question, readers)
         reached = [p for p in readers if not follow_up or self.coverage(question, [p])[p] >= FOLLOW_UP_VERDICT_COVERAGE]
@@ -545,6 +545,12 @@ def studying_population(lexical: LexicalIndex, question: str, pmids: Sequence[st
     return kept, words_of(question, lacked)
 
 
+def clipped(text: str, most: int) -> str:
+    """``text`` on one line, cut to ``most`` characters with "..." when longer: a title or question quoted in a note."""
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[: most - 3].rstrip() + "..."
+
+
 def _listed(missing: Sequence[str]) -> str:
     """ "hydroxyurea", "A or B", "A, B or C": at most four of the words the collection never holds."""
     names = list(missing[:4])
@@ -569,8 +575,7 @@ def _nothing_relevant(closest: Hit, missing: Sequence[str] = (), wordless: bool 
     if wordless:
         return f"{NOTHING_RELEVANT} The question has no word to look for beyond common ones."
     about = closest.title or closest.best_sentence or closest.text
-    about = " ".join(about.split())
-    about = about if len(about) <= 90 else about[:87].rstrip() + "..."
+    about = clipped(about, 90)
     year = f", {closest.year}" if closest.year else ""
     score = f"relevance {closest.relevance or 0:.2f}"
     lacks = f" No record mentions {_listed(missing)}." if missing else ""
