@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from qa import Retriever
-from qa.ask.relevance import FEATURES
+from qa.ask.relevance import FEATURES, RelevanceModel
 from qa.ask.verdict import (
     VERDICTS,
     VerdictModel,
@@ -129,11 +130,25 @@ def test_yes_no_questions_get_a_verdict_end_to_end_and_others_none(
     assert other.answer.verdict is None and other.to_dict()["answer"]["verdict"] is None
 
 
-def test_a_record_that_leaves_out_one_of_the_subjects_gives_no_bottom_line(retriever: Retriever) -> None:
+@pytest.fixture(scope="module")
+def unguarded(small_index: Path, embedder: Embedder) -> Retriever:
+    """Without the rise guard (``Retriever.rise``), which marks the best records of the two questions below weak
+    before any bottom line is read: the rules they test stand behind it."""
+    return Retriever(small_index, embedder=embedder, relevance=replace(RelevanceModel.load(), rise_guard=1.0))
+
+
+def test_a_record_that_leaves_out_one_of_the_subjects_gives_no_bottom_line(
+    retriever: Retriever, unguarded: Retriever
+) -> None:
     """Asked about patients with esophagitis, the children's asthma trial is still the closest record, and
     strong; its conclusion alone reads "yes". But it never mentions esophagitis, which another record
-    does: "Yes, in this collection" would answer a question the record does not ask."""
+    does: "Yes, in this collection" would answer a question the record does not ask. (The rise guard now marks
+    it weak first: the question comes closer to it without "esophagitis".)"""
     question = "Is dexamethasone as effective as prednisone for asthma in patients with esophagitis?"
+    guarded = retriever.ask(question, k=5)
+    assert guarded.hits[0].relevance_label == "weak" and guarded.answer.verdict == "unclear"
+    assert guarded.note is not None and "does not mention esophagitis" in guarded.note
+    retriever = unguarded
     response = retriever.ask(question, k=5)
     top = response.hits[0]
     assert top.pmid == "24785562" and top.relevance_label == "strong"
@@ -227,10 +242,17 @@ def test_safety_and_population_questions_end_to_end(retriever: Retriever) -> Non
     assert adults.note.startswith("Uncertain: the closest record (24785562) does not mention adults")
 
 
-def test_no_bottom_line_when_no_record_names_a_subject_of_the_question(retriever: Retriever) -> None:
+def test_no_bottom_line_when_no_record_names_a_subject_of_the_question(
+    retriever: Retriever, unguarded: Retriever
+) -> None:
     """"Yes" or "No" answers the whole question: a subject word that no record holds (lithium, Zipf 3.6: too
     common for the rare-word guard, held by no record for ``lacking``) leaves the closest record's findings
-    shown, without a bottom line, and the note names the word."""
+    shown, without a bottom line, and the note names the word. (The rise guard now marks the record weak
+    first.)"""
+    guarded = retriever.ask("Therapeutic anticoagulation in the trauma patient on lithium: is it safe?", k=5)
+    assert guarded.answer.verdict == "unclear" and guarded.hits[0].relevance_label == "weak"
+    assert guarded.note is not None and guarded.note.startswith("Uncertain: no record mentions lithium")
+    retriever = unguarded
     plain = retriever.ask("Therapeutic anticoagulation in the trauma patient: is it safe?", k=5)
     asked = retriever.ask("Therapeutic anticoagulation in the trauma patient on lithium: is it safe?", k=5)
     assert plain.answer.verdict == "no" and asked.hits and asked.hits[0].pmid == "18847643"

@@ -18,6 +18,13 @@ train half of the shared questions, the dev halves of the hand-labelled sets and
   that other records hold and this one does not: a record on statins and stroke, asked about statins and
   dementia while other records speak of dementia, is the collection's closest, not its answer
 
+One more test sits beside the models, for a best record judged strong on a question asked on its own: ``rise``,
+how much closer (cosine) the record comes when the question's words it lacks are left out of the question
+(``RelevanceModel.rise_guard``). A near miss comes closer without the words it never names ("Do Amish
+children brought up on traditional farms have less asthma and allergy?", of a record on farm children and
+asthma: +0.17), while a real question in other words comes no closer, or moves away, since its words mean
+something to the encoder. It costs one encoding of the shortened question.
+
 The best record's ``relevance`` is the ``scope`` model's probability that the collection answers the
 question: below ``answer_floor`` it is said not to, below ``strong`` the answer is marked uncertain.
 Every other record's is the ``hit`` model's probability that it answers too. ``strong`` hits are shown
@@ -125,6 +132,7 @@ class RelevanceModel:
     lacking_guard: float = 1.0  # ... nor when this share is subject words other records hold and it lacks
     doubt_lacking: float = 1.0  # ... nor, below ``sure``, when this share is; no record this short gives a verdict
     sure: float = 1.0
+    rise_guard: float = 1.0  # ... nor when it comes this much closer to the question without the words it lacks
 
     def judge(self, signals: Sequence[Signals]) -> list[float]:
         """Relevance of each record, best record first: its ``scope`` probability, the others' ``hit`` one."""
@@ -170,10 +178,13 @@ class RelevanceModel:
             model = cls(Logistic.from_dict(data["hit"]), Logistic.from_dict(data["scope"]), float(data["answer_floor"]),
                         float(data["strong"]), str(data.get("trained_on", "")),
                         float(data.get("rare_guard", 1.0)), float(data.get("lacking_guard", 1.0)),
-                        float(data.get("doubt_lacking", 1.0)), float(data.get("sure", 1.0)))  # fmt: skip
+                        float(data.get("doubt_lacking", 1.0)), float(data.get("sure", 1.0)),
+                        float(data.get("rise_guard", 1.0)))  # fmt: skip
         except (KeyError, TypeError, ValueError):
             raise QAError(f"{where}: not a relevance model for features {', '.join(FEATURES)}") from None
-        if not all(0 <= v <= 1 for v in (model.answer_floor, model.strong, model.doubt_lacking, model.sure)):
+        if not all(0 <= v <= 1 for v in (model.answer_floor, model.strong, model.doubt_lacking, model.sure)) or not (
+            0 < model.rise_guard <= 2
+        ):
             raise QAError(f"{where}: relevance thresholds outside 0-1")
         return model
 
@@ -195,7 +206,7 @@ class RelevanceModel:
         return {"features": list(FEATURES), "hit": self.hit.to_dict(), "scope": self.scope.to_dict(),
                 "answer_floor": self.answer_floor, "strong": self.strong, "rare_guard": self.rare_guard,
                 "lacking_guard": self.lacking_guard, "doubt_lacking": self.doubt_lacking, "sure": self.sure,
-                "trained_on": self.trained_on}  # fmt: skip
+                "rise_guard": self.rise_guard, "trained_on": self.trained_on}  # fmt: skip
 
 
 def record_signals(

@@ -133,15 +133,25 @@ _NOUN_ENDINGS = (
 )
 
 
+_QUOTES = "\"'()[]{},.;:?!"  # what ``words_of`` strips from a word as written
+
+
 def words_of(question: str, wanted: set[str]) -> list[str]:
     """The question's words, as written and in order, whose terms are among ``wanted``: what a reader is told
     of ("no record mentions hydroxyurea")."""
     out: list[str] = []
     for word in question.split():
-        word = word.strip("\"'()[]{},.;:?!")
+        word = word.strip(_QUOTES)
         if word and word not in out and set(terms(word, drop_stopwords=True)) & wanted:
             out.append(word)
     return out
+
+
+def without_words(question: str, wanted: set[str]) -> str:
+    """The question with its words whose terms are among ``wanted`` left out ("Does hydroxyurea prevent
+    stroke?" without hydroxyurea: "Does prevent stroke?"): what it asks of a record that lacks them."""
+    kept = (word for word in question.split() if not set(terms(word.strip(_QUOTES), drop_stopwords=True)) & wanted)
+    return " ".join(kept)
 
 
 def american_spelling(term: str) -> str:
@@ -567,6 +577,7 @@ __all__ = [
     "LexicalIndex",
     "terms",
     "words_of",
+    "without_words",
     "document_text",
     "match_expression",
     "spelling_variants",
