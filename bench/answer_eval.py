@@ -290,6 +290,7 @@ def run_all(retriever: Any, real: list[str]) -> dict:
         "switches": cases(retriever, load("switches.jsonl")),
         "judged": labelled_judgements(retriever),
         "verdicts": natural_verdicts(retriever, load("verdicts.jsonl")),
+        "comparisons": natural_verdicts(retriever, [{**c, "kind": c["form"]} for c in load("comparisons.jsonl")]),
     }
 
 
@@ -348,7 +349,9 @@ def _verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]],
                 f"{_ratio(verdict_shares(t)[2], verdict_shares(t)[1])}" for half, t in safety.items())]  # fmt: skip
 
 
-def _natural_verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]]) -> list[str]:
+def _natural_verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]],
+                           title: str = "verdict, our natural questions (verdicts.jsonl; dev read while building, "
+                                        "test and fresh batches never)") -> list[str]:  # fmt: skip
     """One line per split of ``natural_verdicts``: all, then by kind."""
     lines = []
     for split in (s for s in SPLITS if s in verdicts):
@@ -356,8 +359,7 @@ def _natural_verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]]) -> li
         parts = [f"{kind} {row['right']}/{row['of']} right ({row['given']} given, {row['opposite']} opposite)"
                  for kind, row in sorted(kinds.items(), key=lambda kv: kv[0] != "all")]  # fmt: skip
         lines.append(f"  {split:<6} " + ", ".join(parts))
-    return ["verdict, our natural questions (verdicts.jsonl; dev read while building, test and fresh batches never)",
-            *lines]
+    return [title, *lines]
 
 
 def report_lines(result: dict[str, Any]) -> list[str]:
@@ -403,6 +405,9 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         *(_judged_lines(result) if "shared" in result else []),
         *(_verdict_lines(result["shared"]["verdict"], result["shared"]["safety"]) if "shared" in result else []),
         *(_natural_verdict_lines(result["verdicts"]) if "verdicts" in result else []),
+        *(_natural_verdict_lines(result["comparisons"], "verdict, comparisons of two options (comparisons.jsonl, "
+                                 "stop 35; dev read while building, test never)")
+          if "comparisons" in result else []),  # fmt: skip
     ]
 
 

@@ -506,8 +506,13 @@ def test_a_follow_up_gets_no_bottom_line_its_record_does_not_speak_to(retriever:
     lacked = follow("Are children with asthma more often depressed or anxious?")
     assert lacked.hits[0].relevance_label == "strong" and lacked.answer.verdict == "unclear"
     assert lacked.note is not None and "read as a follow-up" in lacked.note and "depressed or anxious" in lacked.note
-    kept = follow("Did children given dexamethasone vomit less than those given prednisone?")
+    kept = follow("Did dexamethasone improve compliance?")
     assert kept.answer.verdict == "yes" and kept.note is None
+    # a comparison is read for which option the conclusion favours, and this one says nothing of vomiting (the
+    # classifier read its positive finding as "yes": qa.ask.comparison)
+    compared = follow("Did children given dexamethasone vomit less than those given prednisone?")
+    assert compared.answer.verdict == "unclear" and compared.note is not None
+    assert compared.note.startswith("No bottom line: the conclusion of 24785562 does not say plainly which")
 
 
 def test_a_first_question_that_reads_like_a_follow_up_says_so(retriever: Retriever) -> None:

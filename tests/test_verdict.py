@@ -144,7 +144,7 @@ def test_a_record_that_leaves_out_one_of_the_subjects_gives_no_bottom_line(
     strong; its conclusion alone reads "yes". But it never mentions esophagitis, which another record
     does: "Yes, in this collection" would answer a question the record does not ask. (The rise guard now marks
     it weak first: the question comes closer to it without "esophagitis".)"""
-    question = "Is dexamethasone as effective as prednisone for asthma in patients with esophagitis?"
+    question = "Is dexamethasone an effective alternative to prednisone for asthma in patients with esophagitis?"
     guarded = retriever.ask(question, k=5)
     assert guarded.hits[0].relevance_label == "weak" and guarded.answer.verdict == "unclear"
     assert guarded.note is not None and "does not mention esophagitis" in guarded.note

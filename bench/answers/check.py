@@ -456,6 +456,40 @@ def check_verdicts(corpus: dict, existing) -> dict:
             "max_jaccard": best}  # fmt: skip
 
 
+def check_comparisons(corpus: dict, existing, verdict_pmids: set) -> dict:
+    """comparisons.jsonl: natural yes/no questions that compare two options, two per record (both in one split,
+    records alternating dev / test), on records verdicts.jsonl does not use; each "evidence" quoted exactly."""
+    rows = read_jsonl(HERE / "comparisons.jsonl")
+    check_ids("comparisons.jsonl", rows, "k")
+    fields = {"id", "split", "kind", "form", "question", "pmid", "verdict", "favoured", "evidence", "note"}
+    split_of: dict = {}
+    best = 0.0
+    for r in rows:
+        where = f"comparisons.jsonl {r.get('id')}"
+        if set(r) != fields:
+            fail(f"{where}: needs exactly {', '.join(sorted(fields))}")
+            continue
+        if r["split"] not in ("dev", "test") or split_of.setdefault(r["pmid"], r["split"]) != r["split"]:
+            fail(f"{where}: split {r['split']!r} (dev or test, one per record)")
+        if r["kind"] != "comparison" or r["form"] not in ("better", "as_good", "fewer", "rather"):
+            fail(f"{where}: kind comparison, form better, as_good, fewer or rather")
+        if r["verdict"] not in ("yes", "no", "unclear") or r["favoured"] not in ("asked", "other", "neither"):
+            fail(f"{where}: verdict {r['verdict']!r}, favoured {r['favoured']!r}")
+        q = r["question"].strip()
+        if not (YES_NO_OPENING.search(q) or q.endswith("?")):
+            fail(f"{where}: not a yes/no question: {q!r}")
+        rec = corpus.get(str(r["pmid"]))
+        if rec is None:
+            fail(f"{where}: PMID {r['pmid']} not in corpus")
+        elif collapse(r["evidence"]) not in collapse(" ".join(text for _, text in rec["sections"])):
+            fail(f"{where}: evidence not found verbatim in PMID {r['pmid']}")
+        if r["pmid"] in verdict_pmids:
+            fail(f"{where}: PMID {r['pmid']} is used by verdicts.jsonl too")
+        best = max(best, not_a_copy(where, q, existing))
+    by = collections.Counter((r.get("split"), r.get("verdict")) for r in rows)
+    return {"rows": rows, "by": by, "max_jaccard": best}
+
+
 def main() -> int:
     corpus = load_corpus()
     existing = [(q, tokens(q)) for q in load_existing_queries()]
@@ -465,6 +499,7 @@ def main() -> int:
     s = check_switches(corpus)
     i = check_in_scope(corpus, existing)
     v = check_verdicts(corpus, existing)
+    cmp = check_comparisons(corpus, existing, {r.get("pmid") for r in v["rows"]})
 
     print(f"corpus: {len(corpus)} records from {len(XML_FILES) + len(MEDLINE_FILES)} files under {SHARED}")
     print(f"questions.jsonl: {len(q['rows'])} questions on {q['pmids']} PMIDs")
@@ -490,6 +525,8 @@ def main() -> int:
     print(f"  max token Jaccard vs existing queries: {i['max_jaccard']:.2f}")
     print(f"verdicts.jsonl: {len(v['rows'])} questions: {dict(v['by'])}; verdicts {dict(v['verdicts'])}")
     print(f"  max token Jaccard vs existing queries: {v['max_jaccard']:.2f}")
+    print(f"comparisons.jsonl: {len(cmp['rows'])} questions: {dict(cmp['by'])}")
+    print(f"  max token Jaccard vs existing queries: {cmp['max_jaccard']:.2f}")
     if problems:
         print(f"\nFAILED: {len(problems)} problem(s)")
         for p in problems:

@@ -4,6 +4,7 @@
 - ``answer``: the answer block -- the sentences that state the finding, each cited by PMID
 - ``conversation``: ``Conversation`` -- follow-ups, topics and chat commands
 - ``relevance``, ``verdict``, ``population``: does a record answer the question, its bottom line, whom it studies
+- ``comparison``: the bottom line of "Is A better than B?" -- which option a conclusion favours
 - ``evaluate``: MRR, nDCG and recall against BEIR-format judgements (``qa eval``)
 """
 

@@ -23,6 +23,7 @@ from ..store import IndexStore, Manifest, Snapshot, set_threads
 from ..store.lexical import LexicalIndex, without_words, words_of
 from ..store.snapshot import PassageScores, StoredSentence
 from .answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer
+from .comparison import compared_options
 from .population import POPULATION_WORDS, population_of
 from .relevance import (
     LACKING_ZIPF,
@@ -234,6 +235,9 @@ class Retriever:
         if lacked:
             return answer, (f"No bottom line: the closest record ({hits[0].pmid}) does not mention {_listed(lacked)}, "
                             "which other records do, so what it found may not hold there.")  # fmt: skip
+        if reached and compared_options(question) is not None:
+            return answer, (f"No bottom line: the conclusion of {reached[0]} does not say plainly which of the two "
+                            "options it favours, or favours one on another outcome than the one asked.")  # fmt: skip
         if reached and asks_about_safety(question):  # ``reads_safe`` found nothing said of harms
             return answer, (f"No bottom line: the conclusion of {reached[0]} says nothing of harms, complications or "
                             "adverse events, so it does not answer whether this is safe.")  # fmt: skip

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import QAError
+from .comparison import compared_options, comparison_verdict
 
 VERDICTS = ("yes", "no", "mixed", "unclear")
 LABELS = ("yes", "no", "maybe")  # what one record's conclusion says (PubMedQA's labels)
@@ -210,7 +211,11 @@ class VerdictModel:
     def read(self, text: str, question: str = "") -> str | None:
         """What one conclusion says: "yes", "no" or "maybe"; None when the model is not sure enough, or when
         it would say "yes" to a conclusion that speaks against a finding (``speaks_against``). A question about
-        safety is answered by what the conclusion says of harms (``reads_safe``), not by the classifier."""
+        safety is answered by what the conclusion says of harms (``reads_safe``), and one that compares two
+        options by which of them the conclusion favours (``qa.ask.comparison``), not by the classifier."""
+        comparison = compared_options(question)
+        if comparison is not None:  # which option it favours, not whether its finding is positive
+            return comparison_verdict(text, comparison)
         probabilities = self.probabilities(text, question)
         label = max(probabilities, key=probabilities.__getitem__)
         sure = probabilities[label] >= self.abstain and not (label == "yes" and speaks_against(text))
