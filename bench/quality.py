@@ -134,10 +134,10 @@ def main() -> None:
     checks["verdict accuracy >= 80% of all questions, 'unclear' counted wrong (shared test half)"] = right >= 0.8 * of
     natural = labelled["verdicts"]["test"]["all"]
     checks["no bottom line opposite to the record's (our natural test half, verdicts.jsonl)"] = not natural["opposite"]
-    compared = labelled["comparisons"]["test"]["all"]
-    checks["no bottom line opposite to the record's (comparisons test half, comparisons.jsonl)"] = not compared[
-        "opposite"
-    ]
+    for half in ("test", "fresh"):
+        compared = labelled["comparisons"][half]["all"]
+        name = f"no bottom line opposite to the record's (comparisons {half} {'half' if half == 'test' else 'batch'})"
+        checks[name] = not compared["opposite"]
     for batch in FRESH:  # each held-out batch written after the rules, where a set has one
         scope = labelled["refusals"]["out_of_scope"].get(batch)
         if scope:

@@ -458,7 +458,8 @@ def check_verdicts(corpus: dict, existing) -> dict:
 
 def check_comparisons(corpus: dict, existing, verdict_pmids: set) -> dict:
     """comparisons.jsonl: natural yes/no questions that compare two options, two per record (both in one split,
-    records alternating dev / test), on records verdicts.jsonl does not use; each "evidence" quoted exactly."""
+    records alternating dev / test in k01-k50; k51-k90 a later held-out batch, "fresh"), on records verdicts.jsonl
+    does not use; each "evidence" quoted exactly."""
     rows = read_jsonl(HERE / "comparisons.jsonl")
     check_ids("comparisons.jsonl", rows, "k")
     fields = {"id", "split", "kind", "form", "question", "pmid", "verdict", "favoured", "evidence", "note"}
@@ -469,8 +470,10 @@ def check_comparisons(corpus: dict, existing, verdict_pmids: set) -> dict:
         if set(r) != fields:
             fail(f"{where}: needs exactly {', '.join(sorted(fields))}")
             continue
-        if r["split"] not in ("dev", "test") or split_of.setdefault(r["pmid"], r["split"]) != r["split"]:
-            fail(f"{where}: split {r['split']!r} (dev or test, one per record)")
+        if r["split"] not in ("dev", "test", "fresh") or split_of.setdefault(r["pmid"], r["split"]) != r["split"]:
+            fail(f"{where}: split {r['split']!r} (dev, test or fresh, one per record)")
+        if (r["split"] == "fresh") != (int(r["id"][1:]) > 50):
+            fail(f"{where}: k01-k50 are dev and test, k51-k90 fresh")
         if r["kind"] != "comparison" or r["form"] not in ("better", "as_good", "fewer", "rather"):
             fail(f"{where}: kind comparison, form better, as_good, fewer or rather")
         if r["verdict"] not in ("yes", "no", "unclear") or r["favoured"] not in ("asked", "other", "neither"):
