@@ -109,12 +109,11 @@ def signal_sets() -> dict[str, list[Group]]:
     with Retriever(corpus_index(), relevance=neutral()) as retriever:
         sets["shared_train"] = collect(retriever, shared["train"])
         sets["shared_test"] = collect(retriever, shared["test"])
-        for split in ("dev", "test"):
+        for split in ("dev", "test", "fresh", "fresh2"):  # fresh, fresh2: later held-out batches, reported only
             sets[f"oos_{split}"] = collect(retriever, [(o["question"], None) for o in oos if o["split"] == split])
+        for split in ("dev", "test"):
             sets[f"inscope_{split}"] = collect(retriever, [(q["question"], q["pmid"]) for q in in_scope
                                                            if q["split"] == split])  # fmt: skip
-        for split in ("fresh", "fresh2"):  # later held-out batches, reported only
-            sets[f"oos_{split}"] = collect(retriever, [(o["question"], None) for o in oos if o["split"] == split])
         for split in ("test", "fresh", "fresh2"):  # natural yes/no questions, one record each, reported only
             sets[f"verdicts_{split}"] = collect(retriever, [(v["question"], v["pmid"]) for v in verdicts
                                                             if v["split"] == split])  # fmt: skip

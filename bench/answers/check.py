@@ -415,6 +415,20 @@ YES_NO_OPENING = re.compile(r"^(is|are|was|were|do|does|did|can|could|should|wou
                             re.I)  # fmt: skip
 
 
+def check_quoted_yes_no(where: str, r: dict, corpus: dict, existing) -> float:
+    """A row's question is a yes/no question, not a copy of an existing query, and its "evidence" is quoted
+    verbatim from its record (verdicts.jsonl, comparisons.jsonl); its closest Jaccard to the existing queries."""
+    q = r["question"].strip()
+    if not (YES_NO_OPENING.match(q) or q.endswith("?")):
+        fail(f"{where}: not a yes/no question: {q!r}")
+    rec = corpus.get(str(r["pmid"]))
+    if rec is None:
+        fail(f"{where}: PMID {r['pmid']} not in corpus")
+    elif collapse(r["evidence"]) not in collapse(" ".join(text for _, text in rec["sections"])):
+        fail(f"{where}: evidence not found verbatim in PMID {r['pmid']}")
+    return not_a_copy(where, q, existing)
+
+
 def check_verdicts(corpus: dict, existing) -> dict:
     """verdicts.jsonl: 140 natural yes/no questions, each on its own record, with the verdict its conclusions give
     ("unclear" for every "population" one: the record does not study who is asked about), v01-v30 dev and
@@ -440,15 +454,7 @@ def check_verdicts(corpus: dict, existing) -> dict:
         if r["verdict"] not in ("yes", "no", "mixed", "unclear") or (r["kind"] == "population") > (
                 r["verdict"] == "unclear"):  # fmt: skip
             fail(f"{where}: verdict {r['verdict']!r} (yes, no, mixed or unclear; unclear for population)")
-        q = r["question"].strip()
-        if not (YES_NO_OPENING.match(q) or q.endswith("?")):
-            fail(f"{where}: not a yes/no question: {q!r}")
-        rec = corpus.get(str(r["pmid"]))
-        if rec is None:
-            fail(f"{where}: PMID {r['pmid']} not in corpus")
-        elif collapse(r["evidence"]) not in collapse(" ".join(text for _, text in rec["sections"])):
-            fail(f"{where}: evidence not found verbatim in PMID {r['pmid']}")
-        best = max(best, not_a_copy(where, q, existing))
+        best = max(best, check_quoted_yes_no(where, r, corpus, existing))
     pmids = [r.get("pmid") for r in rows]
     if len(set(pmids)) != len(pmids):
         fail("verdicts.jsonl: a PMID is used twice")
@@ -478,17 +484,9 @@ def check_comparisons(corpus: dict, existing, verdict_pmids: set) -> dict:
             fail(f"{where}: kind comparison, form better, as_good, fewer or rather")
         if r["verdict"] not in ("yes", "no", "unclear") or r["favoured"] not in ("asked", "other", "neither"):
             fail(f"{where}: verdict {r['verdict']!r}, favoured {r['favoured']!r}")
-        q = r["question"].strip()
-        if not (YES_NO_OPENING.search(q) or q.endswith("?")):
-            fail(f"{where}: not a yes/no question: {q!r}")
-        rec = corpus.get(str(r["pmid"]))
-        if rec is None:
-            fail(f"{where}: PMID {r['pmid']} not in corpus")
-        elif collapse(r["evidence"]) not in collapse(" ".join(text for _, text in rec["sections"])):
-            fail(f"{where}: evidence not found verbatim in PMID {r['pmid']}")
         if r["pmid"] in verdict_pmids:
             fail(f"{where}: PMID {r['pmid']} is used by verdicts.jsonl too")
-        best = max(best, not_a_copy(where, q, existing))
+        best = max(best, check_quoted_yes_no(where, r, corpus, existing))
     by = collections.Counter((r.get("split"), r.get("verdict")) for r in rows)
     return {"rows": rows, "by": by, "max_jaccard": best}
 

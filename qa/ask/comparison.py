@@ -193,10 +193,12 @@ def _side(words: set[str], comparison: Comparison, text: str = "") -> str | None
     gastric electrical stimulation, "E-ZES" for the zotarolimus-eluting Endeavor stent): "asked", "other", or
     None (neither or both)."""
     acronyms = [set(a.lower().replace("-", "")) for a in _ACRONYM.findall(text)]
-    asked = any(_matches(w, comparison.asked) for w in words) or any(
-        a <= comparison.asked_initials and not a <= comparison.other_initials for a in acronyms)
-    other = any(_matches(w, comparison.other) for w in words) or any(
-        a <= comparison.other_initials and not a <= comparison.asked_initials for a in acronyms)
+
+    def names(option: frozenset[str], initials: frozenset[str], rival: frozenset[str]) -> bool:
+        return any(_matches(w, option) for w in words) or any(a <= initials and not a <= rival for a in acronyms)
+
+    asked = names(comparison.asked, comparison.asked_initials, comparison.other_initials)
+    other = names(comparison.other, comparison.other_initials, comparison.asked_initials)
     return "asked" if asked and not other else "other" if other and not asked else None
 
 

@@ -185,7 +185,7 @@ class RelevanceModel:
         if not all(0 <= v <= 1 for v in (model.answer_floor, model.strong, model.doubt_lacking, model.sure)) or not (
             0 < model.rise_guard <= 2
         ):
-            raise QAError(f"{where}: relevance thresholds outside 0-1")
+            raise QAError(f"{where}: relevance thresholds outside 0-1 (rise_guard: above 0, at most 2)")
         return model
 
     @classmethod

@@ -286,6 +286,7 @@ class Retriever:
         shortened = without_words(question, lacked)
         if not lacked or not shortened:
             return 0.0, []
+        # Both cosines exactly, from the stored vectors: the search's own may come from a compressed index.
         texts = [shortened] if query_vector is not None else [question, shortened]
         vectors = list(self.embedder.encode(texts))
         whole, short = (query_vector, vectors[0]) if query_vector is not None else (vectors[0], vectors[1])
@@ -321,12 +322,7 @@ class Retriever:
         of the question that other records hold, or else the words without which it reads closer to the question
         (``closer_without``), so that a reader knows what to check."""
         missing, lacking = self._left_out(question, pmid)
-        if missing or lacking or not closer_without:
-            return _uncertain(missing) if missing else _uncertain((), lacking, pmid)
-        them = "it" if len(closer_without) == 1 else "them"
-        return (f"Uncertain: the closest record ({pmid}) does not mention {_listed(closer_without)}, and reads "
-                f"closer to the question without {them}, so it may answer only part of it; read it before relying "
-                "on it.")  # fmt: skip
+        return _uncertain(missing, lacking, pmid, closer_without)
 
     def _partial(self, question: str, pmid: str) -> str:
         """Why a plain answer to a yes/no question has no bottom line: its record leaves out a subject."""
@@ -608,15 +604,22 @@ def _listed(missing: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _uncertain(missing: Sequence[str], lacking: Sequence[str] = (), pmid: str = "") -> str:
+def _uncertain(
+    missing: Sequence[str], lacking: Sequence[str] = (), pmid: str = "", closer_without: Sequence[str] = ()
+) -> str:
     """The warning over a weak answer, naming what the collection lacks when the question names it, or what
-    the closest record lacks and other records hold."""
+    the closest record lacks and other records hold, or the words without which it reads closer."""
     if missing:
         return (f"Uncertain: no record mentions {_listed(missing)}, so the closest record may not answer this "
                 "question; read it before relying on it.")  # fmt: skip
     if lacking:
         return (f"Uncertain: the closest record ({pmid}) does not mention {_listed(lacking)}, which other records "
                 "do, so it may not answer this question; read it before relying on it.")  # fmt: skip
+    if closer_without:
+        them = "it" if len(closer_without) == 1 else "them"
+        return (f"Uncertain: the closest record ({pmid}) does not mention {_listed(closer_without)}, and reads "
+                f"closer to the question without {them}, so it may answer only part of it; read it before relying "
+                "on it.")  # fmt: skip
     return UNCERTAIN
 
 
