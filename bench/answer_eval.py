@@ -265,16 +265,21 @@ def natural_verdicts(retriever: Any, items: list[dict[str, Any]]) -> dict[str, d
     """The bottom line of our natural yes/no questions (``verdicts.jsonl``) against the verdict written from the
     record's conclusions, by split and kind: how many got one, how many got the written one ("unclear" written:
     the record does not answer the question as asked, so no bottom line is the right one), and how many got
-    the opposite of a written "yes" or "no" (the error a clinician pays most for)."""
+    the opposite of a written "yes" or "no" (the error a clinician pays most for); and how many answer blocks
+    open with the item's ``evidence`` sentence (the one its verdict was written from; either holding the other)."""
     out: dict[str, dict[str, dict[str, int]]] = {}
     for item in items:
-        said = retriever.ask(item["question"], 5).answer.verdict or "unclear"
+        answer = retriever.ask(item["question"], 5).answer
+        said = answer.verdict or "unclear"
+        first = answer.sentences[0].text.strip() if answer.sentences else ""
+        evidence = item["evidence"].strip()
         for kind in (item["kind"], "all"):
             row = out.setdefault(item["split"], {}).setdefault(kind, Counter())
             row["of"] += 1
             row["given"] += said != "unclear"
             row["right"] += said == item["verdict"]
             row["opposite"] += {said, item["verdict"]} == {"yes", "no"}
+            row["evidence_first"] += bool(first) and (evidence in first or first in evidence)
     return {split: {kind: dict(row) for kind, row in kinds.items()} for split, kinds in out.items()}
 
 
@@ -358,6 +363,7 @@ def _natural_verdict_lines(verdicts: dict[str, dict[str, dict[str, int]]],
         kinds = verdicts[split]
         parts = [f"{kind} {row['right']}/{row['of']} right ({row['given']} given, {row['opposite']} opposite)"
                  for kind, row in sorted(kinds.items(), key=lambda kv: kv[0] != "all")]  # fmt: skip
+        parts[0] += f", opening with the marked evidence {kinds['all'].get('evidence_first', 0)}/{kinds['all']['of']}"
         lines.append(f"  {split:<6} " + ", ".join(parts))
     return [title, *lines]
 

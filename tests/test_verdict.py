@@ -116,6 +116,7 @@ def test_yes_no_questions_get_a_verdict_end_to_end_and_others_none(
     inside = {r.pmid for r in pubmedqa_records[:200]}
     asked = [(qid, q) for qid, (q, pmid) in queries.items() if pmid in inside and is_yes_no(q)][:60]
     said = []
+    led = 0
     for qid, question in asked:
         response = retriever.ask(question, k=5)
         assert response.answer.verdict in VERDICTS, question
@@ -123,9 +124,17 @@ def test_yes_no_questions_get_a_verdict_end_to_end_and_others_none(
         assert (read[0] == response.hits[0].pmid) if read else response.answer.verdict == "unclear"
         assert response.to_dict()["answer"]["verdict"] == response.answer.verdict
         said.append((response.answer.verdict, gold[qid]))
+        if response.answer.verdict != "unclear":  # the block opens with a sentence the bottom line was read from
+            record = retriever.snapshot.passages.record(read[0])
+            assert record is not None
+            concluded = " ".join(s.text for s in record.sections if s.label and "CONCLUSION" in s.label.upper())
+            first = response.answer.sentences[0]
+            assert not concluded or (first.pmid == read[0] and first.text in concluded), (question, first)
+            led += bool(concluded)
     decided = [(v, g) for v, g in said if v != "unclear"]
     assert len(asked) >= 40 and len(decided) >= 0.3 * len(asked), said
     assert sum(v == g for v, g in decided) >= 0.7 * len(decided), decided
+    assert led >= 0.9 * len(decided)  # every shared record has a CONCLUSIONS section
     other = retriever.ask(IL6_QUESTION, k=3)
     assert other.answer.verdict is None and other.to_dict()["answer"]["verdict"] is None
 

@@ -22,7 +22,7 @@ from ..records import Record
 from ..store import IndexStore, Manifest, Snapshot, set_threads
 from ..store.lexical import LexicalIndex, without_words, words_of
 from ..store.snapshot import PassageScores, StoredSentence
-from .answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer
+from .answer import DEFAULT_WEIGHTS, AnswerWeights, extract_answer, led_by_conclusion
 from .comparison import compared_options
 from .population import POPULATION_WORDS, population_of
 from .relevance import (
@@ -205,6 +205,9 @@ class Retriever:
         why = None
         if is_yes_no(question) and hits:
             answer, why = self._bottom_line(question, answer, hits, query is not None)
+            if answer.verdict in ("yes", "no", "mixed"):
+                answer = led_by_conclusion(answer, found.sentences, answer.verdict_pmids[0], question_vector,
+                                           answer_weights or DEFAULT_WEIGHTS)  # fmt: skip
         note = self._uncertain(question, top.pmid, left_out) if uncertain and top is not None else why
         return Response(question, found.hits, answer, mode=mode, query=query, filters=filters, note=note)
 
