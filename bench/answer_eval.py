@@ -412,7 +412,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         *(_verdict_lines(result["shared"]["verdict"], result["shared"]["safety"]) if "shared" in result else []),
         *(_natural_verdict_lines(result["verdicts"]) if "verdicts" in result else []),
         *(_natural_verdict_lines(result["comparisons"], "verdict, comparisons of two options (comparisons.jsonl, "
-                                 "stop 35; dev read while building, test never)")
+                                 "stops 35-36; dev read while building, test and fresh batches never)")
           if "comparisons" in result else []),  # fmt: skip
     ]
 

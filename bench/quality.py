@@ -134,7 +134,7 @@ def main() -> None:
     checks["verdict accuracy >= 80% of all questions, 'unclear' counted wrong (shared test half)"] = right >= 0.8 * of
     natural = labelled["verdicts"]["test"]["all"]
     checks["no bottom line opposite to the record's (our natural test half, verdicts.jsonl)"] = not natural["opposite"]
-    for half in ("test", "fresh"):
+    for half in ("test", "fresh", "fresh2"):
         compared = labelled["comparisons"][half]["all"]
         name = f"no bottom line opposite to the record's (comparisons {half} {'half' if half == 'test' else 'batch'})"
         checks[name] = not compared["opposite"]

@@ -489,6 +489,24 @@ def test_subject_words_the_topic_lacks_start_a_new_topic(retriever: Retriever) -
     assert switch.query is None and [h.pmid for h in switch.hits] == [h.pmid for h in alone.hits]
 
 
+def test_a_question_its_own_record_holds_far_better_starts_a_new_topic(retriever: Retriever) -> None:
+    """Knee kinematics after a question on tibial components, both of unicompartmental knee replacement: the
+    topic's record holds 0.49 of the new question's words (over ``NEW_SUBJECT_TOPIC``, which kept it on the
+    topic until stop 36) and is only 0.12 further than its own record; its own record holds 0.79,
+    ``NEW_SUBJECT_MARGIN`` more, so it names its own subject and gets exactly its standalone hits."""
+    from qa.ask.conversation import NEW_SUBJECT_MARGIN, NEW_SUBJECT_TOPIC
+
+    talk = Conversation(retriever, k=5)
+    talk.ask("Does the type of tibial component affect mechanical alignment in unicompartmental knee replacement?")
+    assert talk.topic_pmids == {"23361217"}
+    question = "Can normal knee kinematics be restored with unicompartmental knee replacement?"
+    switch, alone = talk.ask(question), retriever.ask(question, k=5)
+    covered = retriever.coverage(question, ["23361217", "15687156"])
+    assert alone.hits[0].pmid == "15687156" and covered["23361217"] >= NEW_SUBJECT_TOPIC
+    assert covered["15687156"] - covered["23361217"] >= NEW_SUBJECT_MARGIN
+    assert switch.query is None and [h.pmid for h in switch.hits] == [h.pmid for h in alone.hits]
+
+
 def test_a_follow_up_gets_no_bottom_line_its_record_does_not_speak_to(retriever: Retriever) -> None:
     """Read as follow-ups of the dexamethasone question, these were answered "Yes" from its record: one names a
     treatment no record mentions (then no hit is judged to answer it), one a subject the record lacks (then

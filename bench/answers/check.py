@@ -336,15 +336,16 @@ def check_offtopic() -> dict:
 
 
 # s41-s64, written at stop 34 after every rule: s41-s49 and s59-s61 became dev after one measurement, the rest
-# stay held out ("fresh")
-SWITCH_COUNTS = {("switch", "dev"): 29, ("switch", "test"): 8, ("follow_up", "dev"): 15,
-                 ("switch", "fresh"): 9, ("follow_up", "fresh"): 3}
+# stay held out ("fresh"); s65-s88 (dev) and s89-s104 (held out, "fresh2"), stop 36
+SWITCH_COUNTS = {("switch", "dev"): 47, ("switch", "test"): 8, ("follow_up", "dev"): 21, ("switch", "fresh"): 9,
+                 ("follow_up", "fresh"): 3, ("switch", "fresh2"): 12, ("follow_up", "fresh2"): 4}
 
 
 def check_switches(corpus: dict) -> dict:
     """switches.jsonl: two-turn chats whose turn 2 shares words or a field with turn 1: 28 topic switches
     (20 dev / 8 test) and 12 dev follow-ups in words the record does not use; then s41-s64: 18 switches and 6
-    follow-ups written after every rule they were first measured on, half of them held out ("fresh")."""
+    follow-ups written after every rule they were first measured on, half of them held out ("fresh"); s65-s104, stop
+    36: 30 switches and 10 follow-ups, s89-s104 held out ("fresh2")."""
     rows = read_jsonl(HERE / "switches.jsonl")
     check_ids("switches.jsonl", rows, "s")
     counts = collections.Counter((r.get("kind"), r.get("split")) for r in rows)
@@ -464,8 +465,8 @@ def check_verdicts(corpus: dict, existing) -> dict:
 
 def check_comparisons(corpus: dict, existing, verdict_pmids: set) -> dict:
     """comparisons.jsonl: natural yes/no questions that compare two options, two per record (both in one split,
-    records alternating dev / test in k01-k50; k51-k90 a later held-out batch, "fresh"), on records verdicts.jsonl
-    does not use; each "evidence" quoted exactly."""
+    records alternating dev / test in k01-k50; k51-k90 a later held-out batch, "fresh"; k91-k150 dev and k151-k190
+    held out, "fresh2", stop 36), on records verdicts.jsonl does not use; each "evidence" quoted exactly."""
     rows = read_jsonl(HERE / "comparisons.jsonl")
     check_ids("comparisons.jsonl", rows, "k")
     fields = {"id", "split", "kind", "form", "question", "pmid", "verdict", "favoured", "evidence", "note"}
@@ -476,10 +477,13 @@ def check_comparisons(corpus: dict, existing, verdict_pmids: set) -> dict:
         if set(r) != fields:
             fail(f"{where}: needs exactly {', '.join(sorted(fields))}")
             continue
-        if r["split"] not in ("dev", "test", "fresh") or split_of.setdefault(r["pmid"], r["split"]) != r["split"]:
-            fail(f"{where}: split {r['split']!r} (dev, test or fresh, one per record)")
-        if (r["split"] == "fresh") != (int(r["id"][1:]) > 50):
-            fail(f"{where}: k01-k50 are dev and test, k51-k90 fresh")
+        if split_of.setdefault(r["pmid"], r["split"]) != r["split"]:
+            fail(f"{where}: split {r['split']!r}, another than its record's other question")
+        number = int(r["id"][1:])
+        batch = sum(number > n for n in (50, 90, 150))  # k01-k50, k51-k90, k91-k150, k151-k190
+        expected = {0: ("dev", "test"), 1: ("fresh",), 2: ("dev",)}.get(batch, ("fresh2",))
+        if r["split"] not in expected or number > 190:
+            fail(f"{where}: k01-k50 are dev and test, k51-k90 fresh, k91-k150 dev, k151-k190 fresh2")
         if r["kind"] != "comparison" or r["form"] not in ("better", "as_good", "fewer", "rather"):
             fail(f"{where}: kind comparison, form better, as_good, fewer or rather")
         if r["verdict"] not in ("yes", "no", "unclear") or r["favoured"] not in ("asked", "other", "neither"):
