@@ -86,3 +86,26 @@ def test_a_comparison_gets_the_record_s_bottom_line_end_to_end(small_index: Path
     as_safe = retriever.ask("For an older person having a broken hip repaired, is general anaesthesia as safe as a "
                             "regional block in terms of complications and in-hospital death?", k=5)  # fmt: skip
     assert as_safe.hits[0].pmid == "22758782" and as_safe.answer.verdict == "yes"
+
+
+def test_options_named_by_a_setting_or_a_figure_are_still_a_comparison() -> None:
+    """Stop 36: "than on an emergency department stretcher" lost its option to the setting rule (B ended at "on"),
+    and "a 5% rise" against "a 10% rise" lost both to the three-letter minimum; either left the question to the
+    classifier, which read "yes" from a positive finding about the other option (comparisons.jsonl k122, k150)."""
+    setting = compared_options("Is the tube placed correctly less often in flight than on an emergency department "
+                               "stretcher?")  # fmt: skip
+    assert setting is not None and {"emergency", "stretcher"} <= setting.other
+    figures = compared_options("Is a 10% rise in arm circumference as good as a 5% rise for finding lymphoedema?")
+    assert figures is not None and "10" in figures.asked and figures.other == {"5"}
+
+
+def test_a_conclusion_that_an_option_did_not_improve_or_affect_the_outcome_finds_no_difference(
+    conclusions: dict[str, str],
+) -> None:
+    """16253970: "induction of more than one follicle did not improve the ongoing PR"; 22023714: "Delivery mode did
+    not affect postpartum quality of life in rural China"."""
+    more = compared_options("Do two or more follicles give a better ongoing pregnancy rate than one follicle in IUI?")
+    assert more is not None and comparison_verdict(conclusions["16253970"], more) == "no"
+    as_good = compared_options("Is a caesarean as good as a vaginal birth for a mother's quality of life afterwards?")
+    assert as_good is not None and favoured(conclusions["22023714"], as_good) == {"neither"}
+    assert comparison_verdict(conclusions["22023714"], as_good) == "yes"
