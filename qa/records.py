@@ -205,7 +205,9 @@ def checked(record: Record, where: str) -> Record:
 
 MAX_JSON_DEPTH = 32  # the deepest real shape (a JSONL record's citation authors) is 4
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+# A JSON string, written as an unrolled loop: the plain alternation ``"(?:[^"\\]|\\.)*"`` took 7 s over one 50 MB
+# abstract, this takes 0.1 s.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
