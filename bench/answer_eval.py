@@ -271,15 +271,15 @@ def natural_verdicts(retriever: Any, items: list[dict[str, Any]]) -> dict[str, d
     for item in items:
         answer = retriever.ask(item["question"], 5).answer
         said = answer.verdict or "unclear"
-        first = answer.sentences[0].text.strip() if answer.sentences else ""
-        evidence = item["evidence"].strip()
+        first = " ".join(answer.sentences[0].text.split()) if answer.sentences else ""
+        evidence = " ".join(item["evidence"].split())
         for kind in (item["kind"], "all"):
             row = out.setdefault(item["split"], {}).setdefault(kind, Counter())
             row["of"] += 1
             row["given"] += said != "unclear"
             row["right"] += said == item["verdict"]
             row["opposite"] += {said, item["verdict"]} == {"yes", "no"}
-            row["evidence_first"] += bool(first) and (evidence in first or first in evidence)
+            row["evidence_first"] += len(first) >= 40 and (evidence in first or first in evidence)
     return {split: {kind: dict(row) for kind, row in kinds.items()} for split, kinds in out.items()}
 
 

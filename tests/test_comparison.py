@@ -94,7 +94,7 @@ def test_options_named_by_a_setting_or_a_figure_are_still_a_comparison() -> None
     classifier, which read "yes" from a positive finding about the other option (comparisons.jsonl k122, k150)."""
     setting = compared_options("Is the tube placed correctly less often in flight than on an emergency department "
                                "stretcher?")  # fmt: skip
-    assert setting is not None and {"emergency", "stretcher"} <= setting.other
+    assert setting is not None and setting.asked == {"flight"} and {"emergency", "stretcher"} <= setting.other
     figures = compared_options("Is a 10% rise in arm circumference as good as a 5% rise for finding lymphoedema?")
     assert figures is not None and "10" in figures.asked and figures.other == {"5"}
 

@@ -60,6 +60,10 @@ def test_huge_abstract_is_refused_quickly(tmp_path: Path) -> None:
         list(read_source(path))
     events = list(read_source(path, skip_bad=True))
     assert len(events) == 1 and isinstance(events[0], Bad)
+    # an unterminated string of escaped quotes: the nesting check rescanned it from every quote (hours for this)
+    path.write_text('{"pmid": "1", "abstract": "' + '\\"' * 200_000 + "\n")
+    with pytest.raises(IngestError, match="invalid JSON"):
+        list(read_source(path))
 
 
 def test_invalid_utf8_inside_xml(tmp_path: Path) -> None:

@@ -492,7 +492,7 @@ def test_subject_words_the_topic_lacks_start_a_new_topic(retriever: Retriever) -
 def test_a_question_its_own_record_holds_far_better_starts_a_new_topic(retriever: Retriever) -> None:
     """Knee kinematics after a question on tibial components, both of unicompartmental knee replacement: the
     topic's record holds 0.49 of the new question's words (over ``NEW_SUBJECT_TOPIC``, which kept it on the
-    topic until stop 36) and is only 0.12 further than its own record; its own record holds 0.79,
+    topic until stop 36), and the question's cosine to it is only 0.12 below its own record's; its own holds 0.79,
     ``NEW_SUBJECT_MARGIN`` more, so it names its own subject and gets exactly its standalone hits."""
     from qa.ask.conversation import NEW_SUBJECT_MARGIN, NEW_SUBJECT_TOPIC
 

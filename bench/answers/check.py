@@ -478,7 +478,7 @@ def check_comparisons(corpus: dict, existing, verdict_pmids: set) -> dict:
             fail(f"{where}: needs exactly {', '.join(sorted(fields))}")
             continue
         if split_of.setdefault(r["pmid"], r["split"]) != r["split"]:
-            fail(f"{where}: split {r['split']!r}, another than its record's other question")
+            fail(f"{where}: split {r['split']!r} differs from that of its record's other question")
         number = int(r["id"][1:])
         batch = sum(number > n for n in (50, 90, 150))  # k01-k50, k51-k90, k91-k150, k151-k190
         expected = {0: ("dev", "test"), 1: ("fresh",), 2: ("dev",)}.get(batch, ("fresh2",))

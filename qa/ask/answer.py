@@ -192,25 +192,28 @@ def led_by_conclusion(
     max_sentences: int = MAX_SENTENCES,
 ) -> Answer:
     """The answer opened by the sentence of ``pmid``'s CONCLUSIONS closest to the question, when it has such a
-    section: a bottom line is read from that section, so the sentence printed after "Yes, in this collection:"
-    must be one it rests on. Chosen by closeness alone, the block opened a "Yes" with "Central acute vertigo was
-    suspected in 16 (16.3%) patients." The other sentences follow in their order, less any that repeat it, at
-    most ``max_sentences`` in all."""
+    section and that sentence is at least ``MIN_COSINE`` close: a bottom line is read from that section, so the
+    sentence printed after "Yes, in this collection:" must be one it rests on. Picked by score over every
+    section, the block opened a "Yes" with "Central acute vertigo was suspected in 16 (16.3%) patients." The
+    other sentences follow in their order, less any that repeat it, at most ``max_sentences`` in all; so the
+    first sentence may score below a later one."""
     concluding = [s for s in sentences.get(pmid, ()) if s.section and "CONCLUSION" in s.section.upper()]
-    if not concluding:
-        return answer
     cosines = [float(s.vector @ question) for s in concluding]
+    if not concluding or max(cosines) < MIN_COSINE:
+        return answer
     best = max(range(len(concluding)), key=cosines.__getitem__)
     lead = concluding[best]
-    if answer.sentences and answer.sentences[0].text.strip() == lead.text.strip():
+    key = (lead.pmid, lead.text.strip())
+    if answer.sentences and (answer.sentences[0].pmid, answer.sentences[0].text.strip()) == key:
         return answer
-    vectors = {s.text.strip(): s.vector for record in sentences.values() for s in record}
+    vectors = {(s.pmid, s.text.strip()): s.vector for record in sentences.values() for s in record}
     nothing = np.zeros_like(lead.vector)
 
-    def repeats(text: str) -> bool:
-        return text == lead.text.strip() or float(vectors.get(text, nothing) @ lead.vector) >= NEAR_DUPLICATE
+    def repeats(sentence: AnswerSentence) -> bool:
+        said = (sentence.pmid, sentence.text.strip())
+        return said == key or float(vectors.get(said, nothing) @ lead.vector) >= NEAR_DUPLICATE
 
-    kept = [s for s in answer.sentences if not repeats(s.text.strip())]
+    kept = [s for s in answer.sentences if not repeats(s)]
     score = Evidence.of(lead, cosines[best]).score(weights)
     opened = AnswerSentence(text=lead.text, pmid=lead.pmid, section=lead.section, score=score)
     return replace(answer, sentences=(opened, *kept[: max_sentences - 1]))

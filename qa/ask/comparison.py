@@ -18,7 +18,7 @@ half, measured once: 6 of 24 right, 6 given, 1 opposite (7, 11 and 5 before); on
 recognise). A synonym ("stitched" for "suturing") or a finding given only in figures is beyond it, and then it
 says nothing. Stop 36 (an option that begins with a preposition or is a figure, "did not improve" as no
 difference; chosen on 60 more dev questions, k91-k150): dev 31 -> 32 of 86 right, opposite 2 -> 0; held out,
-fresh 13 -> 18 of 40 right with 6 -> 7 opposite, a later batch (k151-k190) 5 -> 7 right with 2 opposite.
+fresh 13 -> 18 of 40 right with 6 -> 7 opposite, a later batch (k151-k190) 5 -> 6 right with 2 opposite.
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ _BETTER = re.compile(
 )
 _AUXILIARY = re.compile(r"\b(?:is|are|was|were|do|does|did|can|could|should|would|will|may|might|has|have)\b",
                         re.IGNORECASE)  # fmt: skip
-_LEADING = re.compile(r"^\W*(?:(?:on|in|at|with|by|from|during|after|when)\s+)+", re.IGNORECASE)
+_PLACING = r"(?:on|in|at|with|by|from|during|after|when)"
+_LEADING = re.compile(rf"^\W*(?:{_PLACING}\s+)+", re.IGNORECASE)
+_LAST_PLACING = re.compile(rf".*\b{_PLACING}\s+", re.IGNORECASE | re.DOTALL)
 _CONTEXT = re.compile(r"\b(?:for|in|at|during|among|after|when|while|on|by|to|from)\b|[,?;:]", re.IGNORECASE)
 # Kinds of question that compare groups rather than options: "Is COPD more common in coal miners than ...?"
 _ASSOCIATION = re.compile(r"\bmore (?:common|likely|often|frequent|prevalent)\b|\b(?:at )?higher risk\b", re.I)
@@ -63,8 +65,14 @@ _NO_DIFFERENCE = re.compile(
     r"\bno (?:statistically |clinically )?(?:significant |relevant |major )?(?:difference|advantage|benefit)s?\b"
     r"|\b(?:did|does|do) not (?:significantly )?differ\b|\bnot (?:significantly )?different\b"
     r"|\b(?:was|were|is|are) not (?:superior|better|inferior|worse)\b|\bcomparable\b|\bsimilar\b|\bequivalent\b"
-    r"|\bequally\b|\bnon-?inferior\b|\bas (?:effective|safe|good|accurate|efficacious) as\b|\bidentical(?:ly)?\b"
-    r"|\b(?:did|does|do) not (?:appear to |seem to )?(?:significantly )?(?:affect|improve|alter|influence|change)\b"
+    r"|\bequally\b|\bnon-?inferior\b|\bas (?:effective|safe|good|accurate|efficacious) as\b|\bidentical(?:ly)?\b",
+    re.IGNORECASE,
+)
+# ... or one option made no difference to the outcome ("induction of more than one follicle did not improve the
+# ongoing PR"), which does not end the sentence's reading: "A gives better X than B, but does not improve Y"
+# favours A on one outcome and neither on another, and so gives no bottom line to "Is A better than B?".
+_NO_EFFECT = re.compile(
+    r"\b(?:did|does|do) not (?:appear to |seem to )?(?:significantly )?(?:affect|improve|alter|influence|change)\b"
     r"|\bnot (?:to be )?an important (?:variable|factor|determinant)\b",
     re.IGNORECASE,
 )
@@ -115,17 +123,24 @@ def compared_options(question: str) -> Comparison | None:
     if found is None:
         return None
     before, after = question[: found.start()], question[found.end() :]
-    after = _LEADING.sub("", after)  # B may be a setting itself: "less often in flight than on a stretcher"
-    after = _CONTEXT.split(after, maxsplit=1)[0]  # B ends where the setting begins ("... for elderly patients")
     opening = list(_AUXILIARY.finditer(before))
     before = before[opening[-1].end() :] if opening else before  # A begins after the verb that asks
+    between = found.groupdict().get("between") or ""
+    placed = _LEADING.match(after)
+    if placed:  # B is a setting ("less often in flight than on a stretcher"): so is A, the last one named before
+        after = after[placed.end() :]
+        setting = _LAST_PLACING.match(before + " " + between)
+        if setting is None:
+            return None
+        before = (before + " " + between)[setting.end() :]
+    after = _CONTEXT.split(after, maxsplit=1)[0]  # B ends where the setting begins ("... for elderly patients")
     asked, other = _words(before), _words(after)
     initials = (_initials(before), _initials(after))
     asked, other = asked - other, other - asked
     if not asked or not other:
         return None
-    between = found.groupdict().get("between") or ""
     words = _words(question) - (_words(found.group(0)) - _words(between))  # the outcome between stays a word
+    words = {w for w in words if not w.isdigit()}  # a figure names an option, not what they are compared on
     return Comparison("as_good" if as_good else "better", frozenset(asked), frozenset(other), frozenset(words),
                       *initials)  # fmt: skip
 
@@ -138,6 +153,8 @@ def favoured(conclusion: str, comparison: Comparison) -> frozenset[str]:
         if _NO_DIFFERENCE.search(sentence):
             said.add("neither")
             continue
+        if _NO_EFFECT.search(sentence):
+            said.add("neither")
         winner = _favoured_in(sentence, comparison)
         if winner is not None:
             said.add(winner)

@@ -117,26 +117,23 @@ STANDALONE_GAP = 0.15
 # points back ("and their safety?"); otherwise ("best pizza in Rome") it is asked on its own
 # (dev follow-ups: >= 0.36).
 TOPIC_FLOOR = 0.25
-# A question names its own subject when the topic's records hold less than this share of its content
-# words (idf-weighted) and the record it finds alone holds at least twice their share (until stop 36):
-# "Does vitamin D supplementation prevent fractures?" after a statin question. (Stop 29: the fixed 0.67
-# asked of the record found alone before kept a dev switch of bench/answers/switches.jsonl on the topic: its
-# own record holds 0.52 of its words, since it writes "parity" for "more children", the topic's 0.13.)
-# The record found alone must also hold half of them: a follow-up in lay words ("Were tummy upsets rarer for
-# kids?") can be held by neither, and 0 is twice 0 (the dev switch the ratio was made for holds 0.52).
-# Or, whatever the record found alone holds, when subject words that other records hold and the topic's
-# records lack weigh NEW_SUBJECT_LACKING: a subject the collection has no record on shares the topic's key
-# word ("Do probiotic supplements reduce uremic toxins?" after a haemodialysis question). Stop 30, on the
-# dev switches of bench/answers/switches.jsonl: its own record holds 0.17 and 0.36 of two such questions,
-# whose lacked subject words weigh 0.55 and 0.71; those of the dev follow-ups in lay words ("bad breath",
-# "keyhole operations", "preemies") weigh at most 0.23, and the dev follow-ups of conversations.jsonl none.
-# Stop 36: the ratio (the record found alone holding twice the topic's share) and the topic's cap kept four dev
-# switches of a later batch (switches.jsonl s65-s88) on the topic, whose own records hold 0.51-0.75 of their words
-# and the topic's 0.26-0.45 ("Do patients lose more excess weight after a sleeve gastrectomy when a bigger volume
-# of stomach is cut away?" after staple line leaks in sleeve gastrectomy). A record found alone that holds half of
-# the question's words, NEW_SUBJECT_MARGIN more than the topic's, now names a new subject whatever the topic
-# holds: those four hold 0.24-0.30 more; the dev follow-ups without a cue word have their own records holding at
-# most 0.34 (s59), and cue words keep a question on the topic before this is asked.
+# A complete question names its own subject (``Conversation._names_a_new_subject``) in one of two ways:
+# - the record it finds alone holds NEW_SUBJECT_OWN of its content words (idf-weighted) and NEW_SUBJECT_MARGIN
+#   more than the topic's records: "Does vitamin D supplementation prevent fractures?" after a statin question;
+# - or the topic's records hold under NEW_SUBJECT_TOPIC of them and subject words that other records hold and the
+#   topic's lack weigh NEW_SUBJECT_LACKING, whatever the record found alone holds: a subject the collection has no
+#   record on shares the topic's key word ("Do probiotic supplements reduce uremic toxins?" after haemodialysis).
+# History. Stop 29: a fixed 0.67 asked of the record found alone kept a dev switch of bench/answers/switches.jsonl
+# on the topic (its record writes "parity" for "more children": 0.52, the topic's 0.13), so the rule became
+# "twice the topic's share, and half the words, with the topic under 0.34"; half, since a follow-up in lay words
+# ("Were tummy upsets rarer for kids?") can be held by neither, and 0 is twice 0. Stop 30, the lacking rule: its
+# own record holds 0.17 and 0.36 of two dev switches whose lacked subject words weigh 0.55 and 0.71; those of the
+# dev follow-ups in lay words ("bad breath", "keyhole operations", "preemies") weigh at most 0.23. Stop 36: the
+# ratio and the cap kept four dev switches of a later batch (s65-s88) on the topic, whose own records hold
+# 0.51-0.75 of their words and the topic's 0.26-0.45 ("Do patients lose more excess weight after a sleeve
+# gastrectomy when a bigger volume of stomach is cut away?" after staple line leaks in sleeve gastrectomy): they
+# hold 0.24-0.30 more, while the dev follow-ups without a cue word have their own records holding at most 0.34
+# (s59), and cue words keep a question on the topic before this is asked.
 NEW_SUBJECT_TOPIC = 0.34
 NEW_SUBJECT_MARGIN = 0.2
 NEW_SUBJECT_OWN = 0.5
