@@ -197,34 +197,35 @@ def led_by_conclusion(
     section, the block opened a "Yes" with "Central acute vertigo was suspected in 16 (16.3%) patients." The
     other sentences follow in their order, less any that repeat it, at most ``max_sentences`` in all; so the
     first sentence may score below a later one."""
-    concluding = [s for s in sentences.get(pmid, ()) if s.section and "CONCLUSION" in s.section.upper()]
-    cosines = [float(s.vector @ question) for s in concluding]
-    if not concluding or max(cosines) < MIN_COSINE:
+    concluding = [(s, float(s.vector @ question)) for s in sentences.get(pmid, ())
+                  if s.section and "CONCLUSION" in s.section.upper()]  # fmt: skip
+    if not concluding:
         return answer
-    best = max(range(len(concluding)), key=cosines.__getitem__)
-    lead = concluding[best]
+    lead, cosine = max(concluding, key=lambda pair: pair[1])
+    if cosine < MIN_COSINE:
+        return answer
     key = (lead.pmid, lead.text.strip())
     if answer.sentences and (answer.sentences[0].pmid, answer.sentences[0].text.strip()) == key:
         return answer
-    vectors = {(s.pmid, s.text.strip()): s.vector for record in sentences.values() for s in record}
-    nothing = np.zeros_like(lead.vector)
+    stored = {(s.pmid, s.text.strip()): s for record in sentences.values() for s in record}
 
     def repeats(sentence: AnswerSentence) -> bool:
         said = (sentence.pmid, sentence.text.strip())
-        return said == key or float(vectors.get(said, nothing) @ lead.vector) >= NEAR_DUPLICATE
+        return said == key or (said in stored and _says_the_same(stored[said], lead))
 
     kept = [s for s in answer.sentences if not repeats(s)]
-    score = Evidence.of(lead, cosines[best]).score(weights)
+    score = Evidence.of(lead, cosine).score(weights)
     opened = AnswerSentence(text=lead.text, pmid=lead.pmid, section=lead.section, score=score)
     return replace(answer, sentences=(opened, *kept[: max_sentences - 1]))
 
 
 def _repeats(candidate: Candidate, chosen: Sequence[Candidate]) -> bool:
-    return any(
-        float(candidate.sentence.vector @ c.sentence.vector) >= NEAR_DUPLICATE
-        or candidate.sentence.text.strip() == c.sentence.text.strip()
-        for c in chosen
-    )
+    return any(_says_the_same(candidate.sentence, c.sentence) for c in chosen)
+
+
+def _says_the_same(one: StoredSentence, other: StoredSentence) -> bool:
+    """The same words, or near enough (``NEAR_DUPLICATE``): an answer block never holds both."""
+    return float(one.vector @ other.vector) >= NEAR_DUPLICATE or one.text.strip() == other.text.strip()
 
 
 __all__ = [

@@ -80,18 +80,24 @@ _HARM = (r"(?:complications?|morbidity|mortality|deaths?|thrombos[ie]s|bleeding|
          r"infections?|recurrences?|pain|adverse|side[- ]effects?|akathisia|failures?|readmissions?|admissions?|"
          r"costs?|stay|hospitali[sz]ations?|toxicity|relapses?|events?)")  # fmt: skip
 _GOOD = r"(?:survival|success|efficacy|accuracy|sensitivity|specificity|response|control|healing|satisfaction)"
-_FAVOURS_FIRST = re.compile(
-    r"\b(?:better|superior|more (?:effective|efficacious|accurate|successful)|safer|preferable|preferred|"
-    r"outperform\w*|advantageous)\b"
-    rf"|\b(?:lower|fewer|less|reduced|decreased|shorter)\s+(?:[\w-]+\s+){{0,3}}?{_HARM}"
-    rf"|\b(?:higher|greater|more|improved|increased|better)\s+(?:[\w-]+\s+){{0,3}}?{_GOOD}",
-    re.IGNORECASE,
+
+
+def _favouring(plain: str, fewer: str, more: str) -> re.Pattern[str]:
+    """A cue that favours an option: a ``plain`` word ("superior"), ``fewer`` harms ("lower ... complications") or
+    ``more`` good outcomes ("higher ... survival"), up to three words apart."""
+    return re.compile(rf"\b(?:{plain})\b|\b(?:{fewer})\s+(?:[\w-]+\s+){{0,3}}?{_HARM}"
+                      rf"|\b(?:{more})\s+(?:[\w-]+\s+){{0,3}}?{_GOOD}", re.IGNORECASE)  # fmt: skip
+
+
+# The option named first in a sentence is favoured by _FAVOURS_FIRST, the one named second by _FAVOURS_SECOND.
+_FAVOURS_FIRST = _favouring(
+    "better|superior|more (?:effective|efficacious|accurate|successful)|safer|preferable|preferred|outperform\\w*"
+    "|advantageous",
+    "lower|fewer|less|reduced|decreased|shorter",
+    "higher|greater|more|improved|increased|better",
 )
-_FAVOURS_SECOND = re.compile(
-    r"\b(?:worse|inferior|less effective)\b"
-    rf"|\b(?:higher|greater|more|increased)\s+(?:[\w-]+\s+){{0,3}}?{_HARM}"
-    rf"|\b(?:lower|reduced|decreased|less)\s+(?:[\w-]+\s+){{0,3}}?{_GOOD}",
-    re.IGNORECASE,
+_FAVOURS_SECOND = _favouring(
+    "worse|inferior|less effective", "higher|greater|more|increased", "lower|reduced|decreased|less"
 )
 _SECOND = re.compile(r"\b(?:than|compared (?:with|to)|in comparison (?:with|to)|relative to|over|versus|vs\.?|to)\b",
                      re.IGNORECASE)  # fmt: skip
