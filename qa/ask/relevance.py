@@ -18,6 +18,9 @@ train half of the shared questions, the dev halves of the hand-labelled sets and
   that other records hold and this one does not: a record on statins and stroke, asked about statins and
   dementia while other records speak of dementia, is the collection's closest, not its answer
 
+A weak best passage gets a second opinion: the cosine of multilingual-e5-small (``qa.embed.second_opinion``, an
+encoder trained on other pairs than MiniLM), and under ``RelevanceModel.second_floor`` it is no answer at all.
+
 One more test sits beside the models, for a best record judged strong on a question asked on its own: ``rise``,
 how much closer (cosine) the record comes when the question's words it lacks are left out of the question
 (``RelevanceModel.rise_guard``). A near miss comes closer without the words it never names ("Do Amish
@@ -133,6 +136,7 @@ class RelevanceModel:
     doubt_lacking: float = 1.0  # ... nor, below ``sure``, when this share is; no record this short gives a verdict
     sure: float = 1.0
     rise_guard: float = 1.0  # ... nor when it comes this much closer to the question without the words it lacks
+    second_floor: float = 0.0  # a weak best passage under this e5 cosine (qa.embed.second_opinion) is no answer
 
     def judge(self, signals: Sequence[Signals]) -> list[float]:
         """Relevance of each record, best record first: its ``scope`` probability, the others' ``hit`` one."""
@@ -179,12 +183,11 @@ class RelevanceModel:
                         float(data["strong"]), str(data.get("trained_on", "")),
                         float(data.get("rare_guard", 1.0)), float(data.get("lacking_guard", 1.0)),
                         float(data.get("doubt_lacking", 1.0)), float(data.get("sure", 1.0)),
-                        float(data.get("rise_guard", 1.0)))  # fmt: skip
+                        float(data.get("rise_guard", 1.0)), float(data.get("second_floor", 0.0)))  # fmt: skip
         except (KeyError, TypeError, ValueError):
             raise QAError(f"{where}: not a relevance model for features {', '.join(FEATURES)}") from None
-        if not all(0 <= v <= 1 for v in (model.answer_floor, model.strong, model.doubt_lacking, model.sure)) or not (
-            0 < model.rise_guard <= 2
-        ):
+        unit = (model.answer_floor, model.strong, model.doubt_lacking, model.sure, model.second_floor)
+        if not all(0 <= v <= 1 for v in unit) or not (0 < model.rise_guard <= 2):
             raise QAError(f"{where}: relevance thresholds outside 0-1 (rise_guard: above 0, at most 2)")
         return model
 
@@ -206,7 +209,8 @@ class RelevanceModel:
         return {"features": list(FEATURES), "hit": self.hit.to_dict(), "scope": self.scope.to_dict(),
                 "answer_floor": self.answer_floor, "strong": self.strong, "rare_guard": self.rare_guard,
                 "lacking_guard": self.lacking_guard, "doubt_lacking": self.doubt_lacking, "sure": self.sure,
-                "rise_guard": self.rise_guard, "trained_on": self.trained_on}  # fmt: skip
+                "rise_guard": self.rise_guard, "second_floor": self.second_floor,
+                "trained_on": self.trained_on}  # fmt: skip
 
 
 def record_signals(

