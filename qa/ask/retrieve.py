@@ -16,8 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..embed import Embedder, check_same_model, is_exported
-from ..embed.second_opinion import SecondOpinion
+from ..embed import Embedder, SecondOpinion, check_same_model, is_exported
 from ..query import DEFAULT_MODE, MODES, Answer, Filters, Hit, Mode, Response, check_k, check_mode, check_question
 from ..records import Record
 from ..store import IndexStore, Manifest, Snapshot, set_threads

@@ -5,6 +5,7 @@
 - ``onnx``: the onnx-int8 backend, its export and the encoder folder's files; ``torch_backend``: PyTorch
 - ``models``: model names, where they load from, and refusing to mix two
 - ``chunk``: sentence-aligned passages that fit the model
+- ``second_opinion``: ``SecondOpinion`` -- a second encoder (multilingual-e5-small) asked of weak answers only
 """
 
 from .base import BackendOptions, EncoderBackend
@@ -19,6 +20,7 @@ from .models import (
     resolve_model_path,
 )
 from .registry import BACKENDS, DEFAULT_BACKEND, backend_class, is_exported, resolve_precision
+from .second_opinion import SecondOpinion
 
 __all__ = [
     "Embedder",
@@ -41,4 +43,5 @@ __all__ = [
     "ChunkerSpec",
     "ChunkSettings",
     "split_sentences",
+    "SecondOpinion",
 ]
