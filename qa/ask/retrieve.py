@@ -196,17 +196,13 @@ class Retriever:
         # relevance model read it at 0.063, over a floor of 0.061 (stop 30), since nothing in it is absent.
         wordless = query is None and not self.content_terms(question)
         if top is not None and isinstance(floor, float) and ((top.relevance or 0.0) < floor or wordless):
-            missing = self.snapshot.lexical.absent_words(question)
-            return Response(question, [], mode=mode, query=query, filters=filters,
-                            note=_nothing_relevant(top, missing, wordless))  # fmt: skip
+            return self._refused(question, top, mode, query, filters, wordless=wordless)
         left_out: list[str] = []
         if query is None:
             found, left_out = self._closer_without(question, found)
             top = found.hits[0] if found.hits else None
             if top is not None and relevance_floor == MODEL_FLOOR and self._unrelated(question, top):
-                missing = self.snapshot.lexical.absent_words(question)
-                return Response(question, [], mode=mode, query=query, filters=filters,
-                                note=_nothing_relevant(top, missing, unrelated=True))  # fmt: skip
+                return self._refused(question, top, mode, query, filters, unrelated=True)
         question_vector = found.query_vector if query is None else self.embedder.encode([question])[0]
         answering = {h.pmid for h in found.hits if h.rank == 1 or h.relevance_label == "strong"}
         hits = [h for h in found.hits if h.pmid in answering]
@@ -320,6 +316,15 @@ class Retriever:
             return found, []
         named = [w for w in words if english_frequency(w.lower()) < NAMED_ZIPF][:3] or words[:1]
         return replace(found, hits=[replace(h, relevance_label="weak") for h in found.hits]), named
+
+    def _refused(
+        self, question: str, closest: Hit, mode: Mode, query: str | None, filters: Filters, *,
+        wordless: bool = False, unrelated: bool = False,
+    ) -> Response:  # fmt: skip
+        """No hits, and one line on what the collection lacks and what came closest (``_nothing_relevant``)."""
+        missing = self.snapshot.lexical.absent_words(question)
+        note = _nothing_relevant(closest, missing, wordless, unrelated)
+        return Response(question, [], mode=mode, query=query, filters=filters, note=note)
 
     def _unrelated(self, question: str, top: Hit) -> bool:
         """Whether a weak best passage is no answer at all by the second opinion (``qa.embed.second_opinion``:

