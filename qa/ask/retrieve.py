@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -369,13 +370,16 @@ class Retriever:
 
     def _with_verdict(self, question: str, answer: Answer, pmids: list[str]) -> Answer:
         """The answer with the bottom line the answering records' conclusions give (``qa.ask.verdict``); none
-        read: "unclear"."""
+        read: "unclear". The best record's conclusion, which leads the bottom line (``combine``), is also read by
+        its e5 vector where the second opinion is at hand (one encoding, about 46 ms); the others, which can
+        only make it "mixed", by their words."""
         readings = []
         for pmid in pmids:
             record = self.snapshot.passages.record(pmid)
             quoted = " ".join(s.text for s in answer.sentences if s.pmid == pmid)
             text = conclusion_of(record.sections, quoted) if record is not None else quoted
-            readings.append(self.verdicts.read(text, question) if text else None)
+            vector = partial(self.second_opinion.passage_vector, text) if self.second_opinion and not readings else None
+            readings.append(self.verdicts.read(text, question, vector) if text else None)
         return replace(answer, verdict=combine(readings), verdict_pmids=tuple(pmids))
 
     def search(

