@@ -2,6 +2,7 @@
 
     python bench/serve.py                 # prints a table, writes bench/results/serve.json (about a minute)
     python bench/serve.py --requests 200  # more requests per level
+    python bench/serve.py --no-second-opinion  # the server without e5 (weak answers, yes/no conclusions)
 
 The server runs as its own process (``qa serve --port 0``), as a user would start it; the clients
 are threads of this process, each with its own keep-alive connection, asking the shared PubMedQA
@@ -26,10 +27,10 @@ from common import REPO, SHARED_QUERIES, corpus_index, write_results
 LEVELS = (1, 4, 8)
 
 
-def start_server(index) -> tuple[subprocess.Popen, str, float]:
+def start_server(index, *options: str) -> tuple[subprocess.Popen, str, float]:
     t0 = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "serve", "--index", str(index), "--port", "0"],
+        [sys.executable, "-m", "qa.cli", "serve", "--index", str(index), "--port", "0", *options],
         stderr=subprocess.PIPE, text=True, cwd=REPO,
     )  # fmt: skip
     line = process.stderr.readline()
@@ -84,14 +85,17 @@ def load(url: str, questions: list[str], clients: int, requests: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=120, help="requests per concurrency level (default 120)")
+    parser.add_argument("--no-second-opinion", action="store_true", help="serve with --no-second-opinion")
     args = parser.parse_args()
     index = corpus_index()
     with open(SHARED_QUERIES, encoding="utf-8") as fh:
         questions = [json.loads(line)["text"] for line in fh]
-    process, url, startup = start_server(index)
+    options = ("--no-second-opinion",) if args.no_second_opinion else ()
+    process, url, startup = start_server(index, *options)
     try:
-        load(url, questions[500:], 2, 20)  # warm-up: first requests pay for lazy imports and caches
-        rows = [load(url, questions, c, args.requests) for c in LEVELS]
+        load(url, questions[-20:], 2, 20)  # warm-up: first requests pay for lazy imports and caches
+        # Each level asks questions the server has not seen: none is answered from a cache the last level filled.
+        rows = [load(url, questions[i * args.requests : -20], c, args.requests) for i, c in enumerate(LEVELS)]
     finally:
         process.terminate()
         process.wait(30)
@@ -104,6 +108,7 @@ def main() -> None:
         "levels": rows,
         "targets": {"errors": 0, "p50_at_8_vs_single_max": 8.0},
         "machine": "2 shared cores; server and clients on the same machine",
+        "second_opinion": not args.no_second_opinion,
     }
     print(f"qa serve: first /health answer {startup:.2f} s after start")
     print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'p50 x1':>7}")

