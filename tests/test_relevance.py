@@ -482,6 +482,9 @@ def test_a_conclusion_is_encoded_once_and_the_cache_is_bounded(monkeypatch: pyte
     assert engine.passages == ["Statins reduced AF.", "B.", "C.", "B."]
     opinion.closeness("Do statins reduce AF?", "Statins reduced AF.")  # a question's closeness is never cached
     assert engine.passages[-1] == "Statins reduced AF."
+    huge = "x" * 2_000_000  # a hostile record's conclusion: cached, and encoded, as its first MAX_CHARS only
+    opinion.passage_vector(huge)
+    assert len(engine.passages[-1]) == second.MAX_CHARS and max(map(len, opinion._passages)) == second.MAX_CHARS
 
 
 def test_the_second_floor_is_read_from_the_model_and_checked(tmp_path: Path) -> None:

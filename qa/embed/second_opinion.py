@@ -66,16 +66,17 @@ class SecondOpinion:
         """The text's unit vector as an e5 passage (384 floats; what the verdict reader reads of a conclusion:
         ``qa.ask.verdict``), or None when the engine does not load. The last ``CACHED_PASSAGES`` are kept: a
         conversation, or a server's users, keep coming back to the same records' conclusions."""
+        key = _encodable(text)  # at most MAX_CHARS: a record with a megabyte of conclusion is held as 1,500 characters
         with self._lock:
-            if text in self._passages:
-                self._passages.move_to_end(text)
-                return self._passages[text]
-        vectors = self._encoded((("passage", text),))
+            if key in self._passages:
+                self._passages.move_to_end(key)
+                return self._passages[key]
+        vectors = self._encoded((("passage", key),))
         if vectors is None:
             return None
         vectors[0].setflags(write=False)  # one array for every caller: none may change it
         with self._lock:
-            self._passages[text] = vectors[0]
+            self._passages[key] = vectors[0]
             while len(self._passages) > CACHED_PASSAGES:
                 self._passages.popitem(last=False)
         return vectors[0]
