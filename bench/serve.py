@@ -1,8 +1,8 @@
 """HTTP load benchmark: ``qa serve`` on the shared index, 1, 4 and 8 concurrent clients on 127.0.0.1.
 
-    python bench/serve.py                 # prints a table, writes bench/results/serve.json (about a minute)
+    python bench/serve.py                 # prints a table, writes bench/results/serve.json (about two minutes)
     python bench/serve.py --requests 200  # more requests per level
-    python bench/serve.py --no-second-opinion  # the server without e5 (weak answers, yes/no conclusions)
+    python bench/serve.py --no-second-opinion  # without e5: bench/results/serve-no-second-opinion.json
 
 The server runs as its own process (``qa serve --port 0``), as a user would start it; the clients
 are threads of this process, each with its own keep-alive connection, asking the shared PubMedQA
@@ -90,12 +90,16 @@ def main() -> None:
     index = corpus_index()
     with open(SHARED_QUERIES, encoding="utf-8") as fh:
         questions = [json.loads(line)["text"] for line in fh]
+    most = (len(questions) - 20) // len(LEVELS)  # the last 20 warm the server up
+    if not 1 <= args.requests <= most:
+        sys.exit(f"serve.py: --requests must be 1-{most}: each level asks its own questions")
     options = ("--no-second-opinion",) if args.no_second_opinion else ()
     process, url, startup = start_server(index, *options)
     try:
         load(url, questions[-20:], 2, 20)  # warm-up: first requests pay for lazy imports and caches
         # Each level asks questions the server has not seen: none is answered from a cache the last level filled.
-        rows = [load(url, questions[i * args.requests : -20], c, args.requests) for i, c in enumerate(LEVELS)]
+        rows = [load(url, questions[i * args.requests : (i + 1) * args.requests], c, args.requests)
+                for i, c in enumerate(LEVELS)]  # fmt: skip
     finally:
         process.terminate()
         process.wait(30)
@@ -117,7 +121,7 @@ def main() -> None:
             f"{r['clients']:>7} {r['requests']:>8} {r['errors']:>6} {r['throughput_rps']:>7} "
             f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['p50_vs_single']:>7}"
         )
-    print(f"wrote {write_results('serve', result)}")
+    print(f"wrote {write_results('serve-no-second-opinion' if args.no_second_opinion else 'serve', result)}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from qa import Retriever
 from qa.ask.relevance import FEATURES, RelevanceModel
 from qa.ask.retrieve import NOTHING_RELEVANT
+from qa.ask.verdict import VerdictModel
 from qa.cli import app
 from qa.embed import Embedder
 from qa.embed.second_opinion import SecondOpinion
@@ -111,11 +113,17 @@ def test_out_of_scope_test_half_is_mostly_refused(retriever: Retriever) -> None:
     assert len(test) >= 40 and len(refused) >= 0.5 * len(test) and len(plain) <= 0.1 * len(test), plain
 
 
-def test_real_questions_are_answered(retriever: Retriever, queries: dict[str, tuple[str, str]], subset) -> None:
+def test_real_questions_are_answered(
+    small_index: Path, embedder: Embedder, queries: dict[str, tuple[str, str]], subset
+) -> None:
     """The shared questions whose record is in the small index: at most 1.5% refused (3 of 200). Without the second
     opinion 2 are ("... prostate cancer who develop oligometastases?": the abstract never says the word; "Would a
     man smell a rose then throw it away?"); with it 1 more, a title that names no subject ("Is the Distance Worth
-    It?"). The issue's 1% is measured by bench/quality.py over 1,270 real questions (9 refused, stop 37)."""
+    It?"). The issue's 1% is measured by bench/quality.py over 1,270 real questions (8 refused, stop 38). The
+    bottom line is read by words alone here: it comes after the refusal and cannot change it, and e5 reading 200
+    conclusions would add 10 s to the suite."""
+    words = replace(VerdictModel.load(), with_vector=None)
+    retriever = Retriever(small_index, embedder=embedder, verdicts=words)
     inside = {r.pmid for r in subset}
     asked = [q for q, pmid in queries.values() if pmid in inside]
     refused = [q for q in asked if not retriever.ask(q, k=3).hits]

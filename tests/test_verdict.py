@@ -14,6 +14,7 @@ import pytest
 from qa import Retriever
 from qa.ask.relevance import FEATURES, RelevanceModel
 from qa.ask.verdict import (
+    LABELS,
     VECTOR_SIZE,
     VERDICTS,
     VerdictModel,
@@ -327,10 +328,19 @@ def test_the_e5_reader_is_asked_only_where_the_classifier_reads_and_its_vector_i
     for broken in (None, np.zeros(10), np.full(VECTOR_SIZE, np.nan)):
         assert model.read(conclusion, question, vector_of(broken)) == words  # type: ignore[arg-type]
     assert len(asked) == 3
-    model.read(conclusion, "Is open repair better than endovascular repair for aortic aneurysm?", vector_of(None))
+    model.read(conclusion, "Is open repair better than endovascular repair for aortic aneurysm?",
+               vector_of(None))  # type: ignore[arg-type]
     assert len(asked) == 3
-    probabilities = model.with_vector.probabilities(conclusion, question, np.ones(VECTOR_SIZE) / VECTOR_SIZE**0.5)
-    assert probabilities != model.probabilities(conclusion, question)  # the vector moves the reading
+    # a conclusion that says plainly it is safe, asked only whether it is safe: read of harms, nothing encoded
+    assert model.read("The procedure was safe, with no major complications.", "Is the procedure safe?",
+                      vector_of(None)) == "yes" and len(asked) == 3  # type: ignore[arg-type]
+    # a vector that points along one label's coefficients makes the e5 reader say that label: it is read
+    for label in ("yes", "no"):
+        row = np.array(model.with_vector.vector_coef[LABELS.index(label)])
+        toward = row / np.linalg.norm(row)
+        said = model.with_vector.probabilities(conclusion, question, toward)
+        assert said[label] > model.with_vector.probabilities(conclusion, question, None)[label]
+        assert model.read(conclusion, question, lambda v=toward: v) == label
 
 
 def test_the_verdict_model_file_is_checked(tmp_path: Path) -> None:
@@ -345,10 +355,17 @@ def test_the_verdict_model_file_is_checked(tmp_path: Path) -> None:
     for broken in ({**inner, "vector_coef": [row[:-1] for row in inner["vector_coef"]]},
                    {**inner, "vector_coef": inner["vector_coef"][:2]},
                    {**inner, "abstain": 1.5}, {**inner, "intercept": ["nan", 0.0, 0.0]},
-                   {k: v for k, v in inner.items() if k != "vector_coef"}, [1, 2]):  # fmt: skip
+                   {k: v for k, v in inner.items() if k != "vector_coef"}, [1, 2], {**inner, "labels": 5},
+                   {**inner, "vector_coef": ["1" * VECTOR_SIZE] * 3}, {**inner, "abstain": 10**400}):  # fmt: skip
         path.write_text(json.dumps({**data, "with_vector": broken}))
         with pytest.raises(QAError, match="verdict model"):
             VerdictModel.load(path)
+    for text in ('{"vocabulary": {"a": 1e400}}', "[" * 100_000, "\udcff"):
+        path.write_text(text, errors="surrogateescape")
+        with pytest.raises(QAError, match="verdict model"):
+            VerdictModel.load(path)
+    with pytest.raises(QAError, match="cannot read"):
+        VerdictModel.load(tmp_path / "missing.json")
 
 
 class FixedVector(SecondOpinion):

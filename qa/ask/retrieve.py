@@ -378,7 +378,10 @@ class Retriever:
             record = self.snapshot.passages.record(pmid)
             quoted = " ".join(s.text for s in answer.sentences if s.pmid == pmid)
             text = conclusion_of(record.sections, quoted) if record is not None else quoted
-            vector = partial(self.second_opinion.passage_vector, text) if self.second_opinion and not readings else None
+            # Read from the answer sentences when a record has no CONCLUSIONS: the reader learned from conclusions,
+            # which every shared record has; its sentences chosen for stating a finding are the nearest text.
+            opinion = self.second_opinion if not readings else None
+            vector = partial(opinion.passage_vector, text) if opinion is not None else None
             readings.append(self.verdicts.read(text, question, vector) if text else None)
         return replace(answer, verdict=combine(readings), verdict_pmids=tuple(pmids))
 

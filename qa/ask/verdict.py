@@ -229,6 +229,9 @@ class VerdictModel:
         comparison = compared_options(question)
         if comparison is not None:  # which option it favours, not whether its finding is positive
             return comparison_verdict(text, comparison)
+        safety = asks_about_safety(question)
+        if safety and not _needs_reading(text, question):
+            return reads_safe(text)  # what it says of harms, whatever the classifier reads: no encoding
         model, seen = self, None
         if self.with_vector is not None and vector is not None:
             seen = _usable(vector())
@@ -237,7 +240,7 @@ class VerdictModel:
         label = max(probabilities, key=probabilities.__getitem__)
         sure = probabilities[label] >= model.abstain and not (label == "yes" and speaks_against(text))
         read = label if sure else None
-        return _safety_verdict(text, question, read) if asks_about_safety(question) else read
+        return _safety_verdict(text, question, read) if safety else read
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> VerdictModel:
@@ -245,10 +248,14 @@ class VerdictModel:
         if path is None:
             text, where = resources.files("qa.data").joinpath("verdict.json").read_text(encoding="utf-8"), "verdict"
         else:
-            text, where = Path(path).read_text(encoding="utf-8"), str(path)
+            where = str(path)
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise QAError(f"{where}: cannot read the verdict model ({type(e).__name__})") from None
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise QAError(f"{where}: not a verdict model") from None
         model = _model_from(data, where, vector=False)
         if isinstance(data, dict) and data.get("with_vector") is not None:
@@ -268,19 +275,23 @@ class VerdictModel:
 
 def _model_from(data: Any, where: str, *, vector: bool) -> VerdictModel:
     """One reader from its JSON, its sizes checked; ``vector``: it must carry ``vector_coef`` too."""
+
+    def rows(value: Any) -> tuple[tuple[float, ...], ...]:
+        if not isinstance(value, list) or not all(isinstance(row, list) for row in value):
+            raise TypeError  # a row of digits as one string would otherwise read as that many numbers
+        return tuple(tuple(map(float, row)) for row in value)
+
     try:
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or not isinstance(data.get("labels"), list):
             raise TypeError
-        vector_coef = tuple(tuple(map(float, row)) for row in data["vector_coef"]) if vector else ()
         model = VerdictModel({str(k): int(v) for k, v in data["vocabulary"].items()}, tuple(map(float, data["idf"])),
-                             tuple(tuple(map(float, row)) for row in data["coef"]),
-                             tuple(map(float, data["intercept"])), float(data["abstain"]),
-                             str(data.get("trained_on", "")), vector_coef)  # fmt: skip
-    except (KeyError, TypeError, ValueError, AttributeError):
+                             rows(data["coef"]), tuple(map(float, data["intercept"])), float(data["abstain"]),
+                             str(data.get("trained_on", "")), rows(data["vector_coef"]) if vector else ())  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         raise QAError(f"{where}: not a verdict model") from None
     size = len(model.idf)
     numbers = [*model.idf, *model.intercept, model.abstain, *(v for row in model.coef + model.vector_coef for v in row)]
-    if (list(data.get("labels", [])) != list(LABELS) or len(model.coef) != len(LABELS)
+    if (data["labels"] != list(LABELS) or len(model.coef) != len(LABELS)
             or any(len(row) != size for row in model.coef) or len(model.intercept) != len(LABELS)
             or any(not 0 <= i < size for i in model.vocabulary.values())
             or (vector and (len(model.vector_coef) != len(LABELS)
@@ -297,6 +308,12 @@ def _usable(vector: np.ndarray | None) -> np.ndarray | None:
         return None
     vector = np.asarray(vector, dtype=np.float64).reshape(-1)
     return vector if vector.shape == (VECTOR_SIZE,) and np.isfinite(vector).all() else None
+
+
+def _needs_reading(text: str, question: str) -> bool:
+    """Whether a safety question's verdict also takes the classifier's reading (``_safety_verdict``): only when the
+    conclusion says plainly safe or not and the question also asks whether it works."""
+    return reads_safe(text) in ("yes", "no") and bool(_ASKS_BENEFIT.search(question))
 
 
 def _safety_verdict(text: str, question: str, read: str | None) -> str | None:

@@ -146,7 +146,7 @@ class OnnxEncoder:
                 options.intra_op_num_threads = threads
             # A pool thread that spins after a run steals a core from whatever runs next: concurrent callers, the
             # build's chunker, or e5 reading the conclusion of a yes/no answer, which took a warm ask's median on
-            # the shared titles from 66 ms to 122 ms while ONNX's threads spun (2 cores, stop 38).
+            # the shared titles from 63 ms to 122 ms while ONNX's threads spun (2 cores, stop 38).
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = ort.InferenceSession(
                 str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]

