@@ -53,6 +53,7 @@ from qa.records import Record, record_to_dict  # noqa: E402
 from qa.store import DEFAULT_NPROBE, IndexStore, VectorIndex  # noqa: E402
 
 QUESTION = "Which IL-6 inhibitors are clinically registered?"
+YES_NO_QUESTION = "Do statins before cardiac surgery prevent atrial fibrillation?"  # a bottom line: e5 is loaded
 
 
 def median_time(fn, runs: int) -> tuple[float, list[float]]:
@@ -350,11 +351,12 @@ def incremental(index: Path, runs: int) -> dict:
             "noop_seconds": round(noop, 2)}  # fmt: skip
 
 
-def cold_ask(index: Path, runs: int) -> dict:
+def cold_ask(index: Path, runs: int, question: str = QUESTION) -> dict:
+    """A new ``qa ask`` process per run. ``YES_NO_QUESTION`` also loads e5 and reads its bottom line with it."""
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "qa.cli", "ask", QUESTION, "--index", str(index)], check=True,
+        subprocess.run([sys.executable, "-m", "qa.cli", "ask", question, "--index", str(index)], check=True,
                        capture_output=True, cwd=REPO)  # fmt: skip
         times.append(time.perf_counter() - t0)
     return {"median_seconds": round(statistics.median(times), 3), "runs": [round(t, 3) for t in times]}
@@ -406,6 +408,7 @@ def ask_latency(index: Path, runs: int) -> dict:
             out[label] = {"questions": len(questions), "p50_ms": round(float(np.percentile(times, 50)), 1),
                           "p99_ms": round(float(np.percentile(times, 99)), 1)}  # fmt: skip
     out["cold_ask"] = cold_ask(index, max(3, runs))
+    out["cold_ask_yes_no"] = cold_ask(index, max(3, runs), YES_NO_QUESTION)
     return out
 
 
@@ -416,6 +419,7 @@ def ask_table(a: dict) -> list[tuple[str, str]]:
         (f"warm ask p50 / p99, natural questions ({a['natural']['questions']})",
          f"{a['natural']['p50_ms']} / {a['natural']['p99_ms']} ms"),
         ("cold `qa ask` (new process), median", f"{a['cold_ask']['median_seconds']} s"),
+        ("  the same, a yes/no question (loads e5)", f"{a['cold_ask_yes_no']['median_seconds']} s"),
     ]  # fmt: skip
 
 
