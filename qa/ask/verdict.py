@@ -230,8 +230,9 @@ class VerdictModel:
         if comparison is not None:  # which option it favours, not whether its finding is positive
             return comparison_verdict(text, comparison)
         safety = asks_about_safety(question)
-        if safety and not _needs_reading(text, question):
-            return reads_safe(text)  # what it says of harms, whatever the classifier reads: no encoding
+        safe = reads_safe(text) if safety else None
+        if safety and (safe not in ("yes", "no") or not _ASKS_BENEFIT.search(question)):
+            return safe  # what it says of harms, whatever the classifier reads: nothing to encode
         model, seen = self, None
         if self.with_vector is not None and vector is not None:
             seen = _usable(vector())
@@ -240,7 +241,10 @@ class VerdictModel:
         label = max(probabilities, key=probabilities.__getitem__)
         sure = probabilities[label] >= model.abstain and not (label == "yes" and speaks_against(text))
         read = label if sure else None
-        return _safety_verdict(text, question, read) if safety else read
+        if not safety:
+            return read
+        # a safety question that also asks whether it works ("safe and effective"): "maybe" where they disagree
+        return "maybe" if read in ("yes", "no") and read != safe else safe
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> VerdictModel:
@@ -308,22 +312,6 @@ def _usable(vector: np.ndarray | None) -> np.ndarray | None:
         return None
     vector = np.asarray(vector, dtype=np.float64).reshape(-1)
     return vector if vector.shape == (VECTOR_SIZE,) and np.isfinite(vector).all() else None
-
-
-def _needs_reading(text: str, question: str) -> bool:
-    """Whether a safety question's verdict also takes the classifier's reading (``_safety_verdict``): only when the
-    conclusion says plainly safe or not and the question also asks whether it works."""
-    return reads_safe(text) in ("yes", "no") and bool(_ASKS_BENEFIT.search(question))
-
-
-def _safety_verdict(text: str, question: str, read: str | None) -> str | None:
-    """A safety question's reading: what the conclusion says of harms (``reads_safe``), none when it says
-    nothing of them; "maybe" when the question also asks whether it works ("safe and effective") and the
-    classifier's sure reading of the conclusion says otherwise."""
-    safe = reads_safe(text)
-    if safe in ("yes", "no") and _ASKS_BENEFIT.search(question) and read in ("yes", "no") and read != safe:
-        return "maybe"
-    return safe
 
 
 def combine(readings: Sequence[str | None]) -> str:

